@@ -1,0 +1,208 @@
+//! The sentence encoder: a BERT-family transformer (all-MiniLM-L6-v2 by default) in burn,
+//! tokenized by the tokenizers crate, mean-pooled and L2-normalised, at parity with
+//! sentence-transformers.
+//!
+//! [`Encoder::load`] takes the model's files as bytes ([`ModelFiles`]); reading them
+//! from a folder or a URL is the caller's job (the native helpers in [`crate::native`],
+//! or JavaScript in the browser).
+
+mod config;
+mod model;
+mod pooling;
+mod tokenize;
+pub mod weights;
+pub mod web;
+
+use burn::prelude::*;
+
+pub use config::{Activation, BertConfig};
+pub use model::{BertEmbeddings, BertModel, EncoderLayer, SelfAttention};
+pub use pooling::mean_pool_normalized;
+pub use tokenize::{MAX_TEXT_BYTES, PaddedBatch, TextTokenizer, pad_batch};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The files of a sentence encoder, as bytes.
+#[derive(Clone, Debug, Default)]
+pub struct ModelFiles {
+    /// Hugging Face `config.json`.
+    pub config: Vec<u8>,
+    /// `tokenizer.json`.
+    pub tokenizer: Vec<u8>,
+    /// `model.safetensors`, Hugging Face names (f32/f16/bf16) or the localrec web copy (f16).
+    pub weights: Vec<u8>,
+    /// sentence-transformers' `sentence_bert_config.json`, when the model has one; it sets
+    /// the truncation length (256 for all-MiniLM-L6-v2).
+    pub sentence_config: Option<Vec<u8>>,
+}
+
+/// Default number of texts run through the model at once.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Sentence embeddings: `len` rows of `dims` values, row-major, each of unit length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embeddings {
+    /// Width of each row.
+    pub dims: usize,
+    /// `len * dims` values.
+    pub data: Vec<f32>,
+}
+
+impl Embeddings {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        if self.dims == 0 { 0 } else { self.data.len() / self.dims }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dims..(i + 1) * self.dims]
+    }
+
+    /// Iterates over rows.
+    pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.data.chunks_exact(self.dims.max(1))
+    }
+}
+
+/// A loaded sentence encoder on one burn device.
+#[derive(Debug)]
+pub struct Encoder {
+    config: BertConfig,
+    tokenizer: TextTokenizer,
+    model: BertModel,
+    device: Device,
+}
+
+impl Encoder {
+    /// Parses the config and tokenizer, checks and loads the weights onto `device`.
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        let config = BertConfig::from_json(&files.config, files.sentence_config.as_deref())?;
+        let tokenizer = TextTokenizer::from_json(&files.tokenizer, config.max_seq_length)?;
+        let tensors = weights::read_weights(&files.weights, &config)?;
+        let model = weights::build_model(&tensors, &config, device)?;
+        Ok(Self { config, tokenizer, model, device: device.clone() })
+    }
+
+    /// Width of the embeddings (384 for MiniLM).
+    pub fn dims(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// The architecture in use.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The tokenizer in use.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of each text, truncated to the model's maximum length.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.tokenizer.encode(t).map_err(|e| e.context(format!("text {i}"))))
+            .collect()
+    }
+
+    /// Embeds texts in batches of [`DEFAULT_BATCH_SIZE`]; rows come back in input order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
+        self.embed_tokens(&self.tokenize(texts)?, DEFAULT_BATCH_SIZE)
+    }
+
+    /// Embeds already-tokenized sequences, `batch_size` at a time.
+    ///
+    /// Sequences are grouped by length before batching so little compute goes to padding;
+    /// the rows still come back in input order.
+    pub fn embed_tokens(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
+        let dims = self.dims();
+        let mut data = vec![0.0f32; sequences.len() * dims];
+        for (indices, padded) in self.plan_batches(sequences, batch_size)? {
+            let rows = self.read_rows(self.forward_batch(&padded), padded.batch)?;
+            for (k, &i) in indices.iter().enumerate() {
+                data[i * dims..(i + 1) * dims].copy_from_slice(&rows[k * dims..(k + 1) * dims]);
+            }
+        }
+        Ok(Embeddings { dims, data })
+    }
+
+    /// Validates sequences and groups them, shortest first, into padded batches.
+    fn plan_batches(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Vec<(Vec<usize>, PaddedBatch)>> {
+        if batch_size == 0 {
+            return Err(Error::new(ErrorKind::Input, "batch size must be at least 1"));
+        }
+        for (i, seq) in sequences.iter().enumerate() {
+            if seq.is_empty() || seq.len() > self.config.max_seq_length {
+                return Err(Error::new(
+                    ErrorKind::Input,
+                    format!("sequence {i} has {} tokens; expected 1..={}", seq.len(), self.config.max_seq_length),
+                ));
+            }
+            if let Some(&id) = seq.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+                return Err(Error::new(
+                    ErrorKind::Input,
+                    format!("sequence {i} holds token id {id}, outside the vocabulary of {}", self.config.vocab_size),
+                ));
+            }
+        }
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        // Stable: equal lengths keep input order, so results never depend on sort details.
+        order.sort_by_key(|&i| sequences[i].len());
+        Ok(order
+            .chunks(batch_size)
+            .map(|chunk| {
+                let seqs: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
+                (chunk.to_vec(), pad_batch(&seqs, self.config.pad_token_id))
+            })
+            .collect())
+    }
+
+    /// Runs the model and pooling over one padded batch, leaving the result on the device.
+    ///
+    /// # Shapes
+    /// - output: `[padded.batch, hidden]`
+    pub fn forward_batch(&self, padded: &PaddedBatch) -> Tensor<2> {
+        let shape = [padded.batch, padded.seq];
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), shape), &self.device);
+        let mask = Tensor::<2>::from_data(TensorData::new(padded.mask.clone(), shape), &self.device);
+        let hidden = self.model.forward(ids, padded.has_padding.then(|| mask.clone()));
+        mean_pool_normalized(hidden, mask)
+    }
+
+    fn read_rows(&self, pooled: Tensor<2>, batch: usize) -> Result<Vec<f32>> {
+        let data = pooled
+            .try_into_data()
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("reading embeddings from the device failed: {e:?}")))?;
+        let rows = data
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("embeddings came back in an unexpected type: {e:?}")))?;
+        if rows.len() != batch * self.dims() {
+            return Err(Error::new(ErrorKind::Backend, "the device returned a wrongly sized embedding batch"));
+        }
+        Ok(rows)
+    }
+}
+
+/// Cosine similarity of two vectors (`0.0` when either is all zeros).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        dot += x as f64 * y as f64;
+        na += x as f64 * x as f64;
+        nb += y as f64 * y as f64;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na.sqrt() * nb.sqrt())) as f32 }
+}
