@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh wasm
 target_dir=${CARGO_TARGET_DIR:-target}
-cargo build --lib --release --target wasm32-unknown-unknown --no-default-features
+CARGO_PROFILE_RELEASE_LTO=thin cargo build --lib --release --target wasm32-unknown-unknown --no-default-features
 mkdir -p pkg/wasm
 wasm-bindgen --target web --no-typescript --out-dir pkg/wasm --out-name localrec_wasm \
   "$target_dir/wasm32-unknown-unknown/release/localrec.wasm"
-wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   pkg/wasm/localrec_wasm_bg.wasm -o pkg/wasm/localrec_wasm_bg.wasm
 ls -l pkg/wasm/localrec_wasm_bg.wasm | awk '{printf "pkg/wasm/localrec_wasm_bg.wasm: %d bytes\n", $5}'

@@ -2,7 +2,7 @@
 # Installs what the project needs, idempotently and quickly when it is all present.
 #
 #   scripts/setup.sh native   Rust tests: Vulkan CPU driver (lavapipe) for wgpu, the model
-#   scripts/setup.sh wasm     + wasm32 target, wasm-bindgen-cli at the Cargo.lock version, wasm-opt
+#   scripts/setup.sh wasm     wasm32 target, wasm-bindgen-cli at the Cargo.lock version, wasm-opt (npm binaryen)
 #   scripts/setup.sh browser  + Debian chromium and chromedriver, npm packages for browser tests
 #   scripts/setup.sh demo     what `make demo` needs (wasm + the model)
 #   scripts/setup.sh test     what `make test` needs (everything above)
@@ -36,7 +36,7 @@ setup_native() {
 setup_wasm() {
   rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
     || rustup target add wasm32-unknown-unknown
-  apt_install binaryen
+  setup_npm
   # wasm-bindgen-cli must match the wasm-bindgen crate version exactly.
   [ -f Cargo.lock ] || cargo generate-lockfile
   local version
@@ -47,11 +47,18 @@ setup_wasm() {
   fi
 }
 
-setup_browser() {
-  apt_install chromium chromium-driver fonts-liberation
-  if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm packages: binaryen (wasm-opt; Debian's is too old for the wasm Rust emits now) and
+# playwright-core (drives Debian's chromium; it never downloads a browser).
+setup_npm() {
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
+}
+
+setup_browser() {
+  apt_install chromium chromium-driver fonts-liberation
+  setup_npm
 }
 
 case "$want" in

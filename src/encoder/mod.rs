@@ -39,6 +39,14 @@ pub struct ModelFiles {
 /// Default number of texts run through the model at once.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
+/// Most padded tokens in one model call: bounds the attention scores' memory for long texts.
+const MAX_BATCH_TOKENS: usize = 8192;
+
+/// Sequences at most this long batch together whatever their lengths; longer ones are
+/// split off once the padded length would pass twice the shortest, so padding never
+/// costs more than the real tokens.
+const SHORT_SEQUENCE: usize = 16;
+
 /// Sentence embeddings: `len` rows of `dims` values, row-major, each of unit length.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Embeddings {
@@ -125,8 +133,9 @@ impl Encoder {
 
     /// Embeds already-tokenized sequences, `batch_size` at a time.
     ///
-    /// Sequences are grouped by length before batching so little compute goes to padding;
-    /// the rows still come back in input order.
+    /// Sequences are sorted by length and cut into batches of at most `batch_size` whose
+    /// padding stays small (see `group_by_length`); the rows still
+    /// come back in input order.
     pub fn embed_tokens(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
         let dims = self.dims();
         let mut data = vec![0.0f32; sequences.len() * dims];
@@ -158,14 +167,14 @@ impl Encoder {
                 ));
             }
         }
-        let mut order: Vec<usize> = (0..sequences.len()).collect();
-        // Stable: equal lengths keep input order, so results never depend on sort details.
-        order.sort_by_key(|&i| sequences[i].len());
-        Ok(order
-            .chunks(batch_size)
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let batches = group_by_length(&lengths, batch_size);
+        Ok(batches
+            .into_iter()
             .map(|chunk| {
                 let seqs: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
-                (chunk.to_vec(), pad_batch(&seqs, self.config.pad_token_id))
+                let padded = pad_batch(&seqs, self.config.pad_token_id);
+                (chunk, padded)
             })
             .collect())
     }
@@ -196,6 +205,34 @@ impl Encoder {
     }
 }
 
+/// Cuts sequences of the given lengths into batches: indices sorted by length (stable, so
+/// equal lengths keep input order), at most `batch_size` per batch, at most
+/// `MAX_BATCH_TOKENS` padded tokens, and a new batch once the padded length would pass
+/// twice the batch's shortest sequence (sequences up to `SHORT_SEQUENCE` tokens always fit).
+fn group_by_length(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let mut batches = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for i in order {
+        let len = lengths[i];
+        if let Some(&first) = current.first() {
+            // Lengths ascend, so `len` would be the batch's padded length.
+            let full = current.len() >= batch_size;
+            let too_many_tokens = len * (current.len() + 1) > MAX_BATCH_TOKENS;
+            let too_much_padding = len > 2 * lengths[first].max(SHORT_SEQUENCE);
+            if full || too_many_tokens || too_much_padding {
+                batches.push(std::mem::take(&mut current));
+            }
+        }
+        current.push(i);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
 /// Cosine similarity of two vectors (`0.0` when either is all zeros).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
@@ -205,4 +242,36 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         nb += y as f64 * y as f64;
     }
     if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na.sqrt() * nb.sqrt())) as f32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_size_padding_and_token_limits_and_cover_every_index_once() {
+        let lengths = [5, 256, 3, 12, 40, 7, 200, 3, 30, 256];
+        let batches = group_by_length(&lengths, 4);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for batch in &batches {
+            assert!(batch.len() <= 4);
+            let max = batch.iter().map(|&i| lengths[i]).max().unwrap();
+            let min = batch.iter().map(|&i| lengths[i]).min().unwrap();
+            assert!(max <= 2 * min.max(SHORT_SEQUENCE), "{batch:?}");
+            assert!(max * batch.len() <= MAX_BATCH_TOKENS);
+        }
+        // Short texts share a batch; the two 256-token texts share theirs.
+        assert_eq!(batches[0], vec![2, 7, 0, 5]);
+        assert!(batches.contains(&vec![1, 9]) || batches.contains(&vec![6, 1, 9]));
+    }
+
+    #[test]
+    fn long_sequences_are_capped_by_the_token_budget() {
+        let lengths = vec![256; 100];
+        for batch in group_by_length(&lengths, 128) {
+            assert!(batch.len() * 256 <= MAX_BATCH_TOKENS);
+        }
+    }
 }

@@ -1,12 +1,11 @@
 //! The `localrec` binary: `embed` speaks the golden fixture's format and fails clearly on
 //! bad lines; `export-web` writes a verifiable web copy.
 
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::{golden, model_dir};
+use super::common::{golden, model_dir};
 use localrec::cosine;
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {

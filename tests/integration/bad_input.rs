@@ -1,8 +1,7 @@
 //! Bad input to the library never panics: it gives a correct result or a clear error.
 
-mod common;
 
-use common::{golden, model_files};
+use super::common::{golden, model_files};
 use localrec::native::NativeBackend;
 use localrec::{Encoder, ErrorKind, ModelFiles, cosine};
 

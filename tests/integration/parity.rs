@@ -2,9 +2,8 @@
 //! within tolerance, for the f32 weights and the f16 web copy, on burn's CPU backend (Flex)
 //! and on wgpu (Mesa lavapipe on machines without a GPU: the test fails if no adapter works).
 
-mod common;
 
-use common::{Golden, golden, max_abs_diff, model_files, web_model_files};
+use super::common::{Golden, golden, max_abs_diff, model_files, web_model_files};
 use localrec::native::NativeBackend;
 use localrec::{Encoder, ModelFiles, cosine};
 

@@ -1,7 +1,5 @@
 //! Shared helpers for the integration tests: the golden fixture and the model folder.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 
 use localrec::ModelFiles;
