@@ -32,7 +32,7 @@ mod tests {
         // One sequence, two real tokens and one padding row holding huge values.
         let hidden = Tensor::<3>::from_floats([[[3.0, 0.0], [1.0, 0.0], [1000.0, -1000.0]]], &device);
         let mask = Tensor::<2>::from_floats([[1.0, 1.0, 0.0]], &device);
-        let pooled = mean_pool_normalized(hidden, mask).into_data().to_vec::<f32>().unwrap();
+        let pooled = mean_pool_normalized(hidden, mask).into_data().try_to_vec::<f32>().unwrap();
         assert!((pooled[0] - 1.0).abs() < 1e-6 && pooled[1].abs() < 1e-6, "{pooled:?}");
     }
 
@@ -41,7 +41,7 @@ mod tests {
         let device = Device::flex();
         let hidden = Tensor::<3>::from_floats([[[3.0, 4.0], [3.0, 4.0]], [[-1.0, 1.0], [0.0, 0.0]]], &device);
         let mask = Tensor::<2>::from_floats([[1.0, 1.0], [1.0, 0.0]], &device);
-        let pooled = mean_pool_normalized(hidden, mask).into_data().to_vec::<f32>().unwrap();
+        let pooled = mean_pool_normalized(hidden, mask).into_data().try_to_vec::<f32>().unwrap();
         for row in pooled.chunks(2) {
             let norm = (row[0] * row[0] + row[1] * row[1]).sqrt();
             assert!((norm - 1.0).abs() < 1e-6, "{row:?}");
