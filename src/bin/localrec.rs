@@ -268,8 +268,6 @@ fn bench_one(model: &Path, backend: NativeBackend, seconds: f64) -> Result<serde
         let elapsed = start.elapsed().as_secs_f64();
         let per_s = sentences as f64 / elapsed;
         rows.push(serde_json::json!({
-            // Short items cost about 0.4 GFLOP each; at the ~200 GFLOP/s a tuned AVX
-            // kernel reaches on 2 cores that is ~450 items/s: the ceiling this compares to.
             "share_of_cpu_ceiling": (kind == "short" && backend == NativeBackend::Cpu)
                 .then(|| per_s / CPU_CEILING_SHORT_PER_S),
             "workload": kind,

@@ -22,6 +22,12 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("localrec finishes")
 }
 
+/// Asserts the run failed and returns what it printed on stderr.
+fn failure_message(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn embed(stdin: &[u8]) -> Output {
     let dir = model_dir();
     run(&["embed", "--model", dir.to_str().unwrap(), "--batch", "4"], stdin)
@@ -58,8 +64,7 @@ fn embed_of_empty_input_prints_nothing_and_succeeds() {
 #[test]
 fn embed_names_the_line_with_invalid_json() {
     let out = embed(b"{\"text\": \"fine\"}\n{\"text\": oops}\n");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_message(&out);
     assert!(err.contains("line 2") && err.contains("json"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.stdout.is_empty(), "nothing is written before the input is known good");
@@ -68,16 +73,14 @@ fn embed_names_the_line_with_invalid_json() {
 #[test]
 fn embed_names_the_line_with_invalid_utf8() {
     let out = embed(b"{\"text\": \"fine\"}\n{\"text\": \"bad \xff\xfe\"}\n");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_message(&out);
     assert!(err.contains("line 2") && err.contains("utf-8"), "{err}");
 }
 
 #[test]
 fn embed_refuses_a_missing_model_folder_clearly() {
     let out = run(&["embed", "--model", "/nonexistent/model"], b"{\"text\": \"a\"}\n");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_message(&out);
     assert!(err.contains("/nonexistent/model") && !err.contains("panicked"), "{err}");
 }
 
