@@ -4,7 +4,10 @@
 #                http://127.0.0.1:8080/ (PORT overrides the port)
 #   make test    every test: Rust unit, integration and parity tests, browser tests
 #   make pkg     build the npm package in pkg/ (wasm-bindgen + wasm-opt)
-#   make bench   encoder benchmark, native CPU and wgpu: table + bench-results/*.json
+#   make bench   both encoder benchmarks below
+#   make bench-native   native CPU and wgpu: table + bench-results/encoder-native.json
+#   make bench-browser  in headless Chromium beside transformers.js (needs the peers folder
+#                ../shared/bench/peers, or BENCH_ARGS=--no-peers): bench-results/encoder-browser.json
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,7 +18,7 @@ MODEL := .cache/models/all-MiniLM-L6-v2
 WEB_MODEL := .cache/web-model/all-MiniLM-L6-v2
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/localrec.wasm
 
-.PHONY: demo serve test test-rust test-browser pkg bench cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg bench bench-native bench-browser cli web-model setup-demo setup-test clean
 
 demo: setup-demo pkg web-model serve
 
@@ -47,10 +50,18 @@ web-model: cli
 pkg:
 	./scripts/build-pkg.sh
 
-bench: cli
+bench: bench-native bench-browser
+
+bench-native: cli
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
 	$(BIN) bench --model $(MODEL) --json bench-results/encoder-native.json
+
+# Measures the package as `make pkg` builds it and the f16 web model (plus the original f32
+# model, fetched by web-model). BENCH_ARGS: --quick, --no-peers, --backends cpu,webgpu, ...
+bench-browser: pkg web-model
+	./scripts/setup.sh browser
+	node bench/browser/run.mjs $(BENCH_ARGS)
 
 clean:
 	rm -rf pkg/wasm bench-results

@@ -1,6 +1,9 @@
 // localrec: the browser library's entry module. Everything heavy runs in a Web Worker
 // (worker.js); this module only posts messages, so the page's main thread stays free.
 
+/** The Cache Storage cache that keeps verified model files: `caches.delete(MODEL_CACHE_NAME)` empties it. */
+export { CACHE_NAME as MODEL_CACHE_NAME } from './fetch.js';
+
 /** An error from localrec, with a stable `code` such as `localrec/network`. */
 export class LocalrecError extends Error {
   constructor(code, message) {
@@ -16,25 +19,42 @@ class WorkerClient {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.nextId = 1;
     this.pending = new Map();
+    // Set once the worker is gone, so later calls reject at once instead of never settling.
+    this.dead = null;
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
       // The worker script itself failed (e.g. the wasm could not be fetched): reject all.
       event.preventDefault?.();
-      const err = new LocalrecError('localrec/worker', `the localrec worker failed: ${event.message ?? 'unknown error'}`);
-      for (const { reject } of this.pending.values()) reject(err);
-      this.pending.clear();
+      this.fail(new LocalrecError('localrec/worker', `the localrec worker failed: ${event.message ?? 'unknown error'}`));
     };
   }
 
   call(message, onProgress) {
+    if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ ...message, id });
+      try {
+        this.worker.postMessage({ ...message, id });
+      } catch (e) {
+        // Something in the message cannot be cloned; the worker never saw it.
+        this.pending.delete(id);
+        reject(new LocalrecError('localrec/input', `cannot send ${message.op} to the worker: ${e.message}`));
+      }
     });
   }
 
+  fail(err) {
+    this.dead = err;
+    for (const { reject } of this.pending.values()) reject(err);
+    this.pending.clear();
+  }
+
   receive(data) {
+    if (data.lost) {
+      this.fail(new LocalrecError('localrec/backend-lost', data.lost));
+      return;
+    }
     const entry = this.pending.get(data.id);
     if (!entry) return;
     if (data.progress) {
@@ -52,10 +72,28 @@ class WorkerClient {
 
   terminate() {
     this.worker.terminate();
-    const err = new LocalrecError('localrec/closed', 'the encoder was closed');
-    for (const { reject } of this.pending.values()) reject(err);
-    this.pending.clear();
+    this.fail(new LocalrecError('localrec/closed', 'the encoder was closed'));
   }
+}
+
+// Checked here rather than in the worker: a value that cannot be cloned (a function, a
+// symbol) would otherwise fail in postMessage with a DOMException and no localrec code.
+function checkTexts(texts, method) {
+  if (!Array.isArray(texts)) {
+    throw new LocalrecError('localrec/input', `${method}() takes an array of strings, not ${describe(texts)}`);
+  }
+  for (let i = 0; i < texts.length; i++) {
+    if (typeof texts[i] !== 'string') {
+      throw new LocalrecError('localrec/input', `${method}(): text ${i} is ${describe(texts[i])}, not a string`);
+    }
+  }
+}
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  const type = typeof value;
+  return type === 'undefined' ? 'undefined' : `a${/^[aeiou]/.test(type) ? 'n' : ''} ${type}`;
 }
 
 /**
@@ -68,12 +106,20 @@ class WorkerClient {
  */
 export class Encoder {
   /** @private */
-  constructor(client, info) {
+  constructor(client, info, modelUrl) {
     this.client = client;
     /** The backend in use: `'cpu'` or `'webgpu'`. */
     this.backend = info.backend;
     /** Width of the embeddings. */
     this.dims = info.dims;
+    /** With `backend: 'auto'`: each backend's measured speed and why one was chosen. */
+    this.calibration = info.calibration ?? null;
+    /** On WebGPU: the adapter in use (`vendor`, `architecture`, `description`); else null. */
+    this.adapter = info.adapter ?? null;
+    /** Set when WebGPU failed after loading and the encoder moved to the CPU: why. */
+    this.fallbackReason = null;
+    this.modelUrl = modelUrl;
+    this.switching = null;
     this.closed = false;
   }
 
@@ -90,7 +136,7 @@ export class Encoder {
     const client = new WorkerClient();
     try {
       const info = await client.call({ op: 'load', modelUrl: href, backend }, onProgress);
-      return new Encoder(client, info);
+      return new Encoder(client, info, href);
     } catch (e) {
       client.terminate();
       throw e;
@@ -100,14 +146,60 @@ export class Encoder {
   /** Embeds texts: a `Float32Array` of `texts.length * dims` values, one unit-length row per text. */
   async embed(texts, options = {}) {
     this.checkOpen();
-    const { vectors } = await this.client.call({ op: 'embed', texts, batchSize: options.batchSize });
+    checkTexts(texts, 'embed');
+    const { batchSize } = options ?? {};
+    if (batchSize !== undefined && !(Number.isSafeInteger(batchSize) && batchSize >= 1)) {
+      const why = `batchSize must be a whole number >= 1, not ${String(batchSize)}`;
+      throw new LocalrecError('localrec/input', `embed(): ${why}`);
+    }
+    const { vectors } = await this.onLiveBackend({ op: 'embed', texts, batchSize });
     return vectors;
+  }
+
+  /**
+   * Runs a call; when WebGPU is lost under it, moves to the CPU in a fresh worker (the
+   * model files come from the Cache API) and runs the call again there, so the caller
+   * gets a result rather than an error.
+   * @private
+   */
+  async onLiveBackend(message) {
+    for (;;) {
+      const client = this.client;
+      try {
+        return await client.call(message);
+      } catch (e) {
+        if (e?.code !== 'localrec/backend-lost' || this.closed) throw e;
+        await this.fallBackToCpu(client, e.message);
+      }
+    }
+  }
+
+  /** @private */
+  fallBackToCpu(lostClient, reason) {
+    // Several calls can see the same loss; the first one starts the switch.
+    if (this.client !== lostClient) return this.switching;
+    this.switching = (async () => {
+      lostClient.worker.terminate();
+      const client = new WorkerClient();
+      try {
+        const info = await client.call({ op: 'load', modelUrl: this.modelUrl, backend: 'cpu' });
+        this.backend = info.backend;
+        this.adapter = null;
+      } catch (e) {
+        client.terminate();
+        throw e;
+      }
+      this.client = client;
+      this.fallbackReason = reason;
+    })();
+    return this.switching;
   }
 
   /** Token ids of each text (special tokens included, truncated as the model does). */
   async tokenize(texts) {
     this.checkOpen();
-    return this.client.call({ op: 'tokenize', texts });
+    checkTexts(texts, 'tokenize');
+    return this.onLiveBackend({ op: 'tokenize', texts });
   }
 
   /** Frees the model and stops the worker. */

@@ -1,13 +1,120 @@
-// The Web Worker behind `Encoder`: downloads the model files (with progress, checked
-// against the model manifest's SHA-256 when there is one), loads the wasm encoder and
-// runs every embedding off the page's main thread.
+// The Web Worker behind `Encoder`: gets the model files (fetch.js: progress, the model
+// manifest's SHA-256, the Cache API), loads the wasm encoder and runs every embedding
+// off the page's main thread.
 //
 // Protocol: the page posts {id, op, ...}; the worker answers {id, ok: true, result} or
 // {id, ok: false, error: {code, message}}, and streams {id, progress: {...}} meanwhile.
 import init, { WasmEncoder } from './wasm/localrec_wasm.js';
+import { fetchModelFiles } from './fetch.js';
+import WASM_DIGESTS from './wasm/digests.js';
+
+// A minimal module using i8x16.relaxed_swizzle: it validates only where the engine has
+// relaxed SIMD, and then the build whose dense kernel uses fused multiply-add is loaded.
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253,
+  15, 253, 128, 2, 11,
+]);
+const relaxedSimd = (() => {
+  try {
+    return WebAssembly.validate(RELAXED_SIMD_PROBE);
+  } catch {
+    return false;
+  }
+})();
+
+const WASM_CACHE = 'localrec-wasm-v1';
+
+/**
+ * The Response for one of our wasm modules, from Cache Storage when a verified copy of
+ * this exact build is there (a returning visitor then compiles without downloading),
+ * else from the network, cached after its SHA-256 matched the build's digest. Copies of
+ * other builds are dropped. Without a usable Cache API it is a plain fetch.
+ */
+async function wasmResponse(file) {
+  const url = new URL(`./wasm/${file}`, import.meta.url);
+  const digest = WASM_DIGESTS[file];
+  let cache = null;
+  try {
+    cache = await caches.open(WASM_CACHE);
+  } catch {
+    return fetch(url);
+  }
+  const key = `${url.href}?sha256=${digest}`;
+  try {
+    const hit = await cache.match(key);
+    if (hit) return hit;
+  } catch {
+    // An unreadable cache is the same as an empty one.
+  }
+  const res = await fetch(url);
+  if (!res.ok) throw fail('localrec/network', `fetching ${url.href} answered HTTP ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+  if (digest && hex !== digest) throw fail('localrec/integrity', `${url.href} is not the wasm this package was built with`);
+  const response = () => new Response(bytes, { headers: { 'content-type': 'application/wasm' } });
+  try {
+    for (const old of await cache.keys()) {
+      if (old.url.startsWith(url.href) && old.url !== key) await cache.delete(old);
+    }
+    await cache.put(key, response());
+  } catch {
+    // Caching is an optimisation: quota or a closed cache must not fail the load.
+  }
+  return response();
+}
+
+/** Instantiates a wasm-bindgen module from `wasmResponse`, retrying once from the
+ *  network when a cached copy fails to compile. */
+async function instantiate(initFn, file) {
+  try {
+    return await initFn({ module_or_path: wasmResponse(file) });
+  } catch (e) {
+    try {
+      const cache = await caches.open(WASM_CACHE);
+      for (const old of await cache.keys()) if (old.url.includes(`/wasm/${file}`)) await cache.delete(old);
+    } catch {
+      throw e;
+    }
+    return initFn({ module_or_path: wasmResponse(file) });
+  }
+}
 
 let wasmReady = null;
 let encoder = null;
+// The GPUDevice wgpu asked for, captured so that its loss can be reported (and, for
+// tests, provoked): a lost device leaves wgpu's pending reads unanswered, so the page
+// must hear about it from here.
+let gpuDevice = null;
+let gpuAdapterInfo = null;
+
+if (self.GPUAdapter?.prototype?.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevice = device;
+    const info = this.info ?? {};
+    gpuAdapterInfo = { vendor: info.vendor ?? '', architecture: info.architecture ?? '', description: info.description ?? '' };
+    device.lost.then((info) => {
+      if (encoder?.backend === 'webgpu') {
+        const why = info?.message || info?.reason || 'unknown reason';
+        self.postMessage({ lost: `the webgpu device was lost (${why})` });
+      }
+    });
+    return device;
+  };
+}
+
+/** Short item strings, as a catalog would hold: what 'auto' times each backend on. */
+const CALIBRATION_TEXTS = [
+  "Toy Story (1995). Genres: Animation, Children's, Comedy",
+  'Heat (1995). Genres: Action, Crime, Thriller',
+  'Sense and Sensibility (1995). Genres: Drama, Romance',
+  'a quiet space drama about a lonely engineer',
+  'Twelve Monkeys (1995). Genres: Drama, Sci-Fi',
+  'slow-burning detective story in a rainy city',
+  'Babe (1995). Genres: Children\'s, Comedy, Drama',
+  'Braveheart (1995). Genres: Action, Drama, War',
+];
 
 function fail(code, message) {
   const err = new Error(message);
@@ -15,92 +122,138 @@ function fail(code, message) {
   return err;
 }
 
-async function fetchBytes(url, phase, report, { optional = false, expect = null } = {}) {
-  let res;
+/** Why WebGPU cannot be used here, or null when an adapter is available. */
+async function webgpuUnavailable() {
+  if (!self.navigator?.gpu) return 'this browser exposes no WebGPU (navigator.gpu is missing)';
   try {
-    res = await fetch(url);
+    const adapter = await navigator.gpu.requestAdapter();
+    return adapter ? null : 'the browser offers no WebGPU adapter';
   } catch (e) {
-    throw fail('localrec/network', `cannot fetch ${url}: ${e.message}`);
+    return `requesting a WebGPU adapter failed: ${e.message}`;
   }
-  if (!res.ok) {
-    if (optional && res.status === 404) return null;
-    throw fail('localrec/network', `fetching ${url} answered HTTP ${res.status}`);
+}
+
+let webgpuModule = null;
+
+/** The WebGPU build, a separate and much larger module, imported on first use. */
+async function webgpuWasm() {
+  webgpuModule ??= (async () => {
+    const module = await import('./wasm/localrec_webgpu.js');
+    await instantiate(module.default, 'localrec_webgpu_bg.wasm');
+    return module;
+  })();
+  try {
+    return await webgpuModule;
+  } catch (e) {
+    webgpuModule = null;
+    throw fail('localrec/network', `cannot load the webgpu module: ${e.message}`);
   }
-  const total = expect?.bytes ?? (Number(res.headers.get('content-length')) || 0);
-  const chunks = [];
-  let loaded = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    let step;
-    try {
-      step = await reader.read();
-    } catch (e) {
-      throw fail('localrec/network', `download of ${url} was cut after ${loaded} bytes: ${e.message}`);
-    }
-    if (step.done) break;
-    chunks.push(step.value);
-    loaded += step.value.byteLength;
-    report({ phase, file: url, loaded, total });
+}
+
+async function loadWebGpu(files) {
+  const why = await webgpuUnavailable();
+  if (why) throw fail('localrec/backend-unavailable', `webgpu: ${why}`);
+  const { WasmEncoder: WebGpuEncoder } = await webgpuWasm();
+  try {
+    return await WebGpuEncoder.loadWebGpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
+  } catch (e) {
+    if (e?.code === 'localrec/backend') throw fail('localrec/backend-unavailable', e.message);
+    throw e;
   }
-  const bytes = new Uint8Array(loaded);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.byteLength;
+}
+
+/** Sentences per second on the calibration texts, after one untimed call (shader
+ *  compilation, allocation). */
+async function calibrate(candidate) {
+  await candidate.embed(CALIBRATION_TEXTS.slice(0, 2));
+  const started = performance.now();
+  await candidate.embed(CALIBRATION_TEXTS);
+  const ms = performance.now() - started;
+  return { ms, sentencesPerSecond: (CALIBRATION_TEXTS.length * 1000) / ms, texts: CALIBRATION_TEXTS.length };
+}
+
+const withTimeout = (promise, ms, message) =>
+  Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(fail('localrec/timeout', message)), ms))]);
+
+/**
+ * 'auto': times the CPU first, then WebGPU within a budget tied to the CPU's time (a
+ * CPU-emulated adapter can take many seconds to compile its shaders), keeps the faster.
+ */
+async function loadAuto(files) {
+  const cpu = WasmEncoder.loadCpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
+  const calibration = { cpu: await calibrate(cpu) };
+  const budgetMs = Math.max(3000, 20 * calibration.cpu.ms);
+  let gpu = null;
+  let gpuWork = null;
+  try {
+    // Fetching and compiling the WebGPU module is network time, not backend speed: the
+    // budget starts after it.
+    const why = await webgpuUnavailable();
+    if (why) throw fail('localrec/backend-unavailable', `webgpu: ${why}`);
+    await webgpuWasm();
+    const loading = loadWebGpu(files);
+    gpuWork = loading;
+    gpu = await withTimeout(loading, budgetMs, `webgpu took over ${Math.round(budgetMs)} ms to start`);
+    const timing = calibrate(gpu);
+    gpuWork = timing.then(() => gpu);
+    calibration.webgpu = await withTimeout(timing, budgetMs, `webgpu calibration took over ${Math.round(budgetMs)} ms`);
+  } catch (e) {
+    calibration.webgpu = { error: { code: e?.code ?? 'localrec/internal', message: String(e?.message ?? e) } };
   }
-  if (expect) {
-    if (bytes.byteLength !== expect.bytes) {
-      throw fail('localrec/integrity', `${url} is ${bytes.byteLength} bytes; the manifest says ${expect.bytes}`);
-    }
-    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-    if (hex !== expect.sha256) {
-      throw fail('localrec/integrity', `${url} does not match the SHA-256 in the model manifest`);
-    }
+  const gpuWins = !calibration.webgpu.error && calibration.webgpu.sentencesPerSecond > calibration.cpu.sentencesPerSecond;
+  if (gpuWins) {
+    cpu.free();
+    calibration.chosen = 'webgpu';
+    calibration.reason = 'webgpu was faster on the calibration batch';
+    return { encoder: gpu, calibration };
   }
-  return bytes;
+  // WebGPU work that outlived its budget finishes in the background: free it then.
+  gpuWork?.then((late) => late?.free(), () => {});
+  calibration.chosen = 'cpu';
+  calibration.reason = calibration.webgpu.error
+    ? `webgpu unusable: ${calibration.webgpu.error.message}`
+    : 'the cpu was faster on the calibration batch';
+  return { encoder: cpu, calibration };
 }
 
 async function load({ modelUrl, backend }, report) {
-  if (backend === 'webgpu') {
-    throw fail('localrec/backend-unavailable', 'the webgpu backend is not in this build yet; use backend "cpu" or "auto"');
-  }
-  wasmReady ??= init();
-  await wasmReady;
-  const base = modelUrl.endsWith('/') ? modelUrl : modelUrl + '/';
-  const manifestBytes = await fetchBytes(base + 'manifest.json', 'manifest', report, { optional: true });
-  let entries = {};
-  if (manifestBytes) {
-    try {
-      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-      for (const f of manifest.files ?? []) entries[f.path] = f;
-    } catch (e) {
-      throw fail('localrec/config', `the model manifest is not valid JSON: ${e.message}`);
-    }
-  }
-  const get = (name, optional = false) =>
-    fetchBytes(base + name, name === 'model.safetensors' ? 'weights' : 'model', report, {
-      optional,
-      expect: entries[name] ?? null,
+  if (backend !== 'webgpu') {
+    const wasmFile = relaxedSimd ? 'localrec_wasm_relaxed_bg.wasm' : 'localrec_wasm_bg.wasm';
+    wasmReady ??= instantiate(init, wasmFile).catch((e) => {
+      wasmReady = null;
+      throw e;
     });
-  const [config, tokenizer, sentence, weights] = await Promise.all([
-    get('config.json'),
-    get('tokenizer.json'),
-    get('sentence_bert_config.json', true),
-    get('model.safetensors'),
-  ]);
+    await wasmReady;
+  }
+  const files = await fetchModelFiles(modelUrl, report);
   report({ phase: 'init', loaded: 0, total: 0 });
   const started = performance.now();
   encoder?.free();
-  encoder = WasmEncoder.loadCpu(config, tokenizer, weights, sentence ?? undefined);
-  return { backend: 'cpu', dims: encoder.dims, initMs: performance.now() - started };
+  encoder = null;
+  let calibration = null;
+  if (backend === 'cpu') {
+    encoder = WasmEncoder.loadCpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
+  } else if (backend === 'webgpu') {
+    encoder = await loadWebGpu(files);
+  } else {
+    ({ encoder, calibration } = await loadAuto(files));
+  }
+  return {
+    backend: encoder.backend,
+    dims: encoder.dims,
+    initMs: performance.now() - started,
+    calibration,
+    relaxedSimd,
+    // Proof that WebGPU is really in use: the adapter wgpu opened its device on.
+    adapter: encoder.backend === 'webgpu' ? gpuAdapterInfo : null,
+  };
 }
 
-function embed({ texts, batchSize }) {
+async function embed({ texts, batchSize }) {
   if (!encoder) throw fail('localrec/closed', 'the encoder is not loaded');
   if (!Array.isArray(texts)) throw fail('localrec/input', 'embed() takes an array of strings');
   const started = performance.now();
-  const vectors = encoder.embed(texts, batchSize);
+  const vectors = await encoder.embed(texts, batchSize);
   return { vectors, ms: performance.now() - started };
 }
 
@@ -115,7 +268,12 @@ self.onmessage = async (event) => {
   try {
     let result;
     if (op === 'load') result = await load(event.data, report);
-    else if (op === 'embed') result = embed(event.data);
+    else if (op === 'embed') result = await embed(event.data);
+    else if (op === 'loseDevice') {
+      // Test hook: destroys the WebGPU device under the encoder, as a driver reset would.
+      gpuDevice?.destroy();
+      result = gpuDevice !== null;
+    }
     else if (op === 'tokenize') result = tokenize(event.data);
     else if (op === 'close') {
       encoder?.free();
@@ -125,6 +283,12 @@ self.onmessage = async (event) => {
     const transfer = result?.vectors ? [result.vectors.buffer] : [];
     self.postMessage({ id, ok: true, result }, transfer);
   } catch (e) {
+    // A trap (a Rust panic) under WebGPU means the device failed beneath it: the page
+    // falls back to the CPU. Elsewhere it is a bug, reported as internal.
+    const deviceFailed = e instanceof WebAssembly.RuntimeError || e?.code === 'localrec/backend';
+    if (deviceFailed && op !== 'load' && encoder?.backend === 'webgpu') {
+      self.postMessage({ lost: `the webgpu backend failed: ${e.message}` });
+    }
     self.postMessage({
       id,
       ok: false,

@@ -65,8 +65,9 @@ function safeJoin(dir, rel) {
   return full === base || full.startsWith(base + path.sep) ? full : null;
 }
 
-export function startServer(opts) {
-  const server = createServer(async (req, res) => {
+/** The request handler behind `startServer`, for servers that add routes of their own. */
+export function createHandler(opts) {
+  return async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
@@ -136,7 +137,11 @@ export function startServer(opts) {
       return;
     }
     createReadStream(file, { start, end }).pipe(res);
-  });
+  };
+}
+
+export function startServer(opts) {
+  const server = createServer(createHandler(opts));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve(server));

@@ -1,12 +1,18 @@
 // Shared set-up for browser tests: the project's own static server on a free loopback
 // port and Debian's headless Chromium driven by playwright-core (never a downloaded browser).
 import { chromium } from 'playwright-core';
-import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { readFileSync, promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer } from '../../www/serve.mjs';
+import { createHandler } from '../../www/serve.mjs';
+import { CACHE_NAME } from '../../pkg/fetch.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const WEB_MODEL = path.join(root, '.cache/web-model/all-MiniLM-L6-v2');
+export const F32_MODEL = path.join(root, '.cache/models/all-MiniLM-L6-v2');
+export { CACHE_NAME };
 
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -18,24 +24,120 @@ export const CHROMIUM_ARGS = [
   '--enable-unsafe-webgpu',
 ];
 
-/** Serves www/ with pkg/ and the web model mounted, as `make demo` does. */
-export async function serveDemo() {
-  const server = await startServer({
-    port: 0,
-    host: '127.0.0.1',
+/**
+ * Serves www/ with pkg/ and the web model mounted, as `make demo` does, plus the original
+ * f32 folder at /model-f32, tests/browser/fixtures at /test-fixtures and any extra `mounts`. `requests` logs every request
+ * ({method, path, status}) so tests can tell what reached the network; `intercept(req,
+ * res)` may answer a request itself (returning true) to stage failures.
+ */
+export async function serveDemo({ mounts = [], intercept } = {}) {
+  const handle = createHandler({
     root: path.join(root, 'www'),
     mounts: [
       { url: '/pkg', dir: path.join(root, 'pkg') },
-      { url: '/model', dir: path.join(root, '.cache/web-model/all-MiniLM-L6-v2') },
-      { url: '/model-f32', dir: path.join(root, '.cache/models/all-MiniLM-L6-v2') },
+      { url: '/model', dir: WEB_MODEL },
+      { url: '/model-f32', dir: F32_MODEL },
+      { url: '/test-fixtures', dir: path.join(root, 'tests/browser/fixtures') },
+      ...mounts,
     ],
   });
+  const requests = [];
+  const server = createServer((req, res) => {
+    const entry = { method: req.method, path: new URL(req.url, 'http://localhost').pathname, status: 0 };
+    requests.push(entry);
+    res.on('finish', () => (entry.status = res.statusCode));
+    if (intercept?.(req, res)) return;
+    handle(req, res);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
   const { port } = server.address();
-  return { server, url: `http://127.0.0.1:${port}/` };
+  const url = `http://127.0.0.1:${port}/`;
+  // `blank` is a page of the same origin that, unlike the demo, loads no model itself.
+  return { server, url, blank: `${url}test-fixtures/blank.html`, requests };
 }
 
-export async function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+export async function launch(extraArgs = [], baseArgs = CHROMIUM_ARGS) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [...baseArgs, ...extraArgs],
+  });
+}
+
+/** Stops a server from serveDemo without waiting for the browser's idle keep-alive sockets. */
+export function stopServer(server) {
+  server?.closeAllConnections?.();
+  server?.close();
+}
+
+/**
+ * A new page (its own browser context, so its own Cache Storage) at `url`, with
+ * `window.settle(fn, ms)`: runs `fn` and resolves to {ok, value} or {ok: false, code,
+ * message, name, isError}, or to {hung: true} when the promise has not settled in `ms`,
+ * so a hung promise fails a test with a clear reason instead of a timeout. `errors`
+ * collects uncaught page errors and Rust panics (the wasm panic hook logs them to the
+ * console, the worker's included).
+ */
+export async function openPage(browser, url) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.text().includes('localrec: internal error')) errors.push(m.text());
+  });
+  await page.addInitScript(() => {
+    window.settle = (fn, ms = 120_000) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ hung: true }), ms);
+        const done = (outcome) => {
+          clearTimeout(timer);
+          resolve(outcome);
+        };
+        let promise;
+        try {
+          promise = Promise.resolve(fn());
+        } catch (e) {
+          promise = Promise.reject(e);
+        }
+        promise.then(
+          (value) => done({ ok: true, value }),
+          (e) =>
+            done({
+              ok: false,
+              code: e?.code,
+              message: String(e?.message ?? e),
+              name: e?.name,
+              isError: e instanceof Error,
+            }),
+        );
+      });
+  });
+  await page.goto(url);
+  return { page, errors };
+}
+
+/**
+ * A temporary model folder: every file of `from` linked in, except those in `files`
+ * (name -> Buffer or string content, or null to leave the file out). Returns its path.
+ */
+export async function modelCopy(from, files = {}) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'localrec-model-'));
+  for (const name of await fs.readdir(from)) {
+    if (name in files || (await fs.stat(path.join(from, name))).isDirectory()) continue;
+    await fs.symlink(path.join(from, name), path.join(dir, name));
+  }
+  for (const [name, content] of Object.entries(files)) {
+    if (content !== null) await fs.writeFile(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+/** The model manifest of the web copy: {path: {path, bytes, sha256}}. */
+export function webManifest() {
+  const manifest = JSON.parse(readFileSync(path.join(WEB_MODEL, 'manifest.json'), 'utf8'));
+  return Object.fromEntries(manifest.files.map((f) => [f.path, f]));
 }
 
 export function golden() {

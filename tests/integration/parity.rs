@@ -8,8 +8,15 @@ use localrec::native::NativeBackend;
 use localrec::{Encoder, ModelFiles, cosine};
 
 fn check_parity(files: &ModelFiles, backend: NativeBackend, min_cosine: f32, max_diff: Option<f32>) {
+    check_parity_with(files, backend, false, min_cosine, max_diff)
+}
+
+/// As `check_parity`, with the dense layers on the packed CPU kernels when `packed` (the
+/// path the browser's CPU backend takes).
+fn check_parity_with(files: &ModelFiles, backend: NativeBackend, packed: bool, min_cosine: f32, max_diff: Option<f32>) {
     let device = backend.device().unwrap_or_else(|e| panic!("{} backend must work here: {e}", backend.name()));
-    let encoder = Encoder::load(files, &device).expect("model loads");
+    let mut encoder = Encoder::load(files, &device).expect("model loads");
+    assert_eq!(encoder.use_packed_kernels(packed), packed, "packed kernels {packed} on {}", backend.name());
     assert_eq!(encoder.dims(), 384);
     let golden: Vec<Golden> = golden();
     let texts: Vec<&str> = golden.iter().map(|g| g.text.as_str()).collect();
@@ -46,6 +53,16 @@ fn cpu_f16_web_copy_matches_sentence_transformers() {
 }
 
 #[test]
+fn cpu_packed_kernels_with_f32_weights_match_sentence_transformers() {
+    check_parity_with(&model_files(), NativeBackend::Cpu, true, 0.9999, Some(1e-4));
+}
+
+#[test]
+fn cpu_packed_kernels_with_f16_web_copy_match_sentence_transformers() {
+    check_parity_with(&web_model_files(), NativeBackend::Cpu, true, 0.999, None);
+}
+
+#[test]
 fn wgpu_f32_weights_match_sentence_transformers() {
     check_parity(&model_files(), NativeBackend::Wgpu, 0.9999, Some(1e-4));
 }
@@ -57,9 +74,10 @@ fn wgpu_f16_web_copy_matches_sentence_transformers() {
 
 /// Padding must not leak into results: a batch mixing 2-token and 256-token texts gives
 /// the same vectors as encoding each alone.
-fn check_batched_equals_single(backend: NativeBackend) {
+fn check_batched_equals_single(backend: NativeBackend, packed: bool) {
     let device = backend.device().expect("backend works");
-    let encoder = Encoder::load(&model_files(), &device).expect("model loads");
+    let mut encoder = Encoder::load(&model_files(), &device).expect("model loads");
+    assert_eq!(encoder.use_packed_kernels(packed), packed);
     let golden = golden();
     let texts: Vec<&str> = golden.iter().map(|g| g.text.as_str()).collect();
     let ids = encoder.tokenize(&texts).expect("tokenizes");
@@ -82,10 +100,15 @@ fn check_batched_equals_single(backend: NativeBackend) {
 
 #[test]
 fn cpu_batched_and_single_encoding_agree() {
-    check_batched_equals_single(NativeBackend::Cpu);
+    check_batched_equals_single(NativeBackend::Cpu, false);
+}
+
+#[test]
+fn cpu_packed_kernels_batched_and_single_encoding_agree() {
+    check_batched_equals_single(NativeBackend::Cpu, true);
 }
 
 #[test]
 fn wgpu_batched_and_single_encoding_agree() {
-    check_batched_equals_single(NativeBackend::Wgpu);
+    check_batched_equals_single(NativeBackend::Wgpu, false);
 }

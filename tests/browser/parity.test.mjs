@@ -1,0 +1,65 @@
+// Parity with sentence-transformers in real headless Chromium, through the public JS API:
+// every golden text gets exactly sentence-transformers' token ids and an embedding at
+// (nearly) the same direction, for each model folder on each backend forced by name.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serveDemo, launch, openPage, stopServer, golden, cosine } from './helpers.mjs';
+
+const MODELS = [
+  // f16 weights lose about three decimal digits, hence the looser bound.
+  { name: 'the f16 web copy', path: '/model/', minCosine: 0.999 },
+  { name: 'the original f32 folder', path: '/model-f32/', minCosine: 0.9999 },
+];
+const BACKENDS = ['cpu', 'webgpu'];
+
+let served;
+let browser;
+
+before(async () => {
+  served = await serveDemo();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  stopServer(served?.server);
+});
+
+for (const backend of BACKENDS) {
+  for (const model of MODELS) {
+    test(`${model.name} on ${backend}: exact token ids and cosine >= ${model.minCosine} on all golden texts`, { timeout: 600_000 }, async (t) => {
+      const { page, errors } = await openPage(browser, served.blank);
+      const lines = golden();
+      const out = await page.evaluate(
+        async ({ modelPath, backend, texts }) => {
+          const { Encoder } = await import('/pkg/index.js');
+          const loaded = await settle(() => Encoder.load(modelPath, { backend }), 300_000);
+          if (!loaded.ok) return { loaded };
+          const enc = loaded.value;
+          const ids = await enc.tokenize(texts);
+          const vectors = Array.from(await enc.embed(texts));
+          const info = { backend: enc.backend, dims: enc.dims, onGpu: enc.adapter !== null };
+          await enc.close();
+          return { loaded: { ok: true }, ids, vectors, info };
+        },
+        { modelPath: model.path, backend, texts: lines.map((l) => l.text) },
+      );
+      await page.close();
+      // Chromium here has a WebGPU adapter (SwiftShader with --enable-unsafe-webgpu): a
+      // forced WebGPU that does not load is a failure, unless the machine is declared to
+      // have none.
+      if (backend === 'webgpu' && out.loaded.code === 'localrec/backend-unavailable' && process.env.LOCALREC_NO_WEBGPU) {
+        t.skip(`webgpu is not available in this browser: ${out.loaded.message}`);
+        return;
+      }
+      assert.ok(out.loaded.ok, `loading ${model.path} on ${backend}: ${JSON.stringify(out.loaded)}`);
+      assert.deepEqual(out.info, { backend, dims: 384, onGpu: backend === 'webgpu' });
+      lines.forEach((l, i) => {
+        assert.deepEqual(out.ids[i], l.input_ids, `token ids of ${JSON.stringify(l.text)}`);
+        const c = cosine(out.vectors.slice(i * 384, (i + 1) * 384), l.embedding);
+        assert.ok(c >= model.minCosine, `cosine ${c} for ${JSON.stringify(l.text)}`);
+      });
+      assert.deepEqual(errors, []);
+    });
+  }
+}
