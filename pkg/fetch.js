@@ -41,7 +41,7 @@ async function openCache() {
 }
 
 /** Hex SHA-256 of `bytes`, or null when the page has no crypto.subtle (insecure context). */
-async function sha256(bytes) {
+export async function sha256(bytes) {
   if (!globalThis.crypto?.subtle) return null;
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');

@@ -5,7 +5,7 @@
 // Protocol: the page posts {id, op, ...}; the worker answers {id, ok: true, result} or
 // {id, ok: false, error: {code, message}}, and streams {id, progress: {...}} meanwhile.
 import init, { WasmEncoder } from './wasm/localrec_wasm.js';
-import { fetchModelFiles } from './fetch.js';
+import { fail, fetchModelFiles, sha256 } from './fetch.js';
 import WASM_DIGESTS from './wasm/digests.js';
 
 // A minimal module using i8x16.relaxed_swizzle: it validates only where the engine has
@@ -49,7 +49,7 @@ async function wasmResponse(file) {
   const res = await fetch(url);
   if (!res.ok) throw fail('localrec/network', `fetching ${url.href} answered HTTP ${res.status}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const hex = await sha256(bytes);
   if (digest && hex !== digest) throw fail('localrec/integrity', `${url.href} is not the wasm this package was built with`);
   const response = () => new Response(bytes, { headers: { 'content-type': 'application/wasm' } });
   try {
@@ -116,12 +116,6 @@ const CALIBRATION_TEXTS = [
   'Braveheart (1995). Genres: Action, Drama, War',
 ];
 
-function fail(code, message) {
-  const err = new Error(message);
-  err.code = code;
-  return err;
-}
-
 /** Why WebGPU cannot be used here, or null when an adapter is available. */
 async function webgpuUnavailable() {
   if (!self.navigator?.gpu) return 'this browser exposes no WebGPU (navigator.gpu is missing)';
@@ -150,9 +144,14 @@ async function webgpuWasm() {
   }
 }
 
-async function loadWebGpu(files) {
+/** Throws `localrec/backend-unavailable` unless a WebGPU adapter is available. */
+async function requireWebGpu() {
   const why = await webgpuUnavailable();
   if (why) throw fail('localrec/backend-unavailable', `webgpu: ${why}`);
+}
+
+/** Loads the model on WebGPU; the caller has checked for an adapter. */
+async function loadWebGpu(files) {
   const { WasmEncoder: WebGpuEncoder } = await webgpuWasm();
   try {
     return await WebGpuEncoder.loadWebGpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
@@ -188,8 +187,7 @@ async function loadAuto(files) {
   try {
     // Fetching and compiling the WebGPU module is network time, not backend speed: the
     // budget starts after it.
-    const why = await webgpuUnavailable();
-    if (why) throw fail('localrec/backend-unavailable', `webgpu: ${why}`);
+    await requireWebGpu();
     await webgpuWasm();
     const loading = loadWebGpu(files);
     gpuWork = loading;
@@ -234,6 +232,7 @@ async function load({ modelUrl, backend }, report) {
   if (backend === 'cpu') {
     encoder = WasmEncoder.loadCpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
   } else if (backend === 'webgpu') {
+    await requireWebGpu();
     encoder = await loadWebGpu(files);
   } else {
     ({ encoder, calibration } = await loadAuto(files));

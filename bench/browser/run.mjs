@@ -40,7 +40,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../www/serve.mjs';
-import { CHROMIUM_ARGS } from '../../tests/browser/helpers.mjs';
+import { CHROMIUM_ARGS, cosine } from '../../tests/browser/helpers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -542,18 +542,6 @@ function summarizeTimes(times, batch) {
     sentences_per_s: r1((batch * 1000) / med),
   };
 }
-
-const cosine = (a, b) => {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-};
 
 /**
  * Runs one configuration: cold start, workloads, memory, accuracy, warm start.

@@ -1,25 +1,14 @@
 // Backend choice in real headless Chromium: 'auto' times both backends and keeps the
 // faster, a lost WebGPU device moves a pending call to the CPU instead of failing it, and
 // a browser without WebGPU gets a coded error when WebGPU is forced and the CPU on 'auto'.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDemo, launch, openPage, stopServer, golden, cosine, CHROMIUM_ARGS } from './helpers.mjs';
+import { sharedBrowser, launch, openPage, golden, cosine, CHROMIUM_ARGS } from './helpers.mjs';
 
-let served;
-let browser;
-
-before(async () => {
-  served = await serveDemo();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  stopServer(served?.server);
-});
+const session = sharedBrowser();
 
 test("'auto' times both backends on the same batch and keeps the faster", { timeout: 600_000 }, async () => {
-  const { page, errors } = await openPage(browser, served.blank);
+  const { page, errors } = await openPage(session.browser, session.served.blank);
   const out = await page.evaluate(async () => {
     const { Encoder } = await import('/pkg/index.js');
     const enc = await Encoder.load('/model/', { backend: 'auto' });
@@ -46,7 +35,7 @@ test("'auto' times both backends on the same batch and keeps the faster", { time
 });
 
 test('a WebGPU device lost during embed() completes the call on the CPU with correct vectors', { timeout: 600_000 }, async () => {
-  const { page, errors } = await openPage(browser, served.blank);
+  const { page, errors } = await openPage(session.browser, session.served.blank);
   const lines = golden();
   const texts = lines.map((l) => l.text);
   const out = await page.evaluate(async (texts) => {
@@ -82,7 +71,7 @@ test('a WebGPU device lost during embed() completes the call on the CPU with cor
 test('without WebGPU, forcing it rejects with localrec/backend-unavailable and auto uses the CPU', { timeout: 600_000 }, async () => {
   const noGpu = await launch([], CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu').concat('--disable-webgpu'));
   try {
-    const { page, errors } = await openPage(noGpu, served.blank);
+    const { page, errors } = await openPage(noGpu, session.served.blank);
     const out = await page.evaluate(async () => {
       const { Encoder } = await import('/pkg/index.js');
       const forced = await settle(() => Encoder.load('/model/', { backend: 'webgpu' }), 120_000);

@@ -1,5 +1,6 @@
 // Shared set-up for browser tests: the project's own static server on a free loopback
 // port and Debian's headless Chromium driven by playwright-core (never a downloaded browser).
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
 import { readFileSync, promises as fs } from 'node:fs';
@@ -57,6 +58,23 @@ export async function serveDemo({ mounts = [], intercept } = {}) {
   const url = `http://127.0.0.1:${port}/`;
   // `blank` is a page of the same origin that, unlike the demo, loads no model itself.
   return { server, url, blank: `${url}test-fixtures/blank.html`, requests };
+}
+
+/**
+ * Registers the file's before/after hooks: the demo server and one Chromium, shared by
+ * its tests. The returned object gets `served` (serveDemo's result) and `browser`.
+ */
+export function sharedBrowser() {
+  const session = { served: null, browser: null };
+  before(async () => {
+    session.served = await serveDemo();
+    session.browser = await launch();
+  });
+  after(async () => {
+    await session.browser?.close();
+    stopServer(session.served?.server);
+  });
+  return session;
 }
 
 export async function launch(extraArgs = [], baseArgs = CHROMIUM_ARGS) {

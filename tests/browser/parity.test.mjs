@@ -1,9 +1,9 @@
 // Parity with sentence-transformers in real headless Chromium, through the public JS API:
 // every golden text gets exactly sentence-transformers' token ids and an embedding at
 // (nearly) the same direction, for each model folder on each backend forced by name.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDemo, launch, openPage, stopServer, golden, cosine } from './helpers.mjs';
+import { sharedBrowser, openPage, golden, cosine } from './helpers.mjs';
 
 const MODELS = [
   // f16 weights lose about three decimal digits, hence the looser bound.
@@ -12,23 +12,12 @@ const MODELS = [
 ];
 const BACKENDS = ['cpu', 'webgpu'];
 
-let served;
-let browser;
-
-before(async () => {
-  served = await serveDemo();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  stopServer(served?.server);
-});
+const session = sharedBrowser();
 
 for (const backend of BACKENDS) {
   for (const model of MODELS) {
     test(`${model.name} on ${backend}: exact token ids and cosine >= ${model.minCosine} on all golden texts`, { timeout: 600_000 }, async (t) => {
-      const { page, errors } = await openPage(browser, served.blank);
+      const { page, errors } = await openPage(session.browser, session.served.blank);
       const lines = golden();
       const out = await page.evaluate(
         async ({ modelPath, backend, texts }) => {

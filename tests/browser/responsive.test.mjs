@@ -1,9 +1,9 @@
 // The encoder runs in a Web Worker, so the page's main thread keeps running while a large
 // batch is embedded. Measured from the page's side only: how long the main thread went
 // without running a timer or an animation frame.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDemo, launch, openPage, stopServer, golden } from './helpers.mjs';
+import { sharedBrowser, openPage, golden } from './helpers.mjs';
 
 // A frame is 16 ms; a main thread that ran the embedding itself would stall for seconds.
 const MAX_GAP_MS = 200;
@@ -12,21 +12,10 @@ const MAX_GAP_MS = 200;
 // they get a looser bound, still far below what a blocked main thread would show.
 const MAX_FRAME_GAP_MS = 500;
 
-let served;
-let browser;
-
-before(async () => {
-  served = await serveDemo();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  stopServer(served?.server);
-});
+const session = sharedBrowser();
 
 test(`the main thread keeps ticking (timer gaps < ${MAX_GAP_MS} ms, frames < ${MAX_FRAME_GAP_MS} ms) while 256 texts are embedded`, { timeout: 300_000 }, async (t) => {
-  const { page, errors } = await openPage(browser, served.blank);
+  const { page, errors } = await openPage(session.browser, session.served.blank);
   const texts = Array.from({ length: 256 }, (_, i) => `${golden()[i % 32].text} (variant ${i})`);
   const out = await page.evaluate(async (texts) => {
     const { Encoder } = await import('/pkg/index.js');
