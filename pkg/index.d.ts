@@ -45,6 +45,12 @@ export interface EncoderLoadOptions {
   backend?: Backend;
   /** Called as bytes arrive (or files come from the cache) and when the model starts. */
   onProgress?: (progress: Progress) => void;
+  /**
+   * With `backend: 'auto'`: also time WebGPU when the browser's only adapter is a
+   * fallback one (`isFallbackAdapter`: implemented on the CPU, such as SwiftShader).
+   * Default false: such an adapter is skipped without downloading the WebGPU module.
+   */
+  timeFallbackAdapter?: boolean;
 }
 
 /**
@@ -68,8 +74,11 @@ export interface BackendTiming {
 /** How `backend: 'auto'` chose: both backends timed on the same batch. */
 export interface Calibration {
   cpu: BackendTiming;
-  /** WebGPU's timing, or why it could not be used (missing, failed, too slow to start). */
-  webgpu: BackendTiming | { error: { code: ErrorCode; message: string } };
+  /**
+   * WebGPU's timing; or why it was not timed (its adapter is a CPU-emulated fallback);
+   * or why it could not be used (missing, failed, too slow to start).
+   */
+  webgpu: BackendTiming | { skipped: string } | { error: { code: ErrorCode; message: string } };
   chosen: 'webgpu' | 'cpu';
   reason: string;
 }

@@ -128,14 +128,14 @@ export class Encoder {
    * model.safetensors, optionally manifest.json and sentence_bert_config.json) and loads it.
    */
   static async load(modelUrl, options = {}) {
-    const { backend = 'auto', onProgress } = options;
+    const { backend = 'auto', onProgress, timeFallbackAdapter = false } = options;
     if (!['auto', 'cpu', 'webgpu'].includes(backend)) {
       throw new LocalrecError('localrec/input', `unknown backend ${JSON.stringify(backend)} (auto, cpu or webgpu)`);
     }
     const href = new URL(modelUrl, globalThis.location?.href).href;
     const client = new WorkerClient();
     try {
-      const info = await client.call({ op: 'load', modelUrl: href, backend }, onProgress);
+      const info = await client.call({ op: 'load', modelUrl: href, backend, timeFallbackAdapter: Boolean(timeFallbackAdapter) }, onProgress);
       return new Encoder(client, info, href);
     } catch (e) {
       client.terminate();

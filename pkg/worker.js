@@ -127,6 +127,19 @@ async function webgpuUnavailable() {
   }
 }
 
+/** `vendor/architecture` of the browser's WebGPU adapter when it is a fallback
+ *  (CPU-implemented) one; null when it is not, or when there is none. */
+async function fallbackAdapter() {
+  try {
+    const adapter = await self.navigator?.gpu?.requestAdapter();
+    const info = adapter?.info ?? {};
+    if (!adapter || !(adapter.isFallbackAdapter ?? info.isFallbackAdapter)) return null;
+    return [info.vendor, info.architecture].filter(Boolean).join('/') || 'unnamed adapter';
+  } catch {
+    return null;
+  }
+}
+
 let webgpuModule = null;
 
 /** The WebGPU build, a separate and much larger module, imported on first use. */
@@ -178,9 +191,19 @@ const withTimeout = (promise, ms, message) =>
  * 'auto': times the CPU first, then WebGPU within a budget tied to the CPU's time (a
  * CPU-emulated adapter can take many seconds to compile its shaders), keeps the faster.
  */
-async function loadAuto(files) {
+async function loadAuto(files, timeFallbackAdapter) {
   const cpu = WasmEncoder.loadCpu(files.config, files.tokenizer, files.weights, files.sentence ?? undefined);
   const calibration = { cpu: await calibrate(cpu) };
+  // A fallback adapter is WebGPU implemented on the CPU (SwiftShader here): timing it
+  // cost a 25 MB module, seconds of shader compilation, and CPU time taken from the CPU
+  // backend it could not beat. It is skipped unless the page asks for it to be timed.
+  const fallback = timeFallbackAdapter ? null : await fallbackAdapter();
+  if (fallback) {
+    calibration.webgpu = { skipped: `the only webgpu adapter is a fallback (cpu-emulated) one: ${fallback}` };
+    calibration.chosen = 'cpu';
+    calibration.reason = 'webgpu skipped: its adapter is cpu-emulated';
+    return { encoder: cpu, calibration };
+  }
   const budgetMs = Math.max(3000, 20 * calibration.cpu.ms);
   let gpu = null;
   let gpuWork = null;
@@ -214,16 +237,22 @@ async function loadAuto(files) {
   return { encoder: cpu, calibration };
 }
 
-async function load({ modelUrl, backend }, report) {
+async function load({ modelUrl, backend, timeFallbackAdapter }, report) {
+  // The CPU module compiles while the model files download (or come out of the cache):
+  // on a warm start these two are most of the time to the first embedding.
+  let wasm = null;
   if (backend !== 'webgpu') {
     const wasmFile = relaxedSimd ? 'localrec_wasm_relaxed_bg.wasm' : 'localrec_wasm_bg.wasm';
-    wasmReady ??= instantiate(init, wasmFile).catch((e) => {
+    wasm = wasmReady ??= instantiate(init, wasmFile).catch((e) => {
       wasmReady = null;
       throw e;
     });
-    await wasmReady;
+    // Awaited below; this only keeps a failure while the files load from being reported
+    // as unhandled.
+    wasm.catch(() => {});
   }
   const files = await fetchModelFiles(modelUrl, report);
+  await wasm;
   report({ phase: 'init', loaded: 0, total: 0 });
   const started = performance.now();
   encoder?.free();
@@ -235,7 +264,7 @@ async function load({ modelUrl, backend }, report) {
     await requireWebGpu();
     encoder = await loadWebGpu(files);
   } else {
-    ({ encoder, calibration } = await loadAuto(files));
+    ({ encoder, calibration } = await loadAuto(files, timeFallbackAdapter));
   }
   return {
     backend: encoder.backend,

@@ -24,7 +24,7 @@ pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 
-pub use encoder::{BertConfig, DEFAULT_BATCH_SIZE, Embeddings, Encoder, ModelFiles, cosine};
+pub use encoder::{BertConfig, DEFAULT_BATCH_SIZE, Embeddings, Encoder, Engine, ModelFiles, cosine};
 pub use error::{Error, ErrorKind, Result};
 #[cfg(target_arch = "wasm32")]
 mod wasm;

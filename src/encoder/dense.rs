@@ -4,9 +4,10 @@
 //! Why this exists: in the browser, burn's Flex backend spends three quarters of an
 //! encoder call in its general matrix product, which reached about 22 GFLOP/s there
 //! (Chromium, one wasm thread, simd128) on the encoder's shapes, while a 4x8 register
-//! tile over weights packed in 8-column panels runs at about 55. The encoder's four
-//! linear layers per transformer block are almost all of its arithmetic, so only they
-//! come here; everything else (attention, norms, pooling) stays in burn.
+//! tile over weights packed in 8-column panels runs at about 41 (45 with relaxed SIMD's
+//! fused multiply-add). The encoder's four linear layers per transformer block are
+//! almost all of its arithmetic; [`super::cpu`] runs the rest of the forward pass
+//! around them.
 //!
 //! The kernel is written once over a 4-lane vector type: wasm32 builds with simd128
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler
@@ -14,11 +15,16 @@
 
 /// Columns per packed panel: two 4-lane vectors.
 const PANEL: usize = 8;
-/// Rows per register tile.
+/// Rows per register tile. Measured in Chromium (whole-model A/B, batch 32): 5 and 6
+/// rows ran at half the speed (their accumulators no longer stay in V8's 15 usable
+/// vector registers); unrolling the input loop by two also halved it.
 const TILE_ROWS: usize = 4;
 /// Rows of the input processed against one panel before moving to the next panel; the
 /// block of input rows stays in cache while panels stream by.
 const ROW_BLOCK: usize = 64;
+/// Inputs summed per pass: a 64-row block of 384 inputs (96 KiB) stays in L2 and a panel
+/// slice (12 KiB) in L1.
+const K_BLOCK: usize = 384;
 
 /// A dense layer's weights `[k, n]` repacked into 8-column panels, with its bias.
 #[derive(Clone, Debug)]
@@ -68,100 +74,195 @@ impl PackedDense {
     /// - `x`: `[m, k]` row-major, `m = x.len() / k`
     /// - output: `[m, n]` row-major
     pub fn forward(&self, x: &[f32], gelu: bool) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.forward_into(x, gelu, &mut out);
+        out
+    }
+
+    /// [`PackedDense::forward`] into a reused buffer (resized to `[m, n]`), so a forward
+    /// pass allocates its activations once.
+    ///
+    /// # Shapes
+    /// As [`PackedDense::forward`].
+    pub fn forward_into(&self, x: &[f32], gelu: bool, out: &mut Vec<f32>) {
         let (k, n) = (self.k, self.n);
         let m = if k == 0 { 0 } else { x.len() / k };
-        let mut out = vec![0.0f32; m * n];
+        out.clear();
+        out.resize(m * n, 0.0);
         let panels_count = n.div_ceil(PANEL);
-        for block in (0..m).step_by(ROW_BLOCK) {
-            let block_end = (block + ROW_BLOCK).min(m);
-            for p in 0..panels_count {
-                let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
-                let cols = (n - p * PANEL).min(PANEL);
-                let bias = &self.bias[p * PANEL..p * PANEL + cols];
-                let mut row = block;
-                while row < block_end {
-                    let rows = (block_end - row).min(TILE_ROWS);
-                    let tile = match rows {
-                        4 => tile::<4>(&x[row * k..], k, panel),
-                        3 => tile::<3>(&x[row * k..], k, panel),
-                        2 => tile::<2>(&x[row * k..], k, panel),
-                        _ => tile::<1>(&x[row * k..], k, panel),
-                    };
-                    for (r, values) in tile.iter().take(rows).enumerate() {
-                        let dst = &mut out[(row + r) * n + p * PANEL..][..cols];
-                        for ((d, &v), &b) in dst.iter_mut().zip(values).zip(bias) {
-                            *d = v + b;
+        // A block of input rows, interleaved by tile: for tile t, input i, row r at
+        // `(t * k_len + i) * TILE_ROWS + r`, zero past the last row. The kernel then reads
+        // one contiguous stream with fixed offsets instead of four strided ones.
+        let mut block_x = vec![0.0f32; ROW_BLOCK.min(m).div_ceil(TILE_ROWS) * TILE_ROWS * K_BLOCK.min(k)];
+        // Wide inputs (the feed-forward output's k = 1536) are summed in slices of
+        // K_BLOCK, so a block of input rows stays in L2 while the panels stream by;
+        // without it that layer ran at two thirds of the others' speed.
+        for k_start in (0..k).step_by(K_BLOCK) {
+            let k_len = (k - k_start).min(K_BLOCK);
+            let first = k_start == 0;
+            for block in (0..m).step_by(ROW_BLOCK) {
+                let block_end = (block + ROW_BLOCK).min(m);
+                let tiles = (block_end - block).div_ceil(TILE_ROWS);
+                let packed = &mut block_x[..tiles * TILE_ROWS * k_len];
+                for t in 0..tiles {
+                    let dst = &mut packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
+                    for r in 0..TILE_ROWS {
+                        let row = block + t * TILE_ROWS + r;
+                        if row < block_end {
+                            let src = &x[row * k + k_start..][..k_len];
+                            for (i, &v) in src.iter().enumerate() {
+                                dst[i * TILE_ROWS + r] = v;
+                            }
+                        } else {
+                            for i in 0..k_len {
+                                dst[i * TILE_ROWS + r] = 0.0;
+                            }
                         }
                     }
-                    row += rows;
+                }
+                let packed = &block_x[..tiles * TILE_ROWS * k_len];
+                for p in 0..panels_count {
+                    let panel = &self.panels[(p * k + k_start) * PANEL..][..k_len * PANEL];
+                    let cols = (n - p * PANEL).min(PANEL);
+                    let bias = &self.bias[p * PANEL..p * PANEL + cols];
+                    for t in 0..tiles {
+                        let row = block + t * TILE_ROWS;
+                        let rows = (block_end - row).min(TILE_ROWS);
+                        let tile = tile(&packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len], k_len, panel);
+                        for (r, values) in tile.iter().take(rows).enumerate() {
+                            let dst = &mut out[(row + r) * n + p * PANEL..][..cols];
+                            if first {
+                                for ((d, &v), &b) in dst.iter_mut().zip(values).zip(bias) {
+                                    *d = v + b;
+                                }
+                            } else {
+                                for (d, &v) in dst.iter_mut().zip(values) {
+                                    *d += v;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         if gelu {
-            gelu_in_place(&mut out);
+            gelu_in_place(out);
         }
-        out
     }
 }
 
-/// One `R x 8` tile of the product: rows `0..R` of `x` (row stride `k`) times a packed panel.
+/// One `4 x 8` tile of the product over `len` inputs: four interleaved input rows
+/// (`a[i * 4 + r]`) times a packed panel slice.
 #[inline(always)]
-fn tile<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> [[f32; PANEL]; TILE_ROWS] {
+fn tile(a: &[f32], len: usize, panel: &[f32]) -> [[f32; PANEL]; TILE_ROWS] {
     // The hot loop reads through raw pointers: these two checks cover every access.
-    assert!(R <= TILE_ROWS && x.len() >= R * k && panel.len() >= k * PANEL);
-    let mut acc = [[lanes::zero(); 2]; R];
-    let a = x.as_ptr();
+    assert!(a.len() >= len * TILE_ROWS && panel.len() >= len * PANEL);
+    let mut acc = [[lanes::zero(); 2]; TILE_ROWS];
+    let a = a.as_ptr();
     let w = panel.as_ptr();
-    for i in 0..k {
-        // SAFETY: i < k, so the 8 weights at i * 8 are in the panel and r * k + i < x.len().
+    for i in 0..len {
+        // SAFETY: i < len, so the 8 weights at i * 8 are in the panel and the 4 inputs at
+        // i * 4 are in `a`.
         let (w0, w1) = unsafe { (lanes::load_ptr(w.add(i * PANEL)), lanes::load_ptr(w.add(i * PANEL + 4))) };
-        for r in 0..R {
-            let s = lanes::splat(unsafe { *a.add(r * k + i) });
+        for r in 0..TILE_ROWS {
+            let s = unsafe { lanes::splat_ptr(a.add(i * TILE_ROWS + r)) };
             acc[r][0] = lanes::mul_add(s, w0, acc[r][0]);
             acc[r][1] = lanes::mul_add(s, w1, acc[r][1]);
         }
     }
     let mut out = [[0.0f32; PANEL]; TILE_ROWS];
-    for r in 0..R {
+    for r in 0..TILE_ROWS {
         lanes::store(acc[r][0], &mut out[r][0..4]);
         lanes::store(acc[r][1], &mut out[r][4..8]);
     }
     out
 }
 
-/// GELU, `x * (1 + erf(x / sqrt 2)) / 2`, over a slice.
+/// GELU, `x * (1 + erf(x / sqrt 2)) / 2`, over a slice, four lanes at a time.
 ///
-/// The erf is a branch-free polynomial (absolute error below 2e-7) so the loop
-/// vectorises; libm's scalar `erff` cost more than the matrix products' epilogue.
+/// erf is a rational minimax form `u P(u^2) / Q(u^2)` on `[-4, 4]`, set to +-1 from
+/// |u| = 3.9 on (where erf rounds to 1 in f32), absolute error below 1e-6 (checked
+/// against an f64 reference by the unit test below). Written on explicit lanes with its
+/// constants held in locals: as a plain loop, LLVM vectorised it but rebuilt 22 vector
+/// constants on every iteration, which V8 cannot hoist, and GELU took 8% of a call.
+#[inline(never)]
 pub fn gelu_in_place(values: &mut [f32]) {
-    for v in values.iter_mut() {
-        let x = *v;
-        *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    // Opaque to the optimiser, so the constants stay in locals (registers) for the loop.
+    let c = std::hint::black_box(GeluConstants::new());
+    let mut chunks = values.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        lanes::store(gelu4(lanes::load(chunk), &c), chunk);
+    }
+    for v in chunks.into_remainder() {
+        let mut padded = [*v; 4];
+        lanes::store(gelu4(lanes::load(&padded), &c), &mut padded);
+        *v = padded[0];
     }
 }
 
-/// Error function, absolute error below 2e-7 over all of f32 (Abramowitz & Stegun 7.1.26
-/// refined: the Numerical Recipes `erfc` Chebyshev form), branch-free.
-#[inline(always)]
-fn erf(x: f32) -> f32 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_2
-        + t * (1.000_023_7
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * exp(poly);
-    (1.0 - erfc).copysign(x)
+/// The coefficients of [`gelu4`], one vector each.
+#[derive(Clone, Copy)]
+struct GeluConstants {
+    p: [lanes::V; 7],
+    q: [lanes::V; 5],
+    scale: lanes::V,
+    limit: lanes::V,
+    ceiling: lanes::V,
+    one: lanes::V,
+    half: lanes::V,
 }
 
-/// `e^x` for `x <= 0` (all [`erf`] needs), relative error about 1e-7, branch-free.
+impl GeluConstants {
+    fn new() -> Self {
+        let v = lanes::splat_value;
+        Self {
+            p: [
+                v(-2.726_142_3e-10),
+                v(2.770_681_4e-8),
+                v(-2.101_024e-6),
+                v(-5.692_506_4e-5),
+                v(-7.349_906_3e-4),
+                v(-2.954_600_1e-3),
+                v(-1.609_603_3e-2),
+            ],
+            q: [v(-1.456_607_2e-5), v(-2.133_740_6e-4), v(-1.682_827e-3), v(-7.373_329_2e-3), v(-1.426_474e-2)],
+            scale: v(std::f32::consts::FRAC_1_SQRT_2),
+            limit: v(4.0),
+            ceiling: v(3.9),
+            one: v(1.0),
+            half: v(0.5),
+        }
+    }
+}
+
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+fn gelu4(x: lanes::V, c: &GeluConstants) -> lanes::V {
+    use lanes::{mul, mul_add};
+    let u = mul(x, c.scale);
+    let clamped = lanes::clamp(u, c.limit);
+    let u2 = mul(clamped, clamped);
+    let mut p = c.p[0];
+    for &coef in &c.p[1..] {
+        p = mul_add(p, u2, coef);
+    }
+    let mut q = c.q[0];
+    for &coef in &c.q[1..] {
+        q = mul_add(q, u2, coef);
+    }
+    let erf = lanes::div(mul(clamped, p), q);
+    let erf = lanes::select_abs_ge(u, c.ceiling, lanes::copysign(c.one, u), erf);
+    let h = mul(x, c.half);
+    mul_add(h, erf, h)
+}
+
+/// `e^x` for `x <= 0` (all a max-shifted softmax needs), relative error about 1e-7,
+/// branch-free so that loops over it vectorise.
+#[inline(always)]
+pub(super) fn exp_nonpositive(x: f32) -> f32 {
     // e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2; clamp keeps 2^n a normal.
-    let x = x.max(-87.0);
+    // A compare-and-select, not f32::max, whose NaN rule has no simd128 instruction and
+    // kept the loop scalar.
+    let x = if x < -87.0 { -87.0 } else { x };
     // round_ties_even is one wasm instruction (f32.nearest); round() is a libm call.
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
@@ -173,7 +274,7 @@ fn exp(x: f32) -> f32 {
 
 /// Four f32 lanes: wasm simd128 where it is compiled in, arrays elsewhere.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod lanes {
+pub(super) mod lanes {
     use core::arch::wasm32::*;
 
     pub type V = v128;
@@ -183,16 +284,67 @@ mod lanes {
         f32x4_splat(0.0)
     }
 
-    #[inline(always)]
-    pub fn splat(x: f32) -> V {
-        f32x4_splat(x)
-    }
-
     /// # Safety
     /// `p` must point at four readable f32 (any alignment).
     #[inline(always)]
     pub unsafe fn load_ptr(p: *const f32) -> V {
         unsafe { v128_load(p.cast()) }
+    }
+
+    /// One f32 from memory in every lane: a single broadcast load.
+    ///
+    /// # Safety
+    /// `p` must point at a readable f32.
+    #[inline(always)]
+    pub unsafe fn splat_ptr(p: *const f32) -> V {
+        unsafe { v128_load32_splat(p.cast()) }
+    }
+
+    #[inline(always)]
+    pub fn load(s: &[f32]) -> V {
+        assert!(s.len() >= 4);
+        // SAFETY: four values are in bounds, checked above.
+        unsafe { v128_load(s.as_ptr().cast()) }
+    }
+
+    /// Sum of the four lanes.
+    #[inline(always)]
+    pub fn sum(v: V) -> f32 {
+        f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+    }
+
+    #[inline(always)]
+    pub fn splat_value(x: f32) -> V {
+        f32x4_splat(x)
+    }
+
+    #[inline(always)]
+    pub fn mul(a: V, b: V) -> V {
+        f32x4_mul(a, b)
+    }
+
+    #[inline(always)]
+    pub fn div(a: V, b: V) -> V {
+        f32x4_div(a, b)
+    }
+
+    /// `a` limited to `[-limit, limit]` (`limit` positive; NaN stays NaN).
+    #[inline(always)]
+    pub fn clamp(a: V, limit: V) -> V {
+        f32x4_pmax(f32x4_pmin(a, limit), f32x4_neg(limit))
+    }
+
+    /// `yes` where `|a| >= bound`, else `no`.
+    #[inline(always)]
+    pub fn select_abs_ge(a: V, bound: V, yes: V, no: V) -> V {
+        v128_bitselect(yes, no, f32x4_ge(f32x4_abs(a), bound))
+    }
+
+    /// The magnitude of `magnitude` with the sign of `sign`.
+    #[inline(always)]
+    pub fn copysign(magnitude: V, sign: V) -> V {
+        let mask = f32x4_splat(-0.0);
+        v128_or(v128_and(sign, mask), v128_andnot(magnitude, mask))
     }
 
 
@@ -221,7 +373,7 @@ mod lanes {
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-mod lanes {
+pub(super) mod lanes {
     pub type V = [f32; 4];
 
     #[inline(always)]
@@ -229,16 +381,65 @@ mod lanes {
         [0.0; 4]
     }
 
-    #[inline(always)]
-    pub fn splat(x: f32) -> V {
-        [x; 4]
-    }
-
     /// # Safety
     /// `p` must point at four readable f32.
     #[inline(always)]
     pub unsafe fn load_ptr(p: *const f32) -> V {
         unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] }
+    }
+
+    /// # Safety
+    /// `p` must point at a readable f32.
+    #[inline(always)]
+    pub unsafe fn splat_ptr(p: *const f32) -> V {
+        [unsafe { *p }; 4]
+    }
+
+    #[inline(always)]
+    pub fn load(s: &[f32]) -> V {
+        [s[0], s[1], s[2], s[3]]
+    }
+
+    /// Sum of the four lanes.
+    #[inline(always)]
+    pub fn sum(v: V) -> f32 {
+        v[0] + v[1] + v[2] + v[3]
+    }
+
+    #[inline(always)]
+    pub fn splat_value(x: f32) -> V {
+        [x; 4]
+    }
+
+    #[inline(always)]
+    pub fn mul(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] * b[i])
+    }
+
+    #[inline(always)]
+    pub fn div(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] / b[i])
+    }
+
+    /// `a` limited to `[-limit, limit]` (`limit` positive; NaN stays NaN).
+    #[inline(always)]
+    pub fn clamp(a: V, limit: V) -> V {
+        std::array::from_fn(|i| {
+            let x = if limit[i] < a[i] { limit[i] } else { a[i] };
+            if x < -limit[i] { -limit[i] } else { x }
+        })
+    }
+
+    /// `yes` where `|a| >= bound`, else `no`.
+    #[inline(always)]
+    pub fn select_abs_ge(a: V, bound: V, yes: V, no: V) -> V {
+        std::array::from_fn(|i| if a[i].abs() >= bound[i] { yes[i] } else { no[i] })
+    }
+
+    /// The magnitude of `magnitude` with the sign of `sign`.
+    #[inline(always)]
+    pub fn copysign(magnitude: V, sign: V) -> V {
+        std::array::from_fn(|i| magnitude[i].copysign(sign[i]))
     }
 
 
@@ -287,7 +488,8 @@ mod tests {
     #[test]
     fn product_matches_a_reference_for_ragged_rows_and_columns() {
         // Rows not a multiple of the tile or block, columns not a multiple of the panel.
-        for &(m, k, n) in &[(1, 3, 1), (3, 7, 9), (5, 16, 8), (67, 33, 21), (130, 64, 40)] {
+        // k = 900 spans three input slices of K_BLOCK.
+        for &(m, k, n) in &[(1, 3, 1), (3, 7, 9), (5, 16, 8), (67, 33, 21), (130, 64, 40), (9, 900, 11)] {
             let x = values(m * k, 1);
             let w = values(k * n, 2);
             let b = values(n, 3);

@@ -7,6 +7,7 @@
 //! or JavaScript in the browser).
 
 mod config;
+pub mod cpu;
 pub mod dense;
 mod model;
 mod pooling;
@@ -17,7 +18,8 @@ pub mod web;
 use burn::prelude::*;
 
 pub use config::{Activation, BertConfig};
-pub use model::{BertEmbeddings, BertModel, EncoderLayer, LayerKernels, SelfAttention};
+pub use cpu::CpuModel;
+pub use model::{BertEmbeddings, BertModel, EncoderLayer, SelfAttention};
 pub use pooling::mean_pool_normalized;
 pub use tokenize::{MAX_TEXT_BYTES, PaddedBatch, TextTokenizer, pad_batch};
 
@@ -49,10 +51,32 @@ const MAX_BATCH_TOKENS: usize = 8192;
 /// split this way.
 const PADDING_SLACK: usize = 4;
 
-/// Whether [`Encoder::load`] packs the dense layers for the CPU kernels on the Flex device.
-/// In wasm they beat burn's matrix product by about 2x (one thread, no rayon); natively
-/// burn's multi-threaded product is faster.
-const PACKED_KERNELS_BY_DEFAULT: bool = cfg!(target_arch = "wasm32");
+/// How an encoder computes its forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The burn model ([`BertModel`]) on the encoder's device: Flex, wgpu or WebGPU.
+    Burn,
+    /// The CPU engine ([`CpuModel`]): packed dense kernels and in-place attention on
+    /// unpadded f32 buffers, on the Flex device only. In wasm (one thread, no rayon) it
+    /// runs about twice as fast as burn's Flex path; natively burn's multi-threaded
+    /// matrix product wins.
+    CpuKernels,
+}
+
+impl Engine {
+    /// What [`Encoder::load`] uses on `device`: the CPU engine on Flex in wasm, burn
+    /// everywhere else.
+    pub fn default_for(device: &Device) -> Engine {
+        if cfg!(target_arch = "wasm32") && *device == Device::flex() { Engine::CpuKernels } else { Engine::Burn }
+    }
+}
+
+/// The loaded model, in the form its engine runs.
+#[derive(Debug)]
+enum Model {
+    Burn(BertModel),
+    Cpu(CpuModel),
+}
 
 /// Sentence embeddings: `len` rows of `dims` values, row-major, each of unit length.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,35 +114,38 @@ impl Embeddings {
 pub struct Encoder {
     config: BertConfig,
     tokenizer: TextTokenizer,
-    model: BertModel,
+    model: Model,
     device: Device,
-    /// Packed dense weights for the CPU kernels; `None` runs every op through burn.
-    kernels: Option<Vec<LayerKernels>>,
 }
 
 impl Encoder {
-    /// Parses the config and tokenizer, checks and loads the weights onto `device`.
+    /// Parses the config and tokenizer, checks and loads the weights onto `device`, for
+    /// the device's default engine ([`Engine::default_for`]).
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        Self::load_with_engine(files, device, Engine::default_for(device))
+    }
+
+    /// [`Encoder::load`] with a chosen engine; [`Engine::CpuKernels`] needs the Flex device.
+    pub fn load_with_engine(files: &ModelFiles, device: &Device, engine: Engine) -> Result<Self> {
+        if engine == Engine::CpuKernels && *device != Device::flex() {
+            return Err(Error::new(ErrorKind::Input, "the cpu kernels engine runs on the flex device only"));
+        }
         let config = BertConfig::from_json(&files.config, files.sentence_config.as_deref())?;
         let tokenizer = TextTokenizer::from_json(&files.tokenizer, config.max_seq_length)?;
         let tensors = weights::read_weights(&files.weights, &config)?;
-        let model = weights::build_model(&tensors, &config, device)?;
-        let mut encoder = Self { config, tokenizer, model, device: device.clone(), kernels: None };
-        encoder.use_packed_kernels(PACKED_KERNELS_BY_DEFAULT);
-        Ok(encoder)
+        let model = match engine {
+            Engine::Burn => Model::Burn(weights::build_model(&tensors, &config, device)?),
+            Engine::CpuKernels => Model::Cpu(CpuModel::from_tensors(tensors, &config)?),
+        };
+        Ok(Self { config, tokenizer, model, device: device.clone() })
     }
 
-    /// Runs the dense layers through the packed CPU kernels of [`dense`] (`true`) or
-    /// through burn's matrix product (`false`). Only the Flex device can use the kernels;
-    /// returns whether they are now in use.
-    pub fn use_packed_kernels(&mut self, on: bool) -> bool {
-        self.kernels = if on && self.device == Device::flex() { self.model.pack_kernels() } else { None };
-        self.kernels.is_some()
-    }
-
-    /// Whether the dense layers run through the packed CPU kernels.
-    pub fn packed_kernels(&self) -> bool {
-        self.kernels.is_some()
+    /// The engine computing the forward pass.
+    pub fn engine(&self) -> Engine {
+        match self.model {
+            Model::Burn(_) => Engine::Burn,
+            Model::Cpu(_) => Engine::CpuKernels,
+        }
     }
 
     /// Width of the embeddings (384 for MiniLM).
@@ -162,9 +189,15 @@ impl Encoder {
     pub fn embed_tokens(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
         let dims = self.dims();
         let mut data = vec![0.0f32; sequences.len() * dims];
-        for (indices, padded) in self.plan_batches(sequences, batch_size)? {
-            let pooled = self.forward_batch(&padded).try_into_data().map_err(read_failed)?;
-            scatter_rows(&mut data, dims, &indices, &self.rows_from(pooled, padded.batch)?);
+        for indices in self.plan_batches(sequences, batch_size)? {
+            let rows = match &self.model {
+                Model::Cpu(cpu) => cpu.embed(&indices.iter().map(|&i| sequences[i].as_slice()).collect::<Vec<_>>())?,
+                Model::Burn(model) => {
+                    let pooled = self.forward_batch(model, &self.pad(sequences, &indices));
+                    self.rows_from(pooled.try_into_data().map_err(read_failed)?, indices.len())?
+                }
+            };
+            scatter_rows(&mut data, dims, &indices, &rows);
         }
         Ok(Embeddings { dims, data })
     }
@@ -172,17 +205,21 @@ impl Encoder {
     /// [`Encoder::embed_tokens`] for devices whose results can only be read back
     /// asynchronously (WebGPU in a browser); works on every device.
     pub async fn embed_tokens_async(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
+        let Model::Burn(model) = &self.model else { return self.embed_tokens(sequences, batch_size) };
         let dims = self.dims();
         let mut data = vec![0.0f32; sequences.len() * dims];
-        for (indices, padded) in self.plan_batches(sequences, batch_size)? {
-            let pooled = self.forward_batch(&padded).into_data_async().await.map_err(read_failed)?;
-            scatter_rows(&mut data, dims, &indices, &self.rows_from(pooled, padded.batch)?);
+        for indices in self.plan_batches(sequences, batch_size)? {
+            let pooled = self.forward_batch(model, &self.pad(sequences, &indices));
+            let rows = self.rows_from(pooled.into_data_async().await.map_err(read_failed)?, indices.len())?;
+            scatter_rows(&mut data, dims, &indices, &rows);
         }
         Ok(Embeddings { dims, data })
     }
 
-    /// Validates sequences and groups them, shortest first, into padded batches.
-    fn plan_batches(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Vec<(Vec<usize>, PaddedBatch)>> {
+    /// Validates sequences and groups them, shortest first, into batches (by index). The
+    /// burn engine pads a batch to its longest sequence, so its batches also keep padding
+    /// small; the CPU engine pads nothing.
+    fn plan_batches(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Vec<Vec<usize>>> {
         if batch_size == 0 {
             return Err(Error::new(ErrorKind::Input, "batch size must be at least 1"));
         }
@@ -201,25 +238,23 @@ impl Encoder {
             }
         }
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        Ok(group_by_length(&lengths, batch_size)
-            .into_iter()
-            .map(|chunk| {
-                let seqs: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
-                let padded = pad_batch(&seqs, self.config.pad_token_id);
-                (chunk, padded)
-            })
-            .collect())
+        Ok(group_by_length(&lengths, batch_size, matches!(self.model, Model::Burn(_))))
+    }
+
+    fn pad(&self, sequences: &[Vec<u32>], indices: &[usize]) -> PaddedBatch {
+        let seqs: Vec<&[u32]> = indices.iter().map(|&i| sequences[i].as_slice()).collect();
+        pad_batch(&seqs, self.config.pad_token_id)
     }
 
     /// Runs the model and pooling over one padded batch, leaving the result on the device.
     ///
     /// # Shapes
     /// - output: `[padded.batch, hidden]`
-    pub fn forward_batch(&self, padded: &PaddedBatch) -> Tensor<2> {
+    fn forward_batch(&self, model: &BertModel, padded: &PaddedBatch) -> Tensor<2> {
         let shape = [padded.batch, padded.seq];
         let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), shape), &self.device);
         let mask = Tensor::<2>::from_data(TensorData::new(padded.mask.clone(), shape), &self.device);
-        let hidden = self.model.forward_with(ids, padded.has_padding.then(|| mask.clone()), self.kernels.as_deref());
+        let hidden = model.forward(ids, padded.has_padding.then(|| mask.clone()));
         mean_pool_normalized(hidden, mask)
     }
 
@@ -247,9 +282,10 @@ fn scatter_rows(data: &mut [f32], dims: usize, indices: &[usize], rows: &[f32]) 
 
 /// Cuts sequences of the given lengths into batches: indices sorted by length (stable, so
 /// equal lengths keep input order), at most `batch_size` per batch, at most
-/// `MAX_BATCH_TOKENS` padded tokens, and a new batch once the padded length would pass the
-/// batch's shortest sequence by more than a quarter (or `PADDING_SLACK` tokens).
-fn group_by_length(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+/// `MAX_BATCH_TOKENS` padded tokens, and, when `limit_padding`, a new batch once the
+/// padded length would pass the batch's shortest sequence by more than a quarter (or
+/// `PADDING_SLACK` tokens).
+fn group_by_length(lengths: &[usize], batch_size: usize, limit_padding: bool) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| lengths[i]);
     let mut batches = Vec::new();
@@ -261,7 +297,7 @@ fn group_by_length(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
             let full = current.len() >= batch_size;
             let too_many_tokens = len * (current.len() + 1) > MAX_BATCH_TOKENS;
             let shortest = lengths[first];
-            let too_much_padding = len > shortest + (shortest / 4).max(PADDING_SLACK);
+            let too_much_padding = limit_padding && len > shortest + (shortest / 4).max(PADDING_SLACK);
             if full || too_many_tokens || too_much_padding {
                 batches.push(std::mem::take(&mut current));
             }
@@ -292,7 +328,7 @@ mod tests {
     #[test]
     fn batches_respect_size_padding_and_token_limits_and_cover_every_index_once() {
         let lengths = [5, 256, 3, 12, 40, 7, 200, 3, 30, 256];
-        let batches = group_by_length(&lengths, 4);
+        let batches = group_by_length(&lengths, 4, true);
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
@@ -311,8 +347,17 @@ mod tests {
     #[test]
     fn long_sequences_are_capped_by_the_token_budget() {
         let lengths = vec![256; 100];
-        for batch in group_by_length(&lengths, 128) {
-            assert!(batch.len() * 256 <= MAX_BATCH_TOKENS);
+        for limit_padding in [true, false] {
+            for batch in group_by_length(&lengths, 128, limit_padding) {
+                assert!(batch.len() * 256 <= MAX_BATCH_TOKENS);
+            }
         }
+    }
+
+    #[test]
+    fn without_a_padding_limit_mixed_lengths_fill_whole_batches() {
+        let lengths = [5, 40, 3, 12, 30, 7];
+        assert_eq!(group_by_length(&lengths, 4, false), vec![vec![2, 0, 5, 3], vec![4, 1]]);
+        assert!(group_by_length(&lengths, 4, true).len() > 2);
     }
 }

@@ -14,7 +14,6 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::config::{Activation, BertConfig};
-use super::dense::PackedDense;
 
 /// Token, position and segment embeddings, summed and normalised.
 #[derive(Module, Debug)]
@@ -59,10 +58,10 @@ impl SelfAttention {
     /// - `bias`: `[batch, 1, seq, seq]`, `0` where a key is a real token and a large
     ///   negative number where it is padding
     /// - output: `[batch, seq, hidden]`
-    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>, kernels: Option<&LayerKernels>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let qkv = dense(&self.qkv, kernels.map(|k| &k.qkv), x, false);
+        let qkv = self.qkv.forward(x);
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * hidden, hidden)
@@ -72,7 +71,7 @@ impl SelfAttention {
         let (q, k, v) = (split(0), split(1), split(2));
         let context = attention(q, k, v, None, bias, AttentionModuleOptions::default());
         let merged = context.swap_dims(1, 2).reshape([batch, seq, hidden]);
-        dense(&self.output, kernels.map(|k| &k.attention_output), merged, false)
+        self.output.forward(merged)
     }
 }
 
@@ -96,26 +95,16 @@ impl EncoderLayer {
     /// - `x`: `[batch, seq, hidden]`
     /// - `bias`: `[batch, 1, seq, seq]` (see [`SelfAttention::forward`])
     /// - output: `[batch, seq, hidden]`
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        bias: Option<Tensor<4>>,
-        activation: Activation,
-        kernels: Option<&LayerKernels>,
-    ) -> Tensor<3> {
-        let attended = self.attention.forward(x.clone(), bias, kernels);
+    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>, activation: Activation) -> Tensor<3> {
+        let attended = self.attention.forward(x.clone(), bias);
         let x = self.attention_norm.forward(x + attended);
-        // The exact GELU is fused into the packed kernel's epilogue; other activations,
-        // and the burn path, apply it as a separate op.
-        let fused = kernels.is_some() && activation == Activation::Gelu;
-        let hidden = dense(&self.intermediate, kernels.map(|k| &k.intermediate), x.clone(), fused);
+        let hidden = self.intermediate.forward(x.clone());
         let hidden = match activation {
-            _ if fused => hidden,
             Activation::Gelu => gelu(hidden),
             Activation::GeluTanh => gelu_approximate(hidden),
             Activation::Relu => relu(hidden),
         };
-        let out = dense(&self.output, kernels.map(|k| &k.output), hidden, false);
+        let out = self.output.forward(hidden);
         self.output_norm.forward(x + out)
     }
 }
@@ -147,89 +136,16 @@ impl BertModel {
     /// - `mask`: `[batch, seq]`, `1.0` for real tokens, `0.0` for padding
     /// - output: `[batch, seq, hidden]` (rows at padding positions are meaningless)
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2>>) -> Tensor<3> {
-        self.forward_with(ids, mask, None)
-    }
-
-    /// [`BertModel::forward`], with the dense layers run by packed CPU kernels when
-    /// `kernels` holds one entry per layer (see [`BertModel::pack_kernels`]).
-    ///
-    /// # Shapes
-    /// As [`BertModel::forward`].
-    pub fn forward_with(&self, ids: Tensor<2, Int>, mask: Option<Tensor<2>>, kernels: Option<&[LayerKernels]>) -> Tensor<3> {
         let [batch, seq] = ids.dims();
-        let kernels = kernels.filter(|k| k.len() == self.layers.len());
         let bias = mask.map(|mask| {
             let bias = (mask.neg() + 1.0) * MASKED_SCORE;
             bias.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq])
         });
         let mut x = self.embeddings.forward(ids);
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, bias.clone(), self.activation, kernels.map(|k| &k[i]));
+        for layer in &self.layers {
+            x = layer.forward(x, bias.clone(), self.activation);
         }
         x
-    }
-
-    /// Packs every layer's dense weights for the CPU kernels; `None` if a weight cannot be
-    /// read back as f32 (then the burn path is used).
-    pub fn pack_kernels(&self) -> Option<Vec<LayerKernels>> {
-        self.layers
-            .iter()
-            .map(|layer| {
-                Some(LayerKernels {
-                    qkv: pack(&layer.attention.qkv)?,
-                    attention_output: pack(&layer.attention.output)?,
-                    intermediate: pack(&layer.intermediate)?,
-                    output: pack(&layer.output)?,
-                })
-            })
-            .collect()
-    }
-}
-
-/// One layer's dense weights, packed for the CPU kernels of [`super::dense`].
-#[derive(Clone, Debug)]
-pub struct LayerKernels {
-    qkv: PackedDense,
-    attention_output: PackedDense,
-    intermediate: PackedDense,
-    output: PackedDense,
-}
-
-fn pack(linear: &Linear) -> Option<PackedDense> {
-    let [k, n] = linear.weight.dims();
-    let weight = linear.weight.val().into_data().convert::<f32>();
-    let bias = match &linear.bias {
-        Some(b) => Some(b.val().into_data().convert::<f32>()),
-        None => None,
-    };
-    let bias = match &bias {
-        Some(b) => Some(b.as_slice::<f32>().ok()?),
-        None => None,
-    };
-    PackedDense::new(weight.as_slice::<f32>().ok()?, k, n, bias)
-}
-
-/// A linear layer, through the packed kernel when there is one (then optionally with
-/// GELU fused), otherwise through burn.
-///
-/// # Shapes
-/// - `x`: `[batch, seq, k]`
-/// - output: `[batch, seq, n]`
-fn dense(linear: &Linear, packed: Option<&PackedDense>, x: Tensor<3>, gelu: bool) -> Tensor<3> {
-    let Some(packed) = packed else { return linear.forward(x) };
-    let [batch, seq, _] = x.dims();
-    let device = x.device();
-    let data = x.clone().into_data();
-    match data.as_slice::<f32>() {
-        Ok(values) => {
-            let out = packed.forward(values, gelu);
-            Tensor::from_data(TensorData::new(out, [batch, seq, packed.outputs()]), &device)
-        }
-        // Not f32 on the host: the kernel cannot take it, burn can.
-        Err(_) => {
-            let y = linear.forward(x);
-            if gelu { burn::tensor::activation::gelu(y) } else { y }
-        }
     }
 }
 

@@ -11,7 +11,8 @@ test("'auto' times both backends on the same batch and keeps the faster", { time
   const { page, errors } = await openPage(session.browser, session.served.blank);
   const out = await page.evaluate(async () => {
     const { Encoder } = await import('/pkg/index.js');
-    const enc = await Encoder.load('/model/', { backend: 'auto' });
+    // Here the only adapter is SwiftShader, a fallback adapter: asked to time it anyway.
+    const enc = await Encoder.load('/model/', { backend: 'auto', timeFallbackAdapter: true });
     const result = { backend: enc.backend, calibration: enc.calibration, adapter: enc.adapter };
     await enc.close();
     return result;
@@ -31,6 +32,30 @@ test("'auto' times both backends on the same batch and keeps the faster", { time
     assert.equal(out.backend, faster, JSON.stringify(calibration));
   }
   assert.equal(out.adapter !== null, out.backend === 'webgpu');
+  assert.deepEqual(errors, []);
+});
+
+test("'auto' skips a fallback (CPU-emulated) WebGPU adapter without fetching the WebGPU module", { timeout: 600_000 }, async () => {
+  const { page, errors } = await openPage(session.browser, session.served.blank);
+  const requested = [];
+  page.context().on('request', (r) => requested.push(r.url()));
+  const out = await page.evaluate(async () => {
+    const adapter = await navigator.gpu?.requestAdapter();
+    const fallback = Boolean(adapter && (adapter.isFallbackAdapter ?? adapter.info?.isFallbackAdapter));
+    const { Encoder } = await import('/pkg/index.js');
+    const enc = await Encoder.load('/model/', { backend: 'auto' });
+    const result = { fallback, backend: enc.backend, calibration: enc.calibration };
+    await enc.close();
+    return result;
+  });
+  await page.close();
+  // This machine's Chromium offers SwiftShader only; elsewhere the rule is not exercised.
+  assert.ok(out.fallback, 'this test needs a fallback adapter (headless Chromium with SwiftShader)');
+  assert.equal(out.backend, 'cpu');
+  assert.match(out.calibration.webgpu.skipped, /fallback/);
+  assert.match(out.calibration.reason, /cpu-emulated/);
+  assert.ok(out.calibration.cpu.sentencesPerSecond > 0);
+  assert.deepEqual(requested.filter((u) => u.includes('localrec_webgpu')), []);
   assert.deepEqual(errors, []);
 });
 

@@ -5,18 +5,18 @@
 
 use super::common::{Golden, golden, max_abs_diff, model_files, web_model_files};
 use localrec::native::NativeBackend;
-use localrec::{Encoder, ModelFiles, cosine};
+use localrec::{Encoder, Engine, ModelFiles, cosine};
 
 fn check_parity(files: &ModelFiles, backend: NativeBackend, min_cosine: f32, max_diff: Option<f32>) {
-    check_parity_with(files, backend, false, min_cosine, max_diff)
+    check_parity_with(files, backend, Engine::Burn, min_cosine, max_diff)
 }
 
-/// As `check_parity`, with the dense layers on the packed CPU kernels when `packed` (the
-/// path the browser's CPU backend takes).
-fn check_parity_with(files: &ModelFiles, backend: NativeBackend, packed: bool, min_cosine: f32, max_diff: Option<f32>) {
+/// As `check_parity`, on a chosen engine (the CPU kernels are what the browser's CPU
+/// backend runs).
+fn check_parity_with(files: &ModelFiles, backend: NativeBackend, engine: Engine, min_cosine: f32, max_diff: Option<f32>) {
     let device = backend.device().unwrap_or_else(|e| panic!("{} backend must work here: {e}", backend.name()));
-    let mut encoder = Encoder::load(files, &device).expect("model loads");
-    assert_eq!(encoder.use_packed_kernels(packed), packed, "packed kernels {packed} on {}", backend.name());
+    let encoder = Encoder::load_with_engine(files, &device, engine).expect("model loads");
+    assert_eq!(encoder.engine(), engine);
     assert_eq!(encoder.dims(), 384);
     let golden: Vec<Golden> = golden();
     let texts: Vec<&str> = golden.iter().map(|g| g.text.as_str()).collect();
@@ -53,13 +53,13 @@ fn cpu_f16_web_copy_matches_sentence_transformers() {
 }
 
 #[test]
-fn cpu_packed_kernels_with_f32_weights_match_sentence_transformers() {
-    check_parity_with(&model_files(), NativeBackend::Cpu, true, 0.9999, Some(1e-4));
+fn cpu_kernels_engine_with_f32_weights_match_sentence_transformers() {
+    check_parity_with(&model_files(), NativeBackend::Cpu, Engine::CpuKernels, 0.9999, Some(1e-4));
 }
 
 #[test]
-fn cpu_packed_kernels_with_f16_web_copy_match_sentence_transformers() {
-    check_parity_with(&web_model_files(), NativeBackend::Cpu, true, 0.999, None);
+fn cpu_kernels_engine_with_f16_web_copy_match_sentence_transformers() {
+    check_parity_with(&web_model_files(), NativeBackend::Cpu, Engine::CpuKernels, 0.999, None);
 }
 
 #[test]
@@ -74,10 +74,9 @@ fn wgpu_f16_web_copy_matches_sentence_transformers() {
 
 /// Padding must not leak into results: a batch mixing 2-token and 256-token texts gives
 /// the same vectors as encoding each alone.
-fn check_batched_equals_single(backend: NativeBackend, packed: bool) {
+fn check_batched_equals_single(backend: NativeBackend, engine: Engine) {
     let device = backend.device().expect("backend works");
-    let mut encoder = Encoder::load(&model_files(), &device).expect("model loads");
-    assert_eq!(encoder.use_packed_kernels(packed), packed);
+    let encoder = Encoder::load_with_engine(&model_files(), &device, engine).expect("model loads");
     let golden = golden();
     let texts: Vec<&str> = golden.iter().map(|g| g.text.as_str()).collect();
     let ids = encoder.tokenize(&texts).expect("tokenizes");
@@ -100,15 +99,15 @@ fn check_batched_equals_single(backend: NativeBackend, packed: bool) {
 
 #[test]
 fn cpu_batched_and_single_encoding_agree() {
-    check_batched_equals_single(NativeBackend::Cpu, false);
+    check_batched_equals_single(NativeBackend::Cpu, Engine::Burn);
 }
 
 #[test]
-fn cpu_packed_kernels_batched_and_single_encoding_agree() {
-    check_batched_equals_single(NativeBackend::Cpu, true);
+fn cpu_kernels_engine_batched_and_single_encoding_agree() {
+    check_batched_equals_single(NativeBackend::Cpu, Engine::CpuKernels);
 }
 
 #[test]
 fn wgpu_batched_and_single_encoding_agree() {
-    check_batched_equals_single(NativeBackend::Wgpu, false);
+    check_batched_equals_single(NativeBackend::Wgpu, Engine::Burn);
 }

@@ -1,0 +1,413 @@
+//! The CPU engine: the encoder's whole forward pass on plain f32 buffers, for one wasm
+//! thread in the browser.
+//!
+//! Why it exists: profiled in Chromium at batch 32, burn's Flex path spent about a
+//! quarter of an encoder call outside the matrix products, in layout copies
+//! (`swap_dims`/`reshape` for the heads), host round trips around the packed dense
+//! kernel, an attention bias expanded to `[batch, 1, seq, seq]`, and padding. Here the
+//! sequences of a batch are concatenated without padding (dense layers are per token,
+//! so padding was pure waste), the four dense layers per block run on the packed kernels
+//! of [`super::dense`], and attention, softmax, the residual adds and the norms read the
+//! buffers in place.
+//!
+//! It computes exactly what [`super::BertModel`] computes and is built from the same
+//! localrec-named tensors (the burn module paths, see [`super::weights`]); parity with
+//! sentence-transformers is tested for both. Natively the burn path stays the default
+//! (burn's matrix product is multi-threaded there); see [`super::Engine`].
+
+use super::config::{Activation, BertConfig};
+use super::dense::{PackedDense, exp_nonpositive, lanes};
+use super::weights::NamedTensors;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Smallest norm divided by when normalising, as in [`super::mean_pool_normalized`].
+const MIN_NORM: f32 = 1e-12;
+
+/// A layer norm's parameters.
+#[derive(Clone, Debug)]
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    /// `x <- norm(x + residual)` for every row of `x` (`residual` has the same shape).
+    ///
+    /// # Shapes
+    /// - `x`, `residual`: `[rows, width]`
+    fn add_and_apply(&self, x: &mut [f32], residual: Option<&[f32]>) {
+        let width = self.gamma.len();
+        for (r, row) in x.chunks_exact_mut(width).enumerate() {
+            if let Some(res) = residual {
+                for (v, &a) in row.iter_mut().zip(&res[r * width..(r + 1) * width]) {
+                    *v += a;
+                }
+            }
+            let mean = row.iter().sum::<f32>() / width as f32;
+            let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, &g), &b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        }
+    }
+}
+
+/// One transformer layer's parameters.
+#[derive(Clone, Debug)]
+struct Layer {
+    qkv: PackedDense,
+    attention_output: PackedDense,
+    attention_norm: Norm,
+    intermediate: PackedDense,
+    output: PackedDense,
+    output_norm: Norm,
+}
+
+/// Activations of one forward pass, allocated once and reused by every layer.
+#[derive(Default)]
+struct Buffers {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    projected: Vec<f32>,
+    hidden: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+/// The encoder's parameters for the CPU engine.
+#[derive(Clone, Debug)]
+pub struct CpuModel {
+    hidden: usize,
+    heads: usize,
+    vocab: usize,
+    positions: usize,
+    activation: Activation,
+    /// `[vocab, hidden]`.
+    word: Vec<f32>,
+    /// `[max_position_embeddings, hidden]`.
+    position: Vec<f32>,
+    /// Token type 0's row: single-sentence inputs use no other.
+    segment: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+}
+
+impl CpuModel {
+    /// Builds the model from localrec-named tensors (as [`super::weights::read_weights`]
+    /// returns them), taking the embedding tables without copying them.
+    pub fn from_tensors(mut tensors: NamedTensors, config: &BertConfig) -> Result<Self> {
+        let h = config.hidden_size;
+        let mut take = |name: &str, len: usize| -> Result<Vec<f32>> {
+            let t = tensors
+                .remove(name)
+                .ok_or_else(|| Error::new(ErrorKind::Weights, format!("weights have no tensor `{name}`")))?;
+            if t.data.len() != len {
+                return Err(Error::new(
+                    ErrorKind::Weights,
+                    format!("tensor `{name}` has {} values; expected {len}", t.data.len()),
+                ));
+            }
+            Ok(t.data)
+        };
+        let eps = config.layer_norm_eps as f32;
+        let mut norm = |name: &str| -> Result<Norm> {
+            Ok(Norm { gamma: take(&format!("{name}.gamma"), h)?, beta: take(&format!("{name}.beta"), h)?, eps })
+        };
+        let embedding_norm = norm("embeddings.norm")?;
+        let mut layer_norms = Vec::with_capacity(config.num_layers);
+        for n in 0..config.num_layers {
+            layer_norms.push((norm(&format!("layers.{n}.attention_norm"))?, norm(&format!("layers.{n}.output_norm"))?));
+        }
+        let word = take("embeddings.word.weight", config.vocab_size * h)?;
+        let position = take("embeddings.position.weight", config.max_position_embeddings * h)?;
+        let mut segment = take("embeddings.token_type.weight", config.type_vocab_size * h)?;
+        segment.truncate(h);
+        let mut dense = |name: &str, k: usize, n: usize| -> Result<PackedDense> {
+            let weight = take(&format!("{name}.weight"), k * n)?;
+            let bias = take(&format!("{name}.bias"), n)?;
+            PackedDense::new(&weight, k, n, Some(&bias))
+                .ok_or_else(|| Error::new(ErrorKind::Weights, format!("tensor `{name}.weight` does not fit [{k}, {n}]")))
+        };
+        let i = config.intermediate_size;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for (n, (attention_norm, output_norm)) in layer_norms.into_iter().enumerate() {
+            let p = format!("layers.{n}");
+            layers.push(Layer {
+                qkv: dense(&format!("{p}.attention.qkv"), h, 3 * h)?,
+                attention_output: dense(&format!("{p}.attention.output"), h, h)?,
+                attention_norm,
+                intermediate: dense(&format!("{p}.intermediate"), h, i)?,
+                output: dense(&format!("{p}.output"), i, h)?,
+                output_norm,
+            });
+        }
+        if segment.len() != h {
+            return Err(Error::new(ErrorKind::Weights, "tensor `embeddings.token_type.weight` has no row for token type 0"));
+        }
+        Ok(Self {
+            hidden: h,
+            heads: config.num_heads,
+            vocab: config.vocab_size,
+            positions: config.max_position_embeddings,
+            activation: config.activation,
+            word,
+            position,
+            segment,
+            embedding_norm,
+            layers,
+        })
+    }
+
+    /// Mean-pooled, L2-normalised embeddings of token sequences, computed together.
+    ///
+    /// # Shapes
+    /// - `sequences`: `n` sequences of any lengths (no padding needed)
+    /// - output: `[n, hidden]` row-major, each row of unit length
+    pub fn embed(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
+        let mut x = self.embed_tokens(sequences)?;
+        let mut buf = Buffers::default();
+        for layer in &self.layers {
+            self.layer_forward(layer, &mut x, &lengths, &mut buf);
+        }
+        let mut pooled = vec![0.0f32; sequences.len() * h];
+        let mut start = 0;
+        for (s, &len) in lengths.iter().enumerate() {
+            let out = &mut pooled[s * h..(s + 1) * h];
+            for t in start..start + len {
+                for (o, &v) in out.iter_mut().zip(&x[t * h..(t + 1) * h]) {
+                    *o += v;
+                }
+            }
+            let count = len.max(1) as f32;
+            let norm = (out.iter().map(|&v| (v / count) * (v / count)).sum::<f32>()).sqrt().max(MIN_NORM);
+            for o in out.iter_mut() {
+                *o = *o / count / norm;
+            }
+            start += len;
+        }
+        Ok(pooled)
+    }
+
+    /// Word + position + segment embeddings of every token, normalised.
+    ///
+    /// # Shapes
+    /// - output: `[total tokens, hidden]`
+    fn embed_tokens(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let total: usize = sequences.iter().map(|s| s.len()).sum();
+        let mut x = Vec::with_capacity(total * h);
+        for (s, seq) in sequences.iter().enumerate() {
+            if seq.len() > self.positions {
+                return Err(Error::new(
+                    ErrorKind::Input,
+                    format!("sequence {s} has {} tokens; the model has {} positions", seq.len(), self.positions),
+                ));
+            }
+            for (p, &id) in seq.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(Error::new(
+                        ErrorKind::Input,
+                        format!("sequence {s} holds token id {id}, outside the vocabulary of {}", self.vocab),
+                    ));
+                }
+                let word = &self.word[id * h..(id + 1) * h];
+                let position = &self.position[p * h..(p + 1) * h];
+                x.extend(word.iter().zip(position).zip(&self.segment).map(|((&w, &p), &s)| w + p + s));
+            }
+        }
+        self.embedding_norm.add_and_apply(&mut x, None);
+        Ok(x)
+    }
+
+    /// One post-norm transformer layer over concatenated sequences, in place.
+    ///
+    /// # Shapes
+    /// - `x`: `[total tokens, hidden]`, sequences of `lengths` one after another
+    fn layer_forward(&self, layer: &Layer, x: &mut Vec<f32>, lengths: &[usize], buf: &mut Buffers) {
+        layer.qkv.forward_into(x, false, &mut buf.qkv);
+        buf.context.clear();
+        buf.context.resize(x.len(), 0.0);
+        self.attention(&buf.qkv, lengths, &mut buf.context, &mut buf.scores);
+        layer.attention_output.forward_into(&buf.context, false, &mut buf.projected);
+        layer.attention_norm.add_and_apply(x, Some(&buf.projected));
+        let fused = self.activation == Activation::Gelu;
+        layer.intermediate.forward_into(x, fused, &mut buf.hidden);
+        match self.activation {
+            Activation::Gelu => {}
+            Activation::GeluTanh => buf.hidden.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+            Activation::Relu => buf.hidden.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
+        layer.output.forward_into(&buf.hidden, false, &mut buf.projected);
+        layer.output_norm.add_and_apply(x, Some(&buf.projected));
+    }
+
+    /// Scaled dot-product attention of every head, each sequence attending to itself only.
+    ///
+    /// # Shapes
+    /// - `qkv`: `[total tokens, 3 * hidden]`: queries, keys, values side by side, each
+    ///   split into `heads` slices of `hidden / heads`
+    /// - `context`: `[total tokens, hidden]`, zeroed by the caller; heads merged
+    fn attention(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32], scores: &mut Vec<f32>) {
+        // The head width as a constant lets the per-head loops unroll completely; MiniLM
+        // and BERT-base have 32 and 64.
+        match self.hidden / self.heads {
+            32 => self.attention_with::<32>(qkv, lengths, context, scores),
+            64 => self.attention_with::<64>(qkv, lengths, context, scores),
+            _ => self.attention_with::<0>(qkv, lengths, context, scores),
+        }
+    }
+
+    /// [`CpuModel::attention`] for heads `DH` wide (`0`: any width, read at run time).
+    fn attention_with<const DH: usize>(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32], scores: &mut Vec<f32>) {
+        let h = self.hidden;
+        let stride = 3 * h;
+        let dh = if DH == 0 { h / self.heads } else { DH };
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut start = 0;
+        for &len in lengths {
+            scores.clear();
+            scores.resize(len, 0.0);
+            for head in 0..self.heads {
+                let (q_at, k_at, v_at) = (head * dh, h + head * dh, 2 * h + head * dh);
+                for i in 0..len {
+                    let q = &qkv[(start + i) * stride + q_at..][..dh];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        let k = &qkv[(start + j) * stride + k_at..][..dh];
+                        *s = dot(q, k) * scale;
+                        max = if *s > max { *s } else { max };
+                    }
+                    for s in scores.iter_mut() {
+                        *s = exp_nonpositive(*s - max);
+                    }
+                    let inv = 1.0 / scores.iter().sum::<f32>();
+                    let out = &mut context[(start + i) * h + q_at..][..dh];
+                    for (j, &p) in scores.iter().enumerate() {
+                        let v = &qkv[(start + j) * stride + v_at..][..dh];
+                        let p = p * inv;
+                        for (o, &vv) in out.iter_mut().zip(v) {
+                            *o += p * vv;
+                        }
+                    }
+                }
+            }
+            start += len;
+        }
+    }
+}
+
+/// Dot product, four lanes at a time (two accumulators, so additions overlap).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [lanes::zero(), lanes::zero()];
+    let mut chunks = a.chunks_exact(8).zip(b.chunks_exact(8));
+    for (x, y) in &mut chunks {
+        acc[0] = lanes::mul_add(lanes::load(&x[..4]), lanes::load(&y[..4]), acc[0]);
+        acc[1] = lanes::mul_add(lanes::load(&x[4..]), lanes::load(&y[4..]), acc[1]);
+    }
+    let mut sum = lanes::sum(acc[0]) + lanes::sum(acc[1]);
+    for i in n - n % 8..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// GELU's tanh approximation, as burn's `gelu_approximate`.
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::weights::{HostTensor, expected_tensors};
+
+    /// A 2-layer, 8-wide model with deterministic weights in every tensor.
+    fn tiny() -> (BertConfig, NamedTensors) {
+        let config = BertConfig {
+            hidden_size: 8,
+            num_layers: 2,
+            num_heads: 2,
+            intermediate_size: 16,
+            vocab_size: 20,
+            max_position_embeddings: 12,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            activation: Activation::Gelu,
+            pad_token_id: 0,
+            max_seq_length: 12,
+        };
+        let mut seed = 7u32;
+        let tensors = expected_tensors(&config)
+            .into_iter()
+            .map(|(name, shape)| {
+                let data = (0..shape.iter().product::<usize>())
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        ((seed >> 16) as f32 / 65_536.0 - 0.5) * 0.5
+                    })
+                    .collect();
+                (name, HostTensor { shape, data })
+            })
+            .collect();
+        (config, tensors)
+    }
+
+    #[test]
+    fn batched_unpadded_sequences_match_each_sequence_alone() {
+        let (config, tensors) = tiny();
+        let model = CpuModel::from_tensors(tensors, &config).unwrap();
+        let seqs: [&[u32]; 3] = [&[1, 5, 7, 2], &[1, 2], &[1, 9, 9, 9, 4, 3, 2]];
+        let together = model.embed(&seqs).unwrap();
+        for (s, seq) in seqs.iter().enumerate() {
+            let alone = model.embed(&[seq]).unwrap();
+            for (a, b) in alone.iter().zip(&together[s * 8..(s + 1) * 8]) {
+                assert!((a - b).abs() < 1e-6, "sequence {s}: {a} vs {b}");
+            }
+            let norm: f32 = alone.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "sequence {s} norm {norm}");
+        }
+    }
+
+    #[test]
+    fn matches_the_burn_model_on_the_same_weights() {
+        use burn::prelude::*;
+        let (config, tensors) = tiny();
+        let device = Device::flex();
+        let burn_model = crate::encoder::weights::build_model(&tensors, &config, &device).unwrap();
+        let cpu = CpuModel::from_tensors(tensors, &config).unwrap();
+        let seq: &[u32] = &[1, 4, 6, 8, 2];
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(seq.iter().map(|&i| i as i32).collect::<Vec<_>>(), [1, 5]), &device);
+        let mask = Tensor::<2>::ones([1, 5], &device);
+        let want = crate::encoder::mean_pool_normalized(burn_model.forward(ids, None), mask).into_data().try_to_vec::<f32>().unwrap();
+        let got = cpu.embed(&[seq]).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_ids_and_overlong_sequences_are_input_errors() {
+        let (config, tensors) = tiny();
+        let model = CpuModel::from_tensors(tensors, &config).unwrap();
+        let err = model.embed(&[&[1, 20]]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Input);
+        let long = vec![1u32; 13];
+        assert_eq!(model.embed(&[&long]).unwrap_err().kind(), ErrorKind::Input);
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let (config, mut tensors) = tiny();
+        tensors.remove("layers.1.output.bias");
+        let err = CpuModel::from_tensors(tensors, &config).unwrap_err();
+        assert!(err.to_string().contains("layers.1.output.bias"), "{err}");
+    }
+}
