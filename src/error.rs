@@ -22,6 +22,11 @@ pub enum ErrorKind {
     Backend,
     /// Reading or writing a file failed (native helpers only; the core does no I/O).
     Io,
+    /// A catalog manifest or shard is malformed, of an unknown version, or outside the
+    /// format's limits.
+    Format,
+    /// Bytes do not match the size or SHA-256 their manifest gives.
+    Integrity,
 }
 
 impl ErrorKind {
@@ -34,6 +39,8 @@ impl ErrorKind {
             ErrorKind::Input => "input",
             ErrorKind::Backend => "backend",
             ErrorKind::Io => "io",
+            ErrorKind::Format => "format",
+            ErrorKind::Integrity => "integrity",
         }
     }
 }

@@ -19,6 +19,7 @@
 //! # Ok::<(), localrec::Error>(())
 //! ```
 
+pub mod catalog;
 pub mod encoder;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,0 +1,14 @@
+//! Catalogs: the static files a site publishes (docs/catalog-format.md). A manifest
+//! lists checksummed shards; each shard holds items with their metadata, int8
+//! embeddings, and (once trained) collaborative factors.
+//!
+//! The core only turns bytes into values and back: reading files or URLs is the
+//! caller's job (the CLI natively, the worker in the browser).
+
+pub mod manifest;
+pub mod quantize;
+pub mod shard;
+
+pub use manifest::{CatalogEncoder, Collaborative, MANIFEST_FILE, Manifest, Quantization, ShardEntry};
+pub use quantize::QuantizedRow;
+pub use shard::{CatalogItem, ShardExpectation, ShardHeader, ShardParser, parse_shard, write_shard};
