@@ -1,8 +1,9 @@
-//! Native-only helpers around the I/O-free core: reading a model folder and starting a
-//! burn device by name. The browser build does neither (JavaScript fetches the files and
-//! the wasm layer starts WebGPU asynchronously).
+//! Native-only helpers around the I/O-free core: reading a model folder, starting a
+//! burn device by name, and the file handling of `localrec build` (atomic writes,
+//! gzipped inputs). The browser build does none of this (JavaScript fetches the files
+//! and the wasm layer starts WebGPU asynchronously).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
@@ -28,6 +29,62 @@ pub fn read_model_dir(dir: impl AsRef<Path>) -> Result<ModelFiles> {
         weights: read(dir, "model.safetensors")?,
         sentence_config: if sentence_path.is_file() { Some(read(dir, "sentence_bert_config.json")?) } else { None },
     })
+}
+
+fn io_error(what: String, e: std::io::Error) -> Error {
+    Error::with_source(ErrorKind::Io, what, e)
+}
+
+/// Where [`write_atomic`] writes before renaming: a hidden name in the same folder (so
+/// the rename stays on one file system) that carries the process id, so two builds
+/// writing the same file never share a temporary.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it
+/// over `path`: readers and interrupted runs see the old file or the new one, never half
+/// of one. Creates missing parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_temp(path, bytes).and_then(|tmp| rename(&tmp, path))
+}
+
+/// The first half of [`write_atomic`]: writes and flushes the temporary file and returns
+/// its path, for callers that rename a group of files only once all are written.
+pub fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(format!("cannot create {}", parent.display()), e))?;
+    }
+    let tmp = temp_path(path);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(format!("cannot write {}", path.display()), e));
+    }
+    Ok(tmp)
+}
+
+/// Renames `from` to `to`, naming `to` in the error.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| io_error(format!("cannot write {}", to.display()), e))
+}
+
+/// Reads a whole input file; gzip data (by its magic bytes, whatever the name) is
+/// decompressed.
+#[cfg(feature = "cli")]
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes.as_slice()), &mut out)
+        .map_err(|e| Error::with_source(ErrorKind::Input, format!("{}: not a valid gzip file", path.display()), e))?;
+    Ok(out)
 }
 
 /// A compute backend selectable natively.

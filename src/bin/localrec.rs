@@ -3,6 +3,15 @@
 //! * `embed`: JSON lines of texts in, JSON lines of token ids and embeddings out.
 //! * `export-web`: writes the browser copy of a model (f16 weights, manifest with SHA-256).
 //! * `bench`: encoder throughput and peak memory per backend, as a table and JSON.
+//! * `build`: items and interactions in, a catalog folder out (manifest, shards, model);
+//!   `merge` joins a catalog built in parts (`build --part i/n`).
+//! * `inspect`: verifies a catalog folder or URL and summarises it.
+
+// Beside this file rather than in src/bin/, where cargo would take them for binaries.
+#[path = "localrec/catalog.rs"]
+mod catalog;
+#[path = "localrec/inspect.rs"]
+mod inspect;
 
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +78,12 @@ enum Command {
         #[arg(long, hide = true)]
         child: bool,
     },
+    /// Build a catalog: items (and interactions) in; manifest.json, shards/ and model/ out.
+    Build(catalog::BuildArgs),
+    /// Write the manifest of a catalog built in parts (`build --part i/n`) once every part is done.
+    Merge(catalog::MergeArgs),
+    /// Verify a catalog (folder or http(s) URL): every shard and model file against the manifest.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +92,9 @@ fn main() -> ExitCode {
         Command::Embed { model, backend, batch } => embed(&model, backend, batch),
         Command::ExportWeb { model, out, name } => export(&model, &out, name),
         Command::Bench { model, backends, seconds, json, child } => bench(&model, &backends, seconds, json, child),
+        Command::Build(args) => catalog::build(args),
+        Command::Merge(args) => catalog::merge(args),
+        Command::Inspect(args) => inspect::inspect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,10 +142,10 @@ impl Manifest {
         if dims == 0 || dims > MAX_DIMS {
             return Err(manifest_error(format!("encoder dims {dims} is outside 1..={MAX_DIMS}")));
         }
-        if let Some(c) = &self.collaborative {
-            if c.dims > MAX_FACTOR_DIMS {
-                return Err(manifest_error(format!("collaborative dims {} exceeds {MAX_FACTOR_DIMS}", c.dims)));
-            }
+        if let Some(c) = &self.collaborative
+            && c.dims > MAX_FACTOR_DIMS
+        {
+            return Err(manifest_error(format!("collaborative dims {} exceeds {MAX_FACTOR_DIMS}", c.dims)));
         }
         if self.items > MAX_ITEMS {
             return Err(manifest_error(format!("manifest claims {} items; at most {MAX_ITEMS} are supported", self.items)));
@@ -199,7 +199,7 @@ impl Manifest {
 }
 
 /// A path a manifest may name: relative, no `..` segment, no scheme, no backslash.
-fn is_safe_relative_path(path: &str) -> bool {
+pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains(':')
@@ -246,7 +246,8 @@ mod tests {
 
     #[test]
     fn absurd_or_inconsistent_manifests_are_refused_with_the_reason() {
-        let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|m| m.items = 6), "the manifest says 6"),
             (Box::new(|m| m.shards[0].bytes = u64::MAX), "bytes is outside"),
             (Box::new(|m| m.shards[1].items = 1 << 40), "items exceeds"),

@@ -139,10 +139,29 @@ pub fn write_shard(items: &[CatalogItem], first: u32, dims: usize, factor_dims: 
         if record.len() > MAX_RECORD_BYTES {
             return Err(format_error(format!("{}: record of {} bytes exceeds {MAX_RECORD_BYTES}", at(), record.len())));
         }
+        debug_assert_eq!(
+            4 + record.len(),
+            record_len(&item.id, &item.title, &item.genres, &item.meta, dims, factor_dims, has_bias)
+        );
         out.extend_from_slice(&(record.len() as u32).to_le_bytes());
         out.extend_from_slice(&record);
     }
     Ok(out)
+}
+
+/// Bytes one record takes in a shard, its `u32` length prefix included; lets a writer cut
+/// shards to a target size before any embedding exists.
+pub fn record_len(
+    id: &str,
+    title: &str,
+    genres: &[String],
+    meta: &str,
+    dims: usize,
+    factor_dims: usize,
+    has_bias: bool,
+) -> usize {
+    let texts = 2 + id.len() + 2 + title.len() + 1 + genres.iter().map(|g| 2 + g.len()).sum::<usize>() + 4 + meta.len();
+    4 + texts + 4 + dims + 4 * factor_dims + if has_bias { 4 } else { 0 }
 }
 
 fn put_str16(out: &mut Vec<u8>, s: &str) -> Result<()> {
@@ -388,7 +407,7 @@ mod tests {
             id: format!("m{i}"),
             title: format!("Title {i} — é"),
             genres: vec!["Drama".into(), "Sci-Fi".into()][..i % 3].to_vec(),
-            meta: if i % 2 == 0 { format!("{{\"year\":{}}}", 1990 + i) } else { String::new() },
+            meta: if i.is_multiple_of(2) { format!("{{\"year\":{}}}", 1990 + i) } else { String::new() },
             embedding: QuantizedRow::quantize(&e),
             factors: (0..factor_dims).map(|j| j as f32 * 0.5 - i as f32).collect(),
             bias: bias.then_some(i as f32 * 0.1),
@@ -417,6 +436,18 @@ mod tests {
                 parser.finish().unwrap();
                 assert_eq!(streamed, items, "chunk {chunk}");
             }
+        }
+    }
+
+    #[test]
+    fn record_len_predicts_the_written_size() {
+        for (factor_dims, bias) in [(0, false), (3, true)] {
+            let (items, bytes, _) = sample(5, 12, factor_dims, bias);
+            let predicted: usize = items
+                .iter()
+                .map(|i| record_len(&i.id, &i.title, &i.genres, &i.meta, 12, factor_dims, bias))
+                .sum();
+            assert_eq!(HEADER_LEN + predicted, bytes.len());
         }
     }
 

@@ -3,8 +3,10 @@
 //! - `parity`: sentence-transformers parity on the golden fixture, CPU and wgpu.
 //! - `bad_input`: the library's answers to bad input.
 //! - `cli`: the `localrec` binary.
+//! - `catalog`: `localrec build`, `merge` and `inspect` on a slice of ml-latest-small.
 
 mod bad_input;
+mod catalog;
 mod cli;
 mod common;
 mod parity;

@@ -1,0 +1,593 @@
+//! `localrec build` and `localrec merge`: the files around the catalog logic in
+//! `localrec::catalog::build`.
+//!
+//! A build reads and checks every input before it creates anything in OUT, keeps
+//! encoded embeddings as checkpoint chunks under OUT/.build/ (so an interrupted build
+//! resumes without re-encoding), writes every file under a temporary name and renames it
+//! at the end, and writes the manifest last.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use localrec::catalog::build::{
+    self, CatalogHead, CollaborativeSide, DEFAULT_SHARD_BYTES, FieldHasher, PARTS_DIR, Part, PartFile, hex,
+};
+use localrec::catalog::input::{Interactions, SourceItem, parse_interactions, parse_items};
+use localrec::catalog::shard::MAX_RECORD_BYTES;
+use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, Manifest, QuantizedRow, ShardEntry};
+use localrec::encoder::web::{self, ModelManifest, WebFile, export_web, sha256_hex};
+use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_atomic, write_temp};
+use localrec::{Encoder, Error, ErrorKind, ModelFiles, Result};
+
+/// Folder (under OUT) of build state that is not part of the catalog.
+const BUILD_DIR: &str = ".build";
+/// Prefix of checkpoint folders in [`BUILD_DIR`]; the rest is the build's key.
+const CHECKPOINT_PREFIX: &str = "embeddings-";
+/// Model folder inside a catalog.
+const MODEL_DIR: &str = "model";
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Items: JSON lines {"id", "title", "text"?, "genres"?, ...}, MovieLens movies.csv, or
+    /// ML-1M movies.dat (Latin-1); .gz accepted.
+    #[arg(long)]
+    items: PathBuf,
+    /// Interactions: CSV user_id,item_id[,rating][,timestamp][,scenario] with a header,
+    /// MovieLens ratings.csv, or ML-1M ratings.dat; .gz accepted. Validated and counted.
+    #[arg(long)]
+    interactions: Option<PathBuf>,
+    /// Model folder (the original, or a web copy made by export-web).
+    #[arg(long, default_value = crate::DEFAULT_MODEL_DIR)]
+    model: PathBuf,
+    /// Output folder: manifest.json, shards/, model/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Compute backend: cpu (burn Flex) or wgpu.
+    #[arg(long, default_value = "cpu")]
+    backend: NativeBackend,
+    /// Target size of a shard in bytes.
+    #[arg(long, default_value_t = DEFAULT_SHARD_BYTES)]
+    shard_bytes: u64,
+    /// Catalog name for the manifest (default: the output folder's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Build only part i of n (e.g. 0/4) into OUT; `localrec merge --out OUT` joins the parts.
+    #[arg(long)]
+    part: Option<Part>,
+    /// Texts per model call; a checkpoint is written every 8 calls.
+    #[arg(long, default_value_t = localrec::DEFAULT_BATCH_SIZE)]
+    batch: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Testing: stop with an error once this many items were encoded (checkpoint kept).
+    #[arg(long, hide = true)]
+    stop_after: Option<usize>,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The folder the parts were built into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn io_error(what: String, e: std::io::Error) -> Error {
+    Error::with_source(ErrorKind::Io, what, e)
+}
+
+fn input_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Input, message)
+}
+
+/// The model's web copy: the folder's own files when it already is one (its manifest
+/// checked), else a fresh `export-web` of it.
+fn web_copy(dir: &Path, files: &ModelFiles) -> Result<(Vec<WebFile>, ModelManifest)> {
+    let manifest_path = dir.join(web::MANIFEST_FILE);
+    let existing = std::fs::read(&manifest_path).ok().and_then(|b| {
+        let m: ModelManifest = serde_json::from_slice(&b).ok()?;
+        (m.format == web::MANIFEST_FORMAT).then_some((m, b))
+    });
+    if let Some((manifest, bytes)) = existing {
+        let mut out = Vec::new();
+        for f in &manifest.files {
+            if !localrec::catalog::manifest::is_safe_relative_path(&f.path) {
+                return Err(Error::new(
+                    ErrorKind::Format,
+                    format!("{}: unsafe path {:?}", manifest_path.display(), f.path),
+                ));
+            }
+            let path = dir.join(&f.path);
+            let data = std::fs::read(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+            if data.len() as u64 != f.bytes || sha256_hex(&data) != f.sha256 {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!("{} does not match the size and sha256 in {}", path.display(), manifest_path.display()),
+                ));
+            }
+            out.push(WebFile { path: f.path.clone(), bytes: data });
+        }
+        out.push(WebFile { path: web::MANIFEST_FILE.into(), bytes });
+        return Ok((out, manifest));
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let out = export_web(files, &name)?;
+    let manifest_bytes =
+        out.iter().find(|f| f.path == web::MANIFEST_FILE).map(|f| f.bytes.as_slice()).unwrap_or_default();
+    let manifest = serde_json::from_slice(manifest_bytes)
+        .map_err(|e| Error::with_source(ErrorKind::Config, "export-web wrote an unreadable manifest", e))?;
+    Ok((out, manifest))
+}
+
+/// The catalog's record of its encoder, from the web copy.
+fn catalog_encoder(web_files: &[WebFile], manifest: &ModelManifest) -> Result<CatalogEncoder> {
+    let weights = web_files
+        .iter()
+        .find(|f| f.path == "model.safetensors")
+        .ok_or_else(|| Error::new(ErrorKind::Weights, "the web copy of the model has no model.safetensors"))?;
+    Ok(CatalogEncoder {
+        name: manifest.encoder.name.clone(),
+        dims: manifest.encoder.dims,
+        pooling: manifest.encoder.pooling.clone(),
+        normalized: true,
+        max_seq_length: manifest.encoder.max_seq_length,
+        source_weights_sha256: manifest.encoder.source_weights_sha256.clone(),
+        weights_sha256: sha256_hex(&weights.bytes),
+        model: format!("{MODEL_DIR}/"),
+    })
+}
+
+/// An interactions file's figures for the summary.
+fn interactions_report(file: &str, i: &Interactions) -> serde_json::Value {
+    serde_json::json!({
+        "file": file,
+        "lines": i.lines,
+        "used": i.rows.len(),
+        "skipped_unknown_item": i.skipped_unknown_item,
+        "first_unknown": i.first_unknown.as_ref().map(|(id, line)| serde_json::json!({"id": id, "line": line})),
+        "users": i.users.len(),
+        "scenarios": i.scenarios,
+    })
+}
+
+fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
+    (len > 0 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(len as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("encoding {bar:40} {pos}/{len} items, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+/// Removes a folder and its contents if it exists.
+fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error(format!("cannot remove {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes shard files of an earlier, larger build that the manifest no longer lists.
+fn remove_stale_shards(out: &Path, manifest: &Manifest) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out.join("shards")) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let numbered = name.len() == 9 && name.ends_with(".bin") && name[..5].bytes().all(|b| b.is_ascii_digit());
+        if numbered && !manifest.shards.iter().any(|s| s.path == format!("shards/{name}")) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| io_error(format!("cannot remove {}", entry.path().display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Embeddings of the items a build writes, quantized and checked.
+struct Encoded {
+    /// Catalog index of `rows[0]`.
+    base: usize,
+    rows: Vec<QuantizedRow>,
+    encoded: usize,
+    reused: usize,
+}
+
+/// Everything the encoding step needs.
+struct EncodeJob<'a> {
+    encoder: &'a Encoder,
+    items: &'a [SourceItem],
+    sequences: &'a [Vec<u32>],
+    items_name: &'a str,
+    chunks: Vec<Range<usize>>,
+    key: [u8; 32],
+    checkpoint: PathBuf,
+    batch: usize,
+    stop_after: Option<usize>,
+}
+
+fn chunk_path(dir: &Path, range: &Range<usize>) -> PathBuf {
+    dir.join(format!("{:09}-{:09}.bin", range.start, range.end))
+}
+
+impl EncodeJob<'_> {
+    fn quantize(&self, i: usize, embedding: &[f32]) -> Result<QuantizedRow> {
+        let item = &self.items[i];
+        build::quantize_checked(embedding, || format!("{}:{}: item {:?}", self.items_name, item.line, item.id))
+    }
+
+    /// Loads intact checkpoint chunks, encodes the others (writing each as it is done),
+    /// and quantizes every row.
+    fn run(&self) -> Result<Encoded> {
+        let base = self.chunks.first().map_or(0, |c| c.start);
+        let dims = self.encoder.dims();
+        let mut rows: Vec<Option<QuantizedRow>> = vec![None; self.chunks.last().map_or(0, |c| c.end) - base];
+        let mut todo = Vec::new();
+        let mut reused = 0;
+        for chunk in &self.chunks {
+            let saved = std::fs::read(chunk_path(&self.checkpoint, chunk)).ok();
+            match saved.and_then(|b| build::decode_chunk(&b, &self.key, chunk, dims)) {
+                Some(data) => {
+                    for (i, e) in chunk.clone().zip(data.chunks_exact(dims)) {
+                        rows[i - base] = Some(self.quantize(i, e)?);
+                    }
+                    reused += chunk.len();
+                }
+                None => todo.push(chunk.clone()),
+            }
+        }
+        let total: usize = todo.iter().map(|c| c.len()).sum();
+        if reused > 0 {
+            eprintln!("resuming: {reused} items from the checkpoint, {total} to encode");
+        }
+        let bar = progress_bar(total);
+        let mut encoded = 0;
+        for chunk in todo {
+            let embeddings = self.encoder.embed_tokens(&self.sequences[chunk.clone()], self.batch)?;
+            write_atomic(
+                &chunk_path(&self.checkpoint, &chunk),
+                &build::encode_chunk(&self.key, chunk.start, dims, &embeddings.data),
+            )?;
+            for (i, e) in chunk.clone().zip(embeddings.rows()) {
+                rows[i - base] = Some(self.quantize(i, e)?);
+            }
+            encoded += chunk.len();
+            if let Some(bar) = &bar {
+                bar.inc(chunk.len() as u64);
+            }
+            if self.stop_after.is_some_and(|n| encoded >= n) {
+                if let Some(bar) = &bar {
+                    bar.abandon();
+                }
+                return Err(input_error(format!(
+                    "stopped after encoding {encoded} items (--stop-after); the checkpoint is kept: run the same command again to resume"
+                )));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let rows = rows
+            .into_iter()
+            .map(|r| r.ok_or_else(|| Error::new(ErrorKind::Backend, "an item was not encoded")))
+            .collect::<Result<_>>()?;
+        Ok(Encoded { base, rows, encoded, reused })
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `localrec build`.
+pub fn build(args: BuildArgs) -> Result<()> {
+    let started = Instant::now();
+    if args.batch == 0 {
+        return Err(input_error("--batch must be at least 1"));
+    }
+    if args.shard_bytes == 0 {
+        return Err(input_error("--shard-bytes must be at least 1"));
+    }
+
+    // 1. Every input is read and checked before OUT is touched.
+    let items_name = display(&args.items);
+    let items = parse_items(&read_input(&args.items)?, &items_name)?;
+    eprintln!("read {} items from {items_name}", items.len());
+    let (interactions, interactions_digest) = match &args.interactions {
+        Some(path) => {
+            let bytes = read_input(path)?;
+            let index: HashMap<&str, u32> =
+                items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+            let parsed = parse_interactions(&bytes, &display(path), &index)?;
+            eprintln!(
+                "read {} interactions from {}: {} used, {} skipped (item id not in the catalog{}), {} users",
+                parsed.lines,
+                display(path),
+                parsed.rows.len(),
+                parsed.skipped_unknown_item,
+                parsed
+                    .first_unknown
+                    .as_ref()
+                    .map(|(id, line)| format!(", first {id:?} on line {line}"))
+                    .unwrap_or_default(),
+                parsed.users.len(),
+            );
+            (Some(parsed), sha256_hex(&bytes))
+        }
+        None => (None, String::new()),
+    };
+
+    let files = read_model_dir(&args.model)?;
+    let (web_files, web_manifest) = web_copy(&args.model, &files)?;
+    let encoder_id = catalog_encoder(&web_files, &web_manifest)?;
+    let encoder = Encoder::load(&files, &args.backend.device()?)?;
+    let dims = encoder.dims();
+    let sequences = items
+        .iter()
+        .map(|it| {
+            encoder
+                .tokenizer()
+                .encode(&it.encoder_text())
+                .map_err(|e| e.context(format!("{items_name}:{}: item {:?}", it.line, it.id)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    // 2. The collaborative side (none until the trainer lands) and the shard plan.
+    let collaborative: Option<CollaborativeSide> = match &interactions {
+        Some(i) => build::train_collaborative(&items, i)?,
+        None => None,
+    };
+    if let Some(c) = &collaborative {
+        build::check_collaborative(c, items.len())?;
+    }
+    let factor_dims = collaborative.as_ref().map_or(0, |c| c.manifest.dims);
+    let has_bias = collaborative.as_ref().is_some_and(|c| c.manifest.bias);
+    let lens = build::record_lens(&items, dims, factor_dims, has_bias);
+    if let Some((item, len)) = items.iter().zip(&lens).find(|(_, len)| **len - 4 > MAX_RECORD_BYTES) {
+        return Err(input_error(format!(
+            "{items_name}:{}: item {:?} needs a {len}-byte record; at most {MAX_RECORD_BYTES} fit",
+            item.line, item.id
+        )));
+    }
+    let plan = build::plan_shards(&lens, args.shard_bytes)?;
+    let our_shards = args.part.map_or(0..plan.len(), |p| build::part_shards(&plan, p));
+
+    let out = args.out.as_path();
+    let name = args.name.clone().unwrap_or_else(|| {
+        let dir = out
+            .file_name()
+            .map(|n| n.to_owned())
+            .or_else(|| std::path::absolute(out).ok()?.file_name().map(|n| n.to_owned()));
+        dir.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "catalog".into())
+    });
+    let model_digest = {
+        let mut h = FieldHasher::new("localrec model files");
+        h.field(&files.config)
+            .field(&files.tokenizer)
+            .field(&files.weights)
+            .field(files.sentence_config.as_deref().unwrap_or(b""));
+        h.finish()
+    };
+    let chunk_size = args.batch.saturating_mul(8);
+    let key = {
+        // What decides the embeddings' bits: texts, model, backend, and the groups the
+        // encoder sees (shard plan, chunk size, batch size).
+        let mut h = FieldHasher::new("localrec build checkpoint v1");
+        h.items(&items).field(&model_digest).field(args.backend.name().as_bytes());
+        h.field(&(args.batch as u64).to_le_bytes()).field(&(chunk_size as u64).to_le_bytes());
+        for shard in &plan {
+            h.field(&(shard.start as u64).to_le_bytes()).field(&(shard.end as u64).to_le_bytes());
+        }
+        h.finish()
+    };
+    let inputs = {
+        let mut h = FieldHasher::new("localrec build inputs v1");
+        h.items(&items)
+            .field(&model_digest)
+            .field(interactions_digest.as_bytes())
+            .field(&args.shard_bytes.to_le_bytes());
+        h.finish()
+    };
+    let head = CatalogHead {
+        name,
+        items: items.len() as u64,
+        encoder: encoder_id,
+        collaborative: collaborative.as_ref().map(|c| c.manifest.clone()),
+        scenarios: collaborative.as_ref().map(|c| c.scenarios.clone()).unwrap_or_default(),
+    };
+
+    // 3. Encode, resuming from the checkpoint. Only now is OUT created.
+    let build_dir = out.join(BUILD_DIR);
+    let checkpoint = build_dir.join(format!("{CHECKPOINT_PREFIX}{}", &hex(&key)[..16]));
+    std::fs::create_dir_all(&checkpoint).map_err(|e| io_error(format!("cannot create {}", checkpoint.display()), e))?;
+    if args.part.is_none() {
+        // Checkpoints of other inputs are stale. (Parts leave them: parts of one build
+        // may run side by side in one folder.)
+        for entry in std::fs::read_dir(&build_dir)
+            .map_err(|e| io_error(format!("cannot read {}", build_dir.display()), e))?
+            .flatten()
+        {
+            if entry.path() != checkpoint && entry.file_name().to_string_lossy().starts_with(CHECKPOINT_PREFIX) {
+                remove_dir(&entry.path())?;
+            }
+        }
+    }
+    let job = EncodeJob {
+        encoder: &encoder,
+        items: &items,
+        sequences: &sequences,
+        items_name: &items_name,
+        chunks: build::checkpoint_chunks(&plan[our_shards.clone()], chunk_size),
+        key,
+        checkpoint: checkpoint.clone(),
+        batch: args.batch,
+        stop_after: args.stop_after,
+    };
+    let encoded = job.run()?;
+
+    // 4. Shards under temporary names, then renamed together; the model; the manifest last.
+    let mut entries = Vec::new();
+    let mut temps = Vec::new();
+    for s in our_shards.clone() {
+        let range = plan[s].clone();
+        let rows = &encoded.rows[range.start - encoded.base..range.end - encoded.base];
+        let bytes = build::shard_bytes(&items, range.clone(), rows, dims, collaborative.as_ref())?;
+        let path = build::shard_path(s);
+        temps.push((write_temp(&out.join(&path), &bytes)?, out.join(&path)));
+        entries.push((
+            s,
+            ShardEntry { path, bytes: bytes.len() as u64, items: range.len() as u64, sha256: sha256_hex(&bytes) },
+        ));
+    }
+    for (tmp, path) in &temps {
+        rename(tmp, path)?;
+    }
+    for file in &web_files {
+        write_atomic(&out.join(MODEL_DIR).join(&file.path), &file.bytes)?;
+    }
+    let shard_total: u64 = entries.iter().map(|(_, e)| e.bytes).sum();
+    let wrote_manifest = match args.part {
+        None => {
+            let manifest = head.manifest(entries.iter().map(|(_, e)| e.clone()).collect())?;
+            write_atomic(&out.join(MANIFEST_FILE), &manifest.to_json()?)?;
+            remove_stale_shards(out, &manifest)?;
+            remove_dir(&build_dir)?;
+            true
+        }
+        Some(part) => {
+            let record = PartFile {
+                format: build::PART_FORMAT.into(),
+                version: 1,
+                part: part.index,
+                parts: part.count,
+                inputs_sha256: hex(&inputs),
+                shard_count: plan.len(),
+                head: head.clone(),
+                shards: entries.clone(),
+            };
+            let json = serde_json::to_vec_pretty(&record)
+                .map_err(|e| Error::with_source(ErrorKind::Format, "cannot write the part file", e))?;
+            write_atomic(&out.join(PARTS_DIR).join(part.file_name()), &json)?;
+            // This part's chunks are in its shards now; other parts may still need theirs.
+            for chunk in &job.chunks {
+                let _ = std::fs::remove_file(chunk_path(&checkpoint, chunk));
+            }
+            let _ = std::fs::remove_dir(&checkpoint);
+            let _ = std::fs::remove_dir(&build_dir);
+            false
+        }
+    };
+
+    let what = match args.part {
+        Some(p) => format!("part {p} ({} of {} shards)", entries.len(), plan.len()),
+        None => "catalog".into(),
+    };
+    eprintln!(
+        "wrote {what} to {}: {} items in {} shards, {shard_total} bytes; encoded {}, {} from the checkpoint, {:.1} s",
+        out.display(),
+        encoded.rows.len(),
+        entries.len(),
+        encoded.encoded,
+        encoded.reused,
+        started.elapsed().as_secs_f64()
+    );
+    if args.part.is_some() {
+        eprintln!("when every part is built: localrec merge --out {}", out.display());
+    }
+    if args.json {
+        let report = serde_json::json!({
+            "out": display(out),
+            "name": head.name,
+            "part": args.part.map(|p| p.to_string()),
+            "catalog_items": items.len(),
+            "items": encoded.rows.len(),
+            "shards": entries.len(),
+            "shard_bytes": shard_total,
+            "encoded": encoded.encoded,
+            "reused": encoded.reused,
+            "manifest": wrote_manifest,
+            "interactions": interactions.as_ref().zip(args.interactions.as_deref()).map(|(i, path)| interactions_report(&display(path), i)),
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// Reads every part file in OUT/parts/.
+fn read_parts(dir: &Path) -> Result<Vec<PartFile>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| io_error(format!("cannot read {} (build with --part i/n first)", dir.display()), e))?;
+    let mut parts = Vec::new();
+    let mut names: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-") && n.to_string_lossy().ends_with(".json"))
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        let bytes = std::fs::read(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+        let part: PartFile = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::with_source(ErrorKind::Format, format!("{} is not a part file", path.display()), e))?;
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+/// `localrec merge`: the manifest of a catalog built in parts.
+pub fn merge(args: MergeArgs) -> Result<()> {
+    let out = args.out.as_path();
+    let parts_dir = out.join(PARTS_DIR);
+    let manifest = build::merge_parts(&read_parts(&parts_dir)?)?;
+    // The parts' files must still be what the parts wrote.
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let path = out.join(&shard.path);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| io_error(format!("shard {i} ({}): cannot read {}", shard.path, path.display()), e))?;
+        if bytes.len() as u64 != shard.bytes || sha256_hex(&bytes) != shard.sha256 {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!("shard {i} ({}) changed since its part was built (size or sha256 differ)", shard.path),
+            ));
+        }
+    }
+    let weights = out.join(MODEL_DIR).join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| io_error(format!("cannot read {}", weights.display()), e))?;
+    if sha256_hex(&bytes) != manifest.encoder.weights_sha256 {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!("{} is not the model the parts were built with", weights.display()),
+        ));
+    }
+    write_atomic(&out.join(MANIFEST_FILE), &manifest.to_json()?)?;
+    remove_stale_shards(out, &manifest)?;
+    remove_dir(&parts_dir)?;
+    remove_dir(&out.join(BUILD_DIR))?;
+    let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
+    eprintln!(
+        "merged {} items in {} shards ({bytes} bytes) into {}",
+        manifest.items,
+        manifest.shards.len(),
+        out.join(MANIFEST_FILE).display()
+    );
+    if args.json {
+        let report = serde_json::json!({
+            "out": display(out),
+            "items": manifest.items,
+            "shards": manifest.shards.len(),
+            "shard_bytes": bytes,
+        });
+        println!("{report}");
+    }
+    Ok(())
+}
