@@ -116,27 +116,20 @@ const CALIBRATION_TEXTS = [
   'Braveheart (1995). Genres: Action, Drama, War',
 ];
 
-/** Why WebGPU cannot be used here, or null when an adapter is available. */
-async function webgpuUnavailable() {
-  if (!self.navigator?.gpu) return 'this browser exposes no WebGPU (navigator.gpu is missing)';
+/** What the browser offers for WebGPU, from one adapter request: `why` it cannot be used
+ *  (null when an adapter is available) and, when the adapter is a fallback
+ *  (CPU-implemented) one, its `vendor/architecture` as `fallback`. */
+async function probeWebGpu() {
+  if (!self.navigator?.gpu) return { why: 'this browser exposes no WebGPU (navigator.gpu is missing)', fallback: null };
   try {
     const adapter = await navigator.gpu.requestAdapter();
-    return adapter ? null : 'the browser offers no WebGPU adapter';
+    if (!adapter) return { why: 'the browser offers no WebGPU adapter', fallback: null };
+    const info = adapter.info ?? {};
+    const isFallback = adapter.isFallbackAdapter ?? info.isFallbackAdapter;
+    const fallback = isFallback ? [info.vendor, info.architecture].filter(Boolean).join('/') || 'unnamed adapter' : null;
+    return { why: null, fallback };
   } catch (e) {
-    return `requesting a WebGPU adapter failed: ${e.message}`;
-  }
-}
-
-/** `vendor/architecture` of the browser's WebGPU adapter when it is a fallback
- *  (CPU-implemented) one; null when it is not, or when there is none. */
-async function fallbackAdapter() {
-  try {
-    const adapter = await self.navigator?.gpu?.requestAdapter();
-    const info = adapter?.info ?? {};
-    if (!adapter || !(adapter.isFallbackAdapter ?? info.isFallbackAdapter)) return null;
-    return [info.vendor, info.architecture].filter(Boolean).join('/') || 'unnamed adapter';
-  } catch {
-    return null;
+    return { why: `requesting a WebGPU adapter failed: ${e.message}`, fallback: null };
   }
 }
 
@@ -157,9 +150,10 @@ async function webgpuWasm() {
   }
 }
 
-/** Throws `localrec/backend-unavailable` unless a WebGPU adapter is available. */
-async function requireWebGpu() {
-  const why = await webgpuUnavailable();
+/** Throws `localrec/backend-unavailable` unless a WebGPU adapter is available (per
+ *  `probe`, or a fresh probe). */
+async function requireWebGpu(probe) {
+  const { why } = probe ?? (await probeWebGpu());
   if (why) throw fail('localrec/backend-unavailable', `webgpu: ${why}`);
 }
 
@@ -197,9 +191,9 @@ async function loadAuto(files, timeFallbackAdapter) {
   // A fallback adapter is WebGPU implemented on the CPU (SwiftShader here): timing it
   // cost a 25 MB module, seconds of shader compilation, and CPU time taken from the CPU
   // backend it could not beat. It is skipped unless the page asks for it to be timed.
-  const fallback = timeFallbackAdapter ? null : await fallbackAdapter();
-  if (fallback) {
-    calibration.webgpu = { skipped: `the only webgpu adapter is a fallback (cpu-emulated) one: ${fallback}` };
+  const probe = await probeWebGpu();
+  if (probe.fallback && !timeFallbackAdapter) {
+    calibration.webgpu = { skipped: `the only webgpu adapter is a fallback (cpu-emulated) one: ${probe.fallback}` };
     calibration.chosen = 'cpu';
     calibration.reason = 'webgpu skipped: its adapter is cpu-emulated';
     return { encoder: cpu, calibration };
@@ -210,7 +204,7 @@ async function loadAuto(files, timeFallbackAdapter) {
   try {
     // Fetching and compiling the WebGPU module is network time, not backend speed: the
     // budget starts after it.
-    await requireWebGpu();
+    await requireWebGpu(probe);
     await webgpuWasm();
     const loading = loadWebGpu(files);
     gpuWork = loading;

@@ -327,21 +327,7 @@ fn csv_items(bytes: &[u8], file: &str) -> Result<Vec<SourceItem>> {
     let text_col = column(&header, &["text"]);
     let movielens = header[id_col].eq_ignore_ascii_case("movieId");
     let mut items = Vec::new();
-    while let Some((line, fields)) = records.next_text()? {
-        if fields.len() == 1 && fields[0].trim().is_empty() {
-            continue;
-        }
-        if fields.len() != header.len() {
-            return Err(input_error(
-                file,
-                line,
-                format!(
-                    "expected {} fields as in the header, found {} (quote fields that hold commas)",
-                    header.len(),
-                    fields.len()
-                ),
-            ));
-        }
+    while let Some((line, fields)) = records.next_row(header.len(), " (quote fields that hold commas)")? {
         let genres = genres_col.map(|c| fields[c].as_str()).unwrap_or("");
         let mut item = if movielens {
             movielens_item(fields[id_col].trim(), &fields[title_col], genres, line)
@@ -466,6 +452,25 @@ impl<'a> CsvRecords<'a> {
         let Some((line, fields)) = self.next_raw()? else { return Ok(None) };
         let fields = fields.iter().map(|f| utf8(f, self.file, line).map(str::to_owned)).collect::<Result<Vec<_>>>()?;
         Ok(Some((line, fields)))
+    }
+
+    /// The next non-blank record as text, which must have `width` fields like the
+    /// header; `hint` ends the error message when it does not.
+    fn next_row(&mut self, width: usize, hint: &str) -> Result<Option<(usize, Vec<String>)>> {
+        while let Some((line, fields)) = self.next_text()? {
+            if fields.len() == 1 && fields[0].trim().is_empty() {
+                continue;
+            }
+            if fields.len() != width {
+                return Err(input_error(
+                    self.file,
+                    line,
+                    format!("expected {width} fields as in the header, found {}{hint}", fields.len()),
+                ));
+            }
+            return Ok(Some((line, fields)));
+        }
+        Ok(None)
     }
 }
 
@@ -620,17 +625,7 @@ pub fn parse_interactions_as(
             let rating = column(&header, &["rating"]);
             let timestamp = column(&header, &["timestamp"]);
             let scenario = column(&header, &["scenario"]);
-            while let Some((line, fields)) = records.next_text()? {
-                if fields.len() == 1 && fields[0].trim().is_empty() {
-                    continue;
-                }
-                if fields.len() != header.len() {
-                    return Err(input_error(
-                        file,
-                        line,
-                        format!("expected {} fields as in the header, found {}", header.len(), fields.len()),
-                    ));
-                }
+            while let Some((line, fields)) = records.next_row(header.len(), "")? {
                 let get = |c: Option<usize>| c.map(|c| fields[c].as_str());
                 b.push(line, &fields[user], &fields[item], get(rating), get(timestamp), get(scenario))?;
             }
