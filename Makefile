@@ -4,8 +4,22 @@
 #                http://127.0.0.1:8080/ (PORT overrides the port)
 #   make test    every test: Rust unit, integration and parity tests, browser tests
 #   make pkg     build the npm package in pkg/ (wasm-bindgen + wasm-opt)
-#   make bench   both encoder benchmarks below
+#   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
+#                (demo, browser tests, benchmarks); rebuilt only when it no longer verifies
+#   make catalog-87k  build the 87,585-title catalog (data/ml-32m-movies) into
+#                .cache/catalogs/ml-32m-movies, on the CPU (10+ minutes on 2 cores); kept while
+#                it verifies; the build's summary goes to .cache/catalogs/ml-32m-movies.build.json
+#   make fuzz    fuzz the shard and manifest parsers (cargo-fuzz, nightly; both installed if
+#                missing) for FUZZ_SECONDS each (default 60); a crash stops it with the input
+#                in fuzz/artifacts/ (keep it in tests/fixtures/fuzz-regressions/)
+#   make bench   the encoder and catalog benchmarks below
 #   make bench-native   native CPU and wgpu: table + bench-results/encoder-native.json
+#   make bench-catalog-native  catalog builds (cpu, wgpu), bytes per item, shards, native
+#                parse+verify, for ml-latest-small and the 87k catalog: table +
+#                bench-results/catalog-native.json (BENCH_CATALOG_ARGS: --wgpu-items N, --no-wgpu)
+#   make bench-catalog-browser  catalog loading in headless Chromium from localhost (ml-latest-small
+#                and the 87k catalog): open -> first shard / full, cold and warm, parse+verify
+#                MB/s: table + bench-results/catalog-browser.json
 #   make bench-browser  in headless Chromium beside transformers.js (needs the peers folder
 #                ../shared/bench/peers, or BENCH_ARGS=--no-peers): bench-results/encoder-browser.json
 
@@ -17,8 +31,14 @@ BIN := $(CARGO_TARGET_DIR)/release/localrec
 MODEL := .cache/models/all-MiniLM-L6-v2
 WEB_MODEL := .cache/web-model/all-MiniLM-L6-v2
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/localrec.wasm
+CATALOG := .cache/catalogs/ml-latest-small
+CATALOG_87K := .cache/catalogs/ml-32m-movies
+FUZZ_SECONDS ?= 60
+# Our parsers are safe Rust, where AddressSanitizer finds nothing a panic would not;
+# without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
+FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg bench bench-native bench-browser cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser cli web-model setup-demo setup-test clean
 
 demo: setup-demo pkg web-model serve
 
@@ -31,13 +51,13 @@ setup-demo:
 setup-test:
 	./scripts/setup.sh test
 
-test: setup-test test-rust pkg web-model test-browser
+test: setup-test test-rust pkg web-model catalog test-browser
 
 test-rust:
 	$(CARGO) test --release --all-targets
 
 test-browser:
-	node --test --test-concurrency=1 tests/browser/
+	LOCALREC_BIN=$(BIN) node --test --test-concurrency=1 tests/browser/
 
 cli:
 	$(CARGO) build --release
@@ -50,15 +70,58 @@ web-model: cli
 pkg:
 	./scripts/build-pkg.sh
 
-bench: bench-native bench-browser
+# The build is deterministic, so a catalog that still verifies with this CLI is kept.
+catalog: cli
+	./scripts/fetch-model.sh
+	@if ! $(BIN) inspect $(CATALOG) >/dev/null 2>&1; then \
+	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
+	    --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
+
+# Built once and kept while it verifies (the build is deterministic).
+catalog-87k: cli
+	./scripts/fetch-model.sh
+	@if ! $(BIN) inspect $(CATALOG_87K) >/dev/null 2>&1; then \
+	  mkdir -p $(dir $(CATALOG_87K)) && \
+	  $(BIN) build --items data/ml-32m-movies/movies.csv.gz --model $(MODEL) --out $(CATALOG_87K) \
+	    --name ml-32m-movies --json > $(CATALOG_87K).build.json.partial && \
+	  mv $(CATALOG_87K).build.json.partial $(CATALOG_87K).build.json; fi
+
+# Seeds: shards and manifests written by the real writers from ml-latest-small's movies (a
+# test writes them), and the ml-latest-small catalog's manifest when it is built. New
+# inputs go to fuzz/corpus/; the regression inputs are read as seeds too.
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	LOCALREC_FUZZ_SEEDS=$(CURDIR)/fuzz/seeds $(CARGO) test --release --test integration \
+	  fuzz_regressions::seed_inputs_are_accepted_by_the_fuzz_targets_and_written_on_request
+	@if [ -f $(CATALOG)/manifest.json ]; then cp $(CATALOG)/manifest.json fuzz/seeds/manifest/ml-latest-small.json; fi
+	cargo +nightly fuzz build --sanitizer $(FUZZ_SANITIZER)
+	@for target in shard manifest; do \
+	  mkdir -p fuzz/corpus/$$target && \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s" && \
+	  cargo +nightly fuzz run --sanitizer $(FUZZ_SANITIZER) $$target \
+	    fuzz/corpus/$$target fuzz/seeds/$$target tests/fixtures/fuzz-regressions/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
+
+bench: bench-native bench-catalog-native bench-catalog-browser bench-browser
 
 bench-native: cli
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
 	$(BIN) bench --model $(MODEL) --json bench-results/encoder-native.json
 
+# Builds ml-latest-small afresh each run (timed); the 87k catalog is make catalog-87k's.
+bench-catalog-native: cli catalog-87k
+	@mkdir -p bench-results
+	node bench/catalog/native.mjs --bin $(BIN) --model $(MODEL) $(BENCH_CATALOG_ARGS)
+
 # Measures the package as `make pkg` builds it and the f16 web model (plus the original f32
 # model, fetched by web-model). BENCH_ARGS: --quick, --no-peers, --backends cpu,webgpu, ...
+bench-catalog-browser: pkg catalog catalog-87k
+	./scripts/setup.sh browser
+	node bench/catalog/browser.mjs
+
 bench-browser: pkg web-model
 	./scripts/setup.sh browser
 	node bench/browser/run.mjs $(BENCH_ARGS)

@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'localrec/timeout'
   | 'localrec/network'
   | 'localrec/integrity'
+  | 'localrec/format'
+  | 'localrec/not-found'
   | 'localrec/closed'
   | 'localrec/worker'
   | 'localrec/internal'
@@ -116,5 +118,139 @@ export class Encoder {
   /** Token ids of each text, as the model sees them. */
   tokenize(texts: string[]): Promise<number[][]>;
   /** Frees the model and stops the worker. */
+  close(): Promise<void>;
+}
+
+/**
+ * The Cache Storage cache where verified catalog shards are kept between visits:
+ * `caches.delete(CATALOG_CACHE_NAME)` empties it.
+ */
+export const CATALOG_CACHE_NAME: 'localrec-catalog-v1';
+
+/** A catalog's manifest (docs/catalog-format.md), as validated by the loader. */
+export interface CatalogManifest {
+  format: 'localrec-catalog';
+  version: number;
+  name: string;
+  created_by: string;
+  items: number;
+  encoder: {
+    name: string;
+    dims: number;
+    pooling: string;
+    normalized: boolean;
+    max_seq_length: number;
+    source_weights_sha256: string;
+    weights_sha256: string;
+    model: string;
+  };
+  quantization: { embeddings: string };
+  collaborative: { dims: number; bias: boolean; params: Record<string, unknown> } | null;
+  scenarios: string[];
+  shards: { path: string; bytes: number; items: number; sha256: string }[];
+}
+
+/** A shard the loader gave up on, and why. */
+export interface FailedShard {
+  /** Its index in `manifest.shards`. */
+  shard: number;
+  path: string;
+  /** `localrec/network` (HTTP error, retries spent), `localrec/integrity` (size or SHA-256), `localrec/format`. */
+  code: ErrorCode;
+  message: string;
+  reason: string;
+}
+
+/** Where loading a catalog stands; also what `onProgress` receives. */
+export interface CatalogStatus {
+  phase: 'catalog';
+  /** Increases with every status: a later one replaces an earlier one. */
+  seq: number;
+  /** Bytes of the shards settled so far plus the one downloading. */
+  loaded: number;
+  /** Bytes of all shards, from the manifest. */
+  total: number;
+  /** Items usable now (from verified shards). */
+  itemsLoaded: number;
+  itemsTotal: number;
+  shardsLoaded: number;
+  shardsTotal: number;
+  /** Shards served from Cache Storage (verified again) rather than the network. */
+  shardsFromCache: number;
+  /** Shards downloaded. */
+  shardsFetched: number;
+  /** Milliseconds the worker spent parsing, hashing and verifying shard bytes so far. */
+  verifyMs: number;
+  failed: FailedShard[];
+  /** Every shard loaded: queries see the whole catalog. */
+  complete: boolean;
+  /** Every shard loaded or failed: nothing more will arrive. */
+  settled: boolean;
+  /** The shard this status is about, when it is about one. */
+  shard?: number;
+}
+
+export interface CatalogOpenOptions {
+  /** Called as shard bytes arrive and as each shard settles. */
+  onProgress?: (status: CatalogStatus) => void;
+  /** Keep verified shards in Cache Storage and use them on the next visit. Default true. */
+  cache?: boolean;
+  /** Further tries after a network error, a cut connection or a 408/429/5xx. Default 4. */
+  retries?: number;
+  /** First wait before a retry, doubled each time (with jitter). Default 250. */
+  backoffMs?: number;
+  /** Refuse a catalog whose shards add up to more bytes than this. Default 2^30. */
+  maxBytes?: number;
+  /** When `open` resolves: after the first usable shard (default), the manifest, or all shards. */
+  wait?: 'first' | 'manifest' | 'all';
+}
+
+/** An item as the catalog holds it: its id, title, genres and any other metadata. */
+export interface CatalogItem {
+  itemId: string;
+  title: string;
+  genres: string[];
+  [key: string]: unknown;
+}
+
+export interface Neighbours {
+  /** Best first; `score` is the cosine similarity. */
+  results: { itemId: string; score: number; item: CatalogItem }[];
+  /** True while shards are still missing (loading, or failed). */
+  partial: boolean;
+  /** How many items were searched. */
+  itemsSearched: number;
+}
+
+/**
+ * A catalog published as static files by `localrec build`, loaded in a Web Worker: every
+ * shard in manifest order (whatever the visitor does, so the requests reveal nothing),
+ * each verified against its SHA-256 before use and cached only then.
+ */
+export class Catalog {
+  private constructor();
+  /**
+   * Opens the catalog whose manifest.json is at `url` (or in the folder `url`). Rejects
+   * with `localrec/network` when the manifest cannot be fetched, `localrec/format` when
+   * it is malformed, of another version, or claims absurd sizes or counts (before any
+   * shard is fetched). Failures of single shards do not reject: see `status.failed`.
+   */
+  static open(url: string | URL, options?: CatalogOpenOptions): Promise<Catalog>;
+  readonly manifest: CatalogManifest;
+  /** The latest status. */
+  readonly status: CatalogStatus;
+  /** Resolves with the final status once every shard has loaded or failed. */
+  readonly loaded: Promise<CatalogStatus>;
+  /** The item, or null when it is not (yet) loaded. */
+  item(itemId: string | number): Promise<CatalogItem | null>;
+  /** Loaded items in catalog order; with `quantized`, each has `scale` and int8 `embedding`. */
+  items(options?: { offset?: number; limit?: number; quantized?: boolean }): Promise<(CatalogItem & { scale?: number; embedding?: number[] })[]>;
+  /** The item's embedding, or null when it is not loaded. */
+  embedding(itemId: string | number): Promise<Float32Array | null>;
+  /** The loaded items nearest to `vector` by cosine. Wrong width: `localrec/input`. */
+  nearest(vector: Float32Array | number[], options?: { k?: number; excludeId?: string | number }): Promise<Neighbours>;
+  /** The loaded items most similar to `itemId`, itself excluded; `localrec/not-found` when it is not loaded. */
+  similar(itemId: string | number, options?: { k?: number }): Promise<Neighbours>;
+  /** Stops loading and frees the catalog and its worker. */
   close(): Promise<void>;
 }

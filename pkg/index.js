@@ -3,6 +3,8 @@
 
 /** The Cache Storage cache that keeps verified model files: `caches.delete(MODEL_CACHE_NAME)` empties it. */
 export { CACHE_NAME as MODEL_CACHE_NAME } from './fetch.js';
+/** The Cache Storage cache that keeps verified catalog shards. */
+export const CATALOG_CACHE_NAME = 'localrec-catalog-v1';
 
 /** An error from localrec, with a stable `code` such as `localrec/network`. */
 export class LocalrecError extends Error {
@@ -51,6 +53,10 @@ class WorkerClient {
   }
 
   receive(data) {
+    if (data.event) {
+      this.onEvent?.(data);
+      return;
+    }
     if (data.lost) {
       this.fail(new LocalrecError('localrec/backend-lost', data.lost));
       return;
@@ -70,9 +76,9 @@ class WorkerClient {
     else entry.reject(new LocalrecError(data.error.code, data.error.message));
   }
 
-  terminate() {
+  terminate(what = 'encoder') {
     this.worker.terminate();
-    this.fail(new LocalrecError('localrec/closed', 'the encoder was closed'));
+    this.fail(new LocalrecError('localrec/closed', `the ${what} was closed`));
   }
 }
 
@@ -216,5 +222,166 @@ export class Encoder {
   /** @private */
   checkOpen() {
     if (this.closed) throw new LocalrecError('localrec/closed', 'the encoder was closed');
+  }
+}
+
+function checkWhole(value, name, min, method) {
+  if (!(Number.isSafeInteger(value) && value >= min)) {
+    throw new LocalrecError('localrec/input', `${method}(): ${name} must be a whole number >= ${min}, not ${String(value)}`);
+  }
+}
+
+/**
+ * A catalog published as static files (`localrec build`): its manifest, then every shard
+ * streamed in manifest order, each verified against the manifest's SHA-256 before any of
+ * it is used and cached (Cache API) only then. Queries work on the shards loaded so far
+ * and say so (`partial`).
+ *
+ * ```js
+ * const catalog = await Catalog.open('/catalog/manifest.json', { onProgress: (p) => console.log(p) });
+ * const { results, partial } = await catalog.similar('1', { k: 10 });
+ * await catalog.loaded; // every shard settled
+ * ```
+ */
+export class Catalog {
+  /** @private */
+  constructor(client, manifest, status, url) {
+    this.client = client;
+    /** The catalog's manifest, as validated. */
+    this.manifest = manifest;
+    /** Where loading stands: items and bytes loaded of total, shards failed, `complete`. */
+    this.status = status;
+    this.url = url;
+    this.closed = false;
+    /** Resolves with the final status once every shard has loaded or failed. */
+    this.loaded = new Promise((resolve) => {
+      this.settle = resolve;
+    });
+    if (status.settled) this.settle(status);
+  }
+
+  /**
+   * Opens the catalog whose manifest is at `url` (the manifest.json, or its folder).
+   * Resolves once the first shard is usable (`wait: 'first'`, the default), right after
+   * the manifest (`'manifest'`), or when every shard has settled (`'all'`).
+   */
+  static async open(url, options = {}) {
+    const {
+      onProgress,
+      cache = true,
+      retries = 4,
+      backoffMs = 250,
+      maxBytes = 1 << 30,
+      wait = 'first',
+    } = options ?? {};
+    if (typeof url !== 'string' && !(url instanceof URL)) {
+      throw new LocalrecError('localrec/input', `Catalog.open() takes a URL, not ${describe(url)}`);
+    }
+    if (!['first', 'manifest', 'all'].includes(wait)) {
+      throw new LocalrecError('localrec/input', `Catalog.open(): wait is 'first', 'manifest' or 'all', not ${JSON.stringify(wait)}`);
+    }
+    checkWhole(retries, 'retries', 0, 'Catalog.open');
+    if (!(Number.isFinite(backoffMs) && backoffMs >= 0)) {
+      throw new LocalrecError('localrec/input', `Catalog.open(): backoffMs must be a number >= 0, not ${String(backoffMs)}`);
+    }
+    if (!(Number.isFinite(maxBytes) && maxBytes > 0)) {
+      throw new LocalrecError('localrec/input', `Catalog.open(): maxBytes must be a number > 0, not ${String(maxBytes)}`);
+    }
+    let href = new URL(String(url), globalThis.location?.href).href;
+    if (href.endsWith('/')) href += 'manifest.json';
+    const client = new WorkerClient();
+    let catalog = null;
+    const early = [];
+    client.onEvent = ({ status }) => {
+      if (catalog) catalog.update(status);
+      else early.push(status);
+      try {
+        onProgress?.(status);
+      } catch {
+        // A throwing progress callback must not break the download.
+      }
+    };
+    try {
+      const { manifest, status } = await client.call({
+        op: 'catalogOpen', url: href, cache: Boolean(cache), retries, backoffMs, maxBytes, wait,
+      });
+      catalog = new Catalog(client, manifest, status, href);
+      for (const s of early) catalog.update(s);
+      return catalog;
+    } catch (e) {
+      client.terminate('catalog');
+      throw e;
+    }
+  }
+
+  /** @private */
+  update(status) {
+    // The status `open` answered with may be newer than events still in the queue.
+    if (status.seq <= this.status.seq) return;
+    this.status = status;
+    if (status.settled) this.settle(status);
+  }
+
+  /** The item with this id (`{itemId, title, genres, ...metadata}`), or null when it is not loaded. */
+  async item(itemId) {
+    this.checkOpen();
+    return this.client.call({ op: 'catalogItem', itemId: String(itemId) });
+  }
+
+  /** Loaded items in catalog order, `offset` to `offset + limit`. With `quantized`,
+   *  each carries its stored `scale` and int8 `embedding` values. */
+  async items({ offset = 0, limit = 100, quantized = false } = {}) {
+    this.checkOpen();
+    checkWhole(offset, 'offset', 0, 'items');
+    checkWhole(limit, 'limit', 0, 'items');
+    return this.client.call({ op: 'catalogItems', offset, limit, quantized: Boolean(quantized) });
+  }
+
+  /** The item's embedding (a Float32Array of `manifest.encoder.dims`), or null. */
+  async embedding(itemId) {
+    this.checkOpen();
+    return this.client.call({ op: 'catalogEmbedding', itemId: String(itemId) });
+  }
+
+  /**
+   * The `k` loaded items nearest to `vector` by cosine: `{results: [{itemId, score, item}],
+   * partial, itemsSearched}`; `partial` is true while shards are missing.
+   */
+  async nearest(vector, { k = 10, excludeId } = {}) {
+    this.checkOpen();
+    const dims = this.manifest.encoder.dims;
+    if (!(vector instanceof Float32Array) && !Array.isArray(vector)) {
+      throw new LocalrecError('localrec/input', `nearest() takes a Float32Array or an array of numbers, not ${describe(vector)}`);
+    }
+    if (vector.length !== dims) {
+      throw new LocalrecError('localrec/input', `nearest(): the vector has ${vector.length} values; this catalog's embeddings have ${dims}`);
+    }
+    checkWhole(k, 'k', 1, 'nearest');
+    return this.client.call({
+      op: 'catalogNearest', vector: Float32Array.from(vector), k, excludeId: excludeId === undefined ? undefined : String(excludeId),
+    });
+  }
+
+  /** The `k` loaded items most similar to the item `itemId` (itself excluded), as `nearest`. */
+  async similar(itemId, { k = 10 } = {}) {
+    this.checkOpen();
+    checkWhole(k, 'k', 1, 'similar');
+    return this.client.call({ op: 'catalogNearest', itemId: String(itemId), k });
+  }
+
+  /** Stops loading, frees the catalog and its worker. */
+  async close() {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.client.call({ op: 'catalogClose' });
+    } finally {
+      this.client.terminate('catalog');
+    }
+  }
+
+  /** @private */
+  checkOpen() {
+    if (this.closed) throw new LocalrecError('localrec/closed', 'the catalog was closed');
   }
 }

@@ -1,10 +1,13 @@
-// The Web Worker behind `Encoder`: gets the model files (fetch.js: progress, the model
-// manifest's SHA-256, the Cache API), loads the wasm encoder and runs every embedding
-// off the page's main thread.
+// The Web Worker behind `Encoder` and `Catalog`: gets the model files (fetch.js:
+// progress, the model manifest's SHA-256, the Cache API), loads the wasm encoder and
+// runs every embedding off the page's main thread; streams a catalog's shards into the
+// wasm store (catalog.js) and answers queries on it.
 //
 // Protocol: the page posts {id, op, ...}; the worker answers {id, ok: true, result} or
-// {id, ok: false, error: {code, message}}, and streams {id, progress: {...}} meanwhile.
-import init, { WasmEncoder } from './wasm/localrec_wasm.js';
+// {id, ok: false, error: {code, message}}, and streams {id, progress: {...}} meanwhile;
+// a loading catalog also posts {event: 'catalog', status} as its shards arrive.
+import init, { WasmCatalog, WasmEncoder } from './wasm/localrec_wasm.js';
+import { CatalogLoader, DEFAULT_MAX_BYTES, fetchManifest } from './catalog.js';
 import { fail, fetchModelFiles, sha256 } from './fetch.js';
 import WASM_DIGESTS from './wasm/digests.js';
 
@@ -80,6 +83,15 @@ async function instantiate(initFn, file) {
 }
 
 let wasmReady = null;
+
+/** The CPU module (the relaxed-SIMD build where the engine has it), instantiated once. */
+function cpuWasm() {
+  const wasmFile = relaxedSimd ? 'localrec_wasm_relaxed_bg.wasm' : 'localrec_wasm_bg.wasm';
+  return (wasmReady ??= instantiate(init, wasmFile).catch((e) => {
+    wasmReady = null;
+    throw e;
+  }));
+}
 let encoder = null;
 // The GPUDevice wgpu asked for, captured so that its loss can be reported (and, for
 // tests, provoked): a lost device leaves wgpu's pending reads unanswered, so the page
@@ -236,11 +248,7 @@ async function load({ modelUrl, backend, timeFallbackAdapter }, report) {
   // on a warm start these two are most of the time to the first embedding.
   let wasm = null;
   if (backend !== 'webgpu') {
-    const wasmFile = relaxedSimd ? 'localrec_wasm_relaxed_bg.wasm' : 'localrec_wasm_bg.wasm';
-    wasm = wasmReady ??= instantiate(init, wasmFile).catch((e) => {
-      wasmReady = null;
-      throw e;
-    });
+    wasm = cpuWasm();
     // Awaited below; this only keeps a failure while the files load from being reported
     // as unhandled.
     wasm.catch(() => {});
@@ -284,6 +292,64 @@ function tokenize({ texts }) {
   return encoder.tokenize(texts).map((ids) => Array.from(ids));
 }
 
+// A catalog: one per worker (the page's Catalog owns its worker). The loader keeps
+// streaming shards after `open` has answered; queries read what has verified so far.
+let catalog = null;
+
+async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait }) {
+  const wasm = cpuWasm();
+  wasm.catch(() => {});
+  const bytes = await fetchManifest(url, { retries, backoffMs });
+  await wasm;
+  const store = new WasmCatalog(bytes, maxBytes ?? DEFAULT_MAX_BYTES);
+  const manifest = JSON.parse(store.manifestJson());
+  catalogClose();
+  const emit = (status) => self.postMessage({ event: 'catalog', status });
+  const loader = new CatalogLoader(store, manifest, url, { cache, retries, backoffMs }, emit);
+  catalog = { store, loader, manifest };
+  let firstUsable;
+  const first = new Promise((resolve) => (firstUsable = resolve));
+  const all = loader.run(() => {
+    if (JSON.parse(store.status()).itemsLoaded > 0) firstUsable();
+  });
+  all.then(firstUsable, firstUsable);
+  emit(loader.status());
+  if (wait === 'all') await all;
+  else if (wait !== 'manifest') await first;
+  return { manifest, status: loader.status() };
+}
+
+function catalogClose() {
+  if (!catalog) return;
+  catalog.loader.close();
+  // Freed once the loader has seen the abort; a query after close finds no catalog.
+  const { store } = catalog;
+  catalog = null;
+  setTimeout(() => store.free(), 0);
+}
+
+function openCatalog() {
+  if (!catalog) throw fail('localrec/closed', 'the catalog is closed');
+  return catalog;
+}
+
+function catalogNearest({ vector, itemId, k, excludeId }) {
+  const { store, loader } = openCatalog();
+  let query = vector;
+  if (itemId !== undefined) {
+    query = store.embedding(String(itemId));
+    if (!query) {
+      const status = loader.status();
+      const where = status.complete ? 'in the catalog' : 'in the part of the catalog loaded so far';
+      throw fail('localrec/not-found', `item ${JSON.stringify(itemId)} is not ${where}`);
+    }
+    excludeId = String(itemId);
+  }
+  const status = loader.status();
+  const results = JSON.parse(store.nearest(query, k, excludeId ?? undefined));
+  return { results, partial: !status.complete, itemsSearched: status.itemsLoaded };
+}
+
 self.onmessage = async (event) => {
   const { id, op } = event.data;
   const report = (progress) => self.postMessage({ id, progress });
@@ -297,6 +363,18 @@ self.onmessage = async (event) => {
       result = gpuDevice !== null;
     }
     else if (op === 'tokenize') result = tokenize(event.data);
+    else if (op === 'catalogOpen') result = await catalogOpen(event.data);
+    else if (op === 'catalogStatus') result = openCatalog().loader.status();
+    else if (op === 'catalogItem') result = JSON.parse(openCatalog().store.item(String(event.data.itemId)));
+    else if (op === 'catalogItems') {
+      const { offset, limit, quantized } = event.data;
+      result = JSON.parse(openCatalog().store.items(offset, limit, Boolean(quantized)));
+    } else if (op === 'catalogEmbedding') result = openCatalog().store.embedding(String(event.data.itemId)) ?? null;
+    else if (op === 'catalogNearest') result = catalogNearest(event.data);
+    else if (op === 'catalogClose') {
+      catalogClose();
+      result = null;
+    }
     else if (op === 'close') {
       encoder?.free();
       encoder = null;

@@ -6,8 +6,11 @@
 //! * `build`: items and interactions in, a catalog folder out (manifest, shards, model);
 //!   `merge` joins a catalog built in parts (`build --part i/n`).
 //! * `inspect`: verifies a catalog folder or URL and summarises it.
+//! * `bench-catalog`: parse+verify throughput of a catalog folder, on the browser loader's path.
 
 // Beside this file rather than in src/bin/, where cargo would take them for binaries.
+#[path = "localrec/bench_catalog.rs"]
+mod bench_catalog;
 #[path = "localrec/catalog.rs"]
 mod catalog;
 #[path = "localrec/inspect.rs"]
@@ -84,6 +87,8 @@ enum Command {
     Merge(catalog::MergeArgs),
     /// Verify a catalog (folder or http(s) URL): every shard and model file against the manifest.
     Inspect(inspect::InspectArgs),
+    /// Time parsing and verifying a catalog folder's shards (in memory, best of --repeat).
+    BenchCatalog(bench_catalog::BenchCatalogArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         Command::Build(args) => catalog::build(args),
         Command::Merge(args) => catalog::merge(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,15 +5,18 @@
 //! The core only turns bytes into values and back: reading files or URLs is the
 //! caller's job (the CLI natively, the worker in the browser). `input` parses a
 //! publisher's item and interaction files, `build` holds the builder's logic (shard and
-//! part planning, checkpoint chunks, merging parts).
+//! part planning, checkpoint chunks, merging parts), and `store` holds a loaded catalog
+//! as its shards stream in (verified before use) and answers queries over it.
 
 pub mod build;
 pub mod input;
 pub mod manifest;
 pub mod quantize;
 pub mod shard;
+pub mod store;
 
 pub use input::{Interactions, SourceItem, parse_interactions, parse_items};
 pub use manifest::{CatalogEncoder, Collaborative, MANIFEST_FILE, Manifest, Quantization, ShardEntry};
 pub use quantize::QuantizedRow;
 pub use shard::{CatalogItem, ShardExpectation, ShardHeader, ShardParser, parse_shard, write_shard};
+pub use store::{CatalogStore, Neighbour, ShardState, ShardStream, StoredItem, VerifiedShard};

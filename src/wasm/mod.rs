@@ -11,6 +11,8 @@ use js_sys::{Array, Float32Array, Promise, Reflect, Uint32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+mod catalog;
+
 use crate::encoder::{Encoder, ModelFiles};
 use crate::error::Error;
 

@@ -3,7 +3,8 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { readFileSync, promises as fs } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, rmSync, promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -175,4 +176,31 @@ export function cosine(a, b) {
     nb += b[i] * b[i];
   }
   return dot / Math.sqrt(na * nb);
+}
+
+/** The native CLI (`make cli`), for tests that build catalogs. */
+export const LOCALREC_BIN =
+  process.env.LOCALREC_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(root, 'target'), 'release/localrec');
+/** The ml-latest-small catalog `make catalog` builds. */
+export const FULL_CATALOG = path.join(root, '.cache/catalogs/ml-latest-small');
+
+/**
+ * A catalog of the first `movies` movies of ml-latest-small, in shards of about
+ * `shardBytes`, built with the real CLI and model into a scratch folder (rebuilt on
+ * every run: the build is deterministic and takes seconds). Returns its folder.
+ */
+export function buildSmallCatalog(name, { movies, shardBytes }) {
+  const dir = path.join(root, 'target/tmp/browser-catalogs', name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const lines = readFileSync(path.join(root, 'data/ml-latest-small/movies.csv'), 'utf8').split('\n');
+  const items = path.join(dir, 'movies.csv');
+  writeFileSync(items, lines.slice(0, movies + 1).join('\n') + '\n');
+  const out = path.join(dir, 'catalog');
+  execFileSync(
+    LOCALREC_BIN,
+    ['build', '--items', items, '--model', F32_MODEL, '--out', out, '--shard-bytes', String(shardBytes), '--name', name],
+    { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 },
+  );
+  return out;
 }

@@ -4,9 +4,12 @@
 //! - `bad_input`: the library's answers to bad input.
 //! - `cli`: the `localrec` binary.
 //! - `catalog`: `localrec build`, `merge` and `inspect` on a slice of ml-latest-small.
+//! - `fuzz_regressions`: the fuzz targets' saved inputs (tests/fixtures/fuzz-regressions/)
+//!   and seed corpus, through the targets' own code (fuzz/harness.rs).
 
 mod bad_input;
 mod catalog;
 mod cli;
 mod common;
+mod fuzz_regressions;
 mod parity;

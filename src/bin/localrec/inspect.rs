@@ -7,11 +7,11 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use localrec::catalog::manifest::{MAX_MANIFEST_BYTES, MAX_SHARD_BYTES, is_safe_relative_path};
-use localrec::catalog::{MANIFEST_FILE, Manifest, ShardParser};
+use localrec::catalog::{CatalogStore, MANIFEST_FILE, Manifest, ShardParser};
 use localrec::encoder::web::{self, ModelManifest};
 use localrec::{Error, ErrorKind, Result};
 use sha2::{Digest, Sha256};
@@ -23,6 +23,11 @@ pub struct InspectArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Also write every item, once the catalog verified, as JSON lines to this file (`-`:
+    /// stdout): `{itemId, title, genres, ...metadata, scale, embedding}`, the shape the
+    /// browser's `Catalog.items({quantized: true})` returns.
+    #[arg(long, value_name = "FILE")]
+    items: Option<PathBuf>,
 }
 
 /// Largest model file read (the f16 weights of a big encoder are well under this).
@@ -290,6 +295,35 @@ fn check_model(source: &Source, manifest: &Manifest, problems: &mut Vec<Problem>
     (model.files.len() + 1, bytes)
 }
 
+/// Reads the catalog into a [`CatalogStore`] (the browser's loader, minus the network)
+/// and writes its items as JSON lines.
+fn write_items(source: &Source, manifest: &Manifest, out: &Path) -> Result<()> {
+    let mut store = CatalogStore::new(manifest.clone());
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let mut stream = store.stream(i)?;
+        let mut failed = None;
+        source.stream(&shard.path, shard.bytes, |chunk| {
+            if failed.is_none() {
+                failed = stream.feed(chunk).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        store.add(stream.finish()?)?;
+    }
+    let mut text = String::new();
+    for i in 0..store.len() as u32 {
+        text.push_str(&store.item_json(i, true).to_string());
+        text.push('\n');
+    }
+    if out == Path::new("-") {
+        print!("{text}");
+        return Ok(());
+    }
+    std::fs::write(out, text).map_err(|e| Error::with_source(ErrorKind::Io, format!("cannot write {}", out.display()), e))
+}
+
 /// `localrec inspect`.
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let source = Source::new(&args.catalog);
@@ -298,6 +332,11 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut problems = Vec::new();
     check_shards(&source, &manifest, &mut problems);
     let (model_files, model_bytes) = check_model(&source, &manifest, &mut problems);
+    if problems.is_empty()
+        && let Some(out) = &args.items
+    {
+        write_items(&source, &manifest, out)?;
+    }
 
     let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
     let per_item = if manifest.items == 0 { 0.0 } else { bytes as f64 / manifest.items as f64 };
