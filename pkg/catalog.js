@@ -16,7 +16,7 @@
 // when the server ignores Range. A shard that fails its checksum (twice: the first
 // failure may be a corrupting proxy) or answers another 4xx is given up on and reported;
 // the other shards load regardless.
-import { fail } from './fetch.js';
+import { concat, fail } from './fetch.js';
 
 /** The Cache Storage cache holding verified catalog shards. */
 export const CATALOG_CACHE_NAME = 'localrec-catalog-v1';
@@ -60,16 +60,6 @@ async function readLimited(res, max, what) {
     chunks.push(value);
   }
   return concat(chunks, total);
-}
-
-function concat(chunks, total) {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 /** The manifest's bytes, with retries; `localrec/network` when it cannot be had. */

@@ -149,13 +149,18 @@ async function readBody(res, url, total, expect, progress) {
     }
     progress(loaded, total);
   }
-  const bytes = new Uint8Array(loaded);
-  let offset = 0;
+  return concat(chunks, loaded);
+}
+
+/** The `total` bytes of `chunks` (Uint8Arrays) in one array. */
+export function concat(chunks, total) {
+  const out = new Uint8Array(total);
+  let at = 0;
   for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.byteLength;
+    out.set(c, at);
+    at += c.byteLength;
   }
-  return bytes;
+  return out;
 }
 
 /**
