@@ -24,6 +24,7 @@ pub mod encoder;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+pub mod scorer;
 
 pub use encoder::{BertConfig, DEFAULT_BATCH_SIZE, Embeddings, Encoder, Engine, ModelFiles, cosine};
 pub use error::{Error, ErrorKind, Result};

@@ -7,12 +7,15 @@
 //!   `merge` joins a catalog built in parts (`build --part i/n`).
 //! * `inspect`: verifies a catalog folder or URL and summarises it.
 //! * `bench-catalog`: parse+verify throughput of a catalog folder, on the browser loader's path.
+//! * `eval`: quality on a fixed split (PROTOCOL.md): popularity, collaborative, semantic, hybrid.
 
 // Beside this file rather than in src/bin/, where cargo would take them for binaries.
 #[path = "localrec/bench_catalog.rs"]
 mod bench_catalog;
 #[path = "localrec/catalog.rs"]
 mod catalog;
+#[path = "localrec/eval.rs"]
+mod eval;
 #[path = "localrec/inspect.rs"]
 mod inspect;
 
@@ -89,6 +92,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Time parsing and verifying a catalog folder's shards (in memory, best of --repeat).
     BenchCatalog(bench_catalog::BenchCatalogArgs),
+    /// Evaluate the scorer on a fixed split (train, validation and test users; cold items).
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => catalog::merge(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
+        Command::Eval(args) => eval::eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,7 +149,11 @@ fn read_texts(input: impl Read) -> Result<Vec<String>> {
             continue;
         }
         let parsed: EmbedInput = serde_json::from_str(line).map_err(|e| {
-            Error::with_source(ErrorKind::Input, format!("line {line_no}: expected a json object with a string \"text\""), e)
+            Error::with_source(
+                ErrorKind::Input,
+                format!("line {line_no}: expected a json object with a string \"text\""),
+                e,
+            )
         })?;
         texts.push(parsed.text);
     }
@@ -311,20 +321,15 @@ fn bench_one(model: &Path, backend: NativeBackend, seconds: f64) -> Result<serde
     }))
 }
 
-fn bench(
-    model: &Path,
-    backends: &[NativeBackend],
-    seconds: f64,
-    json: Option<PathBuf>,
-    child: bool,
-) -> Result<()> {
+fn bench(model: &Path, backends: &[NativeBackend], seconds: f64, json: Option<PathBuf>, child: bool) -> Result<()> {
     if child {
         let backend = *backends.first().ok_or_else(|| Error::new(ErrorKind::Input, "no backend given"))?;
         println!("{}", bench_one(model, backend, seconds)?);
         return Ok(());
     }
     // One process per backend, so each one's peak memory is its own.
-    let exe = std::env::current_exe().map_err(|e| Error::with_source(ErrorKind::Io, "cannot find own executable", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::with_source(ErrorKind::Io, "cannot find own executable", e))?;
     let mut reports = Vec::new();
     for backend in backends {
         eprintln!("benchmarking the encoder on {} ...", backend.name());
@@ -371,10 +376,16 @@ fn bench(
             );
         }
         if let Some(peak) = report["peak_rss_bytes"].as_u64() {
-            println!("{:<8} peak memory {:.0} MiB, model load {:.2} s", backend, peak as f64 / 1048576.0, report["load_seconds"].as_f64().unwrap_or(0.0));
+            println!(
+                "{:<8} peak memory {:.0} MiB, model load {:.2} s",
+                backend,
+                peak as f64 / 1048576.0,
+                report["load_seconds"].as_f64().unwrap_or(0.0)
+            );
         }
     }
-    let text = serde_json::to_string_pretty(&full).map_err(|e| Error::with_source(ErrorKind::Io, "cannot format json", e))?;
+    let text =
+        serde_json::to_string_pretty(&full).map_err(|e| Error::with_source(ErrorKind::Io, "cannot format json", e))?;
     println!("{text}");
     if let Some(path) = json {
         std::fs::write(&path, text + "\n")

@@ -11,7 +11,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::input::{Interactions, SourceItem};
+use super::input::SourceItem;
 use super::manifest::{
     self, CatalogEncoder, Collaborative, MAX_SHARD_BYTES, MAX_SHARDS, Manifest, Quantization, ShardEntry,
 };
@@ -244,16 +244,6 @@ pub struct CollaborativeSide {
     pub bias: Option<Vec<f32>>,
 }
 
-/// The collaborative trainer's entry point: given the catalog's items and the parsed,
-/// id-checked interactions, the catalog's collaborative side, or `None` for a
-/// text-only catalog.
-///
-/// Not trained yet (a later issue): every catalog is text-only for now. The build
-/// already calls this and writes whatever it returns into the shards and the manifest.
-pub fn train_collaborative(_items: &[SourceItem], _interactions: &Interactions) -> Result<Option<CollaborativeSide>> {
-    Ok(None)
-}
-
 /// Checks that a trained side fits the catalog, so shard writing cannot fail halfway.
 pub fn check_collaborative(side: &CollaborativeSide, items: usize) -> Result<()> {
     let fits = side.factors.len() == items * side.manifest.dims
@@ -403,7 +393,9 @@ pub fn merge_parts(parts: &[PartFile]) -> Result<Manifest> {
     for (index, entry) in parts.iter().flat_map(|p| &p.shards) {
         match shards.get_mut(*index) {
             Some(slot @ None) => *slot = Some(entry.clone()),
-            _ => return Err(merge_error(format!("shard {index} is claimed twice or is out of range"))),
+            _ => {
+                return Err(merge_error(format!("shard {index} is claimed twice or is out of range")));
+            }
         }
     }
     let shards = shards

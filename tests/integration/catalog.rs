@@ -23,6 +23,9 @@ const ITEMS: usize = 300;
 /// Small shards, so a 300-item catalog has several and parts have something to split.
 const SHARD_BYTES: &str = "40000";
 const BATCH: &str = "16";
+/// A small collaborative side, so the slice's shards stay small.
+const FACTORS: &str = "8";
+const ITEM_RANK: &str = "8";
 const NAME: &str = "ml-slice";
 /// Ratings of movies outside the slice kept in its ratings file: they must be counted
 /// as skipped.
@@ -192,6 +195,10 @@ fn build_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         BATCH,
         "--name",
         NAME,
+        "--factors",
+        FACTORS,
+        "--item-rank",
+        ITEM_RANK,
         "--json",
     ];
     args.extend_from_slice(extra);
@@ -273,7 +280,9 @@ fn build_reads_back_with_the_input_ids_titles_genres_years_and_embeddings() {
     assert_eq!(manifest.name, NAME);
     assert!(manifest.shards.len() >= 3, "40 kB shards split 300 items: {}", manifest.shards.len());
     assert!(manifest.shards.iter().all(|s| s.bytes <= 40_000));
-    assert!(manifest.collaborative.is_none() && manifest.scenarios.is_empty());
+    let collaborative = manifest.collaborative.as_ref().expect("interactions train a collaborative side");
+    assert_eq!((collaborative.dims, collaborative.bias), (8 + 2 * 8, true));
+    assert!(manifest.scenarios.is_empty());
     let enc = &manifest.encoder;
     assert_eq!(
         (enc.name.as_str(), enc.dims, enc.max_seq_length, enc.model.as_str()),
@@ -288,7 +297,7 @@ fn build_reads_back_with_the_input_ids_titles_genres_years_and_embeddings() {
         assert_eq!((&item.id, &item.title, &item.genres), (&movie.id, &movie.title, &movie.genres));
         let want_meta = movie.year().map(|y| format!("{{\"year\":{y}}}")).unwrap_or_default();
         assert_eq!(item.meta, want_meta, "{}", movie.title);
-        assert!(item.factors.is_empty() && item.bias.is_none());
+        assert!(item.factors.len() == 24 && item.bias.is_some_and(f32::is_finite));
     }
     assert!(items.iter().any(|i| i.title.contains(", The")), "the slice has quoted titles with commas");
 
@@ -362,13 +371,18 @@ fn an_interrupted_build_resumes_from_its_checkpoint_and_gives_the_same_bytes() {
 
 #[test]
 fn parts_built_separately_and_merged_equal_one_build() {
-    let (reference, _) = reference();
     let out = scratch("parts");
-    let second = succeed(&build_args(&out, &["--part", "1/2"]));
+    // Training needs the whole catalog, so parts carry text only: compare with such a build.
+    let err = fail(&build_args(&out, &["--part", "1/2"]));
+    assert!(err.contains("--no-train"), "{err}");
+    let reference = scratch("parts-reference");
+    succeed(&build_args(&reference, &["--no-train"]));
+    let reference = reference.as_path();
+    let second = succeed(&build_args(&out, &["--part", "1/2", "--no-train"]));
     assert_eq!(second["manifest"], false);
     let err = fail(&["merge", "--out", s(&out)]);
     assert!(err.contains("part 0/2 missing"), "{err}");
-    let first = succeed(&build_args(&out, &["--part", "0/2"]));
+    let first = succeed(&build_args(&out, &["--part", "0/2", "--no-train"]));
     let built = first["items"].as_u64().unwrap() + second["items"].as_u64().unwrap();
     assert_eq!(built, ITEMS as u64, "every item is encoded by exactly one part");
     assert!(first["items"].as_u64().unwrap() > 0 && second["items"].as_u64().unwrap() > 0);
@@ -517,12 +531,16 @@ fn inspect_verifies_a_good_catalog_and_names_a_flipped_or_truncated_shard() {
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["items"], ITEMS);
     assert_eq!(summary["encoder"]["dims"], 384);
-    assert!(summary["collaborative"].is_null());
+    assert_eq!(summary["collaborative"]["dims"], 24, "{summary}");
+    assert_eq!(summary["collaborative"]["params"]["als_dims"], 8);
+    assert!(summary["collaborative"]["params"]["gram"].get("f32le").is_none(), "matrices are left out");
     let shards = summary["shards"].as_u64().unwrap();
     assert!(shards >= 3 && summary["bytes_per_item"].as_f64().unwrap() > 384.0);
     let text = localrec(&["inspect", s(reference)]);
     assert!(text.status.success());
-    assert!(String::from_utf8_lossy(&text.stdout).contains("collaborative  none"));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("collaborative  24 dims, with bias (ALS 8, item-item rank 8)")
+    );
 
     let copy = scratch("inspect");
     copy_dir(reference, &copy);
@@ -615,4 +633,76 @@ fn inspect_reads_a_catalog_over_http_and_names_a_missing_shard_by_url() {
     assert!(err.contains(&format!("{url}shards/00000.bin")) && err.contains("404"), "{err}");
     STOP.store(true, Ordering::Relaxed);
     std::fs::remove_dir_all(&copy).ok();
+}
+
+/// The catalog as the browser loads it: every shard streamed through `ShardStream` in
+/// small chunks into a `CatalogStore`, then the scorer's item side taken from it.
+fn browser_scorer(dir: &Path) -> (localrec::catalog::CatalogStore, localrec::scorer::rank::Scorer) {
+    use localrec::catalog::CatalogStore;
+    let manifest = Manifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut store = CatalogStore::new(manifest.clone());
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let bytes = std::fs::read(dir.join(&shard.path)).unwrap();
+        let mut stream = store.stream(i).unwrap();
+        for chunk in bytes.chunks(4096) {
+            stream.feed(chunk).unwrap();
+        }
+        store.add(stream.finish().unwrap()).unwrap();
+    }
+    assert!(store.is_complete());
+    let (items, params) = localrec::scorer::model::from_store(&store).unwrap();
+    let scorer = localrec::scorer::rank::Scorer::new(items, params, &NativeBackend::Cpu.device().unwrap()).unwrap();
+    (store, scorer)
+}
+
+#[test]
+fn a_trained_catalog_recommends_on_the_browser_path_from_its_own_params() {
+    use localrec::scorer::profile::{Event, Source, user_query};
+    use localrec::scorer::rank::RankOptions;
+    let (dir, report) = reference();
+    let tuning = &report["collaborative"]["tuning"];
+    assert!(tuning["users"].as_u64().unwrap() >= 10, "the blend was tuned on held-out users: {report}");
+    let (store, scorer) = browser_scorer(dir);
+    let params = scorer.params().expect("scorer params in the manifest");
+    assert_eq!((params.als_dims, params.item_rank), (8, 8));
+    assert!(params.text_map.is_some());
+
+    // A user who liked the slice's animated children's films.
+    let children = |i: u32| {
+        let g = &store.item(i).unwrap().genres;
+        g.iter().any(|g| g == "Animation" || g == "Children")
+    };
+    let liked: Vec<u32> = (0..store.len() as u32).filter(|&i| children(i)).take(4).collect();
+    assert_eq!(liked.len(), 4, "the slice has animated children's films");
+    let events: Vec<Event> = liked.iter().map(|&item| Event { item, weight: 1.0, age_days: 0.0 }).collect();
+    let query = user_query(scorer.items(), scorer.params(), &events, &[]).unwrap();
+    let terms = scorer.terms(&[&query]).unwrap().remove(0);
+    let got = scorer
+        .rank(&query, &terms, &RankOptions { k: 10, exclude: liked.clone(), explain: true, ..Default::default() })
+        .unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|r| !liked.contains(&r.index)), "liked films are never recommended");
+    // Personalized: not the popularity order a user with no history gets.
+    let empty = user_query(scorer.items(), scorer.params(), &[], &[]).unwrap();
+    let popular = scorer
+        .rank(&empty, &scorer.terms(&[&empty]).unwrap()[0], &RankOptions { k: 10, ..Default::default() })
+        .unwrap();
+    assert_ne!(popular.iter().map(|r| r.index).collect::<Vec<_>>(), got.iter().map(|r| r.index).collect::<Vec<_>>());
+    // The text term alone finds the same kind of film.
+    let semantic =
+        localrec::scorer::model::Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 };
+    let by_text = scorer
+        .rank(
+            &query,
+            &terms,
+            &RankOptions { k: 10, exclude: liked.clone(), blend: Some(semantic), ..Default::default() },
+        )
+        .unwrap();
+    let share = by_text.iter().filter(|r| children(r.index)).count();
+    let base = (0..store.len() as u32).filter(|&i| children(i)).count() as f64 / store.len() as f64;
+    assert!(share >= 5, "{share}/10 children's films by text; base rate {base:.3}");
+    for r in &got {
+        let because = r.because.expect("each result has a reason");
+        assert!(matches!(because.source, Source::Event { item, .. } if liked.contains(&item)));
+    }
 }

@@ -20,6 +20,10 @@ use localrec::catalog::shard::MAX_RECORD_BYTES;
 use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, Manifest, QuantizedRow, ShardEntry};
 use localrec::encoder::web::{self, ModelManifest, WebFile, export_web, sha256_hex};
 use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_atomic, write_temp};
+use localrec::scorer::als::AlsConfig;
+use localrec::scorer::metrics::MetricSums;
+use localrec::scorer::sparse::Csr;
+use localrec::scorer::train::{TrainConfig, TrainProgress, train_tuned};
 use localrec::{Encoder, Error, ErrorKind, ModelFiles, Result};
 
 /// Folder (under OUT) of build state that is not part of the catalog.
@@ -63,6 +67,27 @@ pub struct BuildArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    /// Do not train the collaborative side from the interactions (only check them).
+    #[arg(long)]
+    no_train: bool,
+    /// ALS factors k of the collaborative side.
+    #[arg(long, default_value_t = 64)]
+    factors: usize,
+    /// Rank of the item-item model (0: none).
+    #[arg(long, default_value_t = 128)]
+    item_rank: usize,
+    /// ALS L2 regularization.
+    #[arg(long, default_value_t = 100.0)]
+    reg: f32,
+    /// ALS confidence scale.
+    #[arg(long, default_value_t = 10.0)]
+    alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    iterations: usize,
+    /// With ratings, the lowest rating that counts as a positive interaction.
+    #[arg(long, default_value_t = 4.0)]
+    positive_rating: f32,
     /// Testing: stop with an error once this many items were encoded (checkpoint kept).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -179,7 +204,9 @@ fn remove_dir(path: &Path) -> Result<()> {
 
 /// Removes shard files of an earlier, larger build that the manifest no longer lists.
 fn remove_stale_shards(out: &Path, manifest: &Manifest) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(out.join("shards")) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(out.join("shards")) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let numbered = name.len() == 9 && name.ends_with(".bin") && name[..5].bytes().all(|b| b.is_ascii_digit());
@@ -282,6 +309,66 @@ impl EncodeJob<'_> {
     }
 }
 
+struct TrainMessages;
+
+impl TrainProgress for TrainMessages {
+    fn stage(&mut self, name: &str) {
+        eprintln!("training: {name}");
+    }
+}
+
+/// Trains the collaborative side: positives (ratings at or above `positive_rating`,
+/// every event when there are no ratings) of each user, repeated events adding
+/// confidence; embeddings as the shards hold them (int8, dequantized, unit length).
+fn train_side(
+    cfg: &TrainConfig,
+    interactions: &Interactions,
+    rows: &[QuantizedRow],
+    dims: usize,
+    positive_rating: f32,
+) -> Result<(CollaborativeSide, Option<MetricSums>)> {
+    let triplets: Vec<(u32, u32, f32)> = interactions
+        .rows
+        .iter()
+        .filter(|r| r.rating.is_none_or(|v| v >= positive_rating))
+        .map(|r| (r.user, r.item, 1.0))
+        .collect();
+    if triplets.is_empty() {
+        return Err(input_error("no positive interaction to train on (see --positive-rating)"));
+    }
+    let matrix = Csr::from_triplets(interactions.users.len(), rows.len(), &triplets)?;
+    let mut embeddings = Vec::with_capacity(rows.len() * dims);
+    for row in rows {
+        let mut e: Vec<f32> = row.values.iter().map(|&v| v as f32 * row.scale).collect();
+        localrec::scorer::model::normalize(&mut e);
+        embeddings.extend(e);
+    }
+    let t = Instant::now();
+    let device = NativeBackend::Cpu.device()?;
+    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, &device, &mut TrainMessages)?;
+    eprintln!(
+        "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} items from text only",
+        t.elapsed().as_secs_f64(),
+        interactions.users.len(),
+        matrix.nnz(),
+        cfg.als.factors,
+        cfg.item_rank,
+        trained.cold_items
+    );
+    let params = serde_json::to_value(&trained.params)
+        .map_err(|e| Error::with_source(ErrorKind::Format, "cannot write the scorer params", e))?;
+    let serde_json::Value::Object(params) = params else {
+        return Err(Error::new(ErrorKind::Format, "the scorer params are not a JSON object"));
+    };
+    let side = CollaborativeSide {
+        manifest: localrec::catalog::Collaborative { dims: trained.params.record_dims(), bias: true, params },
+        scenarios: Vec::new(),
+        factors: trained.factors,
+        bias: Some(trained.bias),
+    };
+    Ok((side, tuning))
+}
+
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
@@ -339,16 +426,33 @@ pub fn build(args: BuildArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    // 2. The collaborative side (none until the trainer lands) and the shard plan.
-    let collaborative: Option<CollaborativeSide> = match &interactions {
-        Some(i) => build::train_collaborative(&items, i)?,
-        None => None,
+    // 2. The collaborative side's shape (trained once the embeddings exist) and the shard plan.
+    let train_cfg = match &interactions {
+        Some(_) if !args.no_train => {
+            if args.part.is_some() {
+                return Err(input_error(
+                    "training the collaborative side needs the whole catalog: build without --part, or pass --no-train",
+                ));
+            }
+            if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
+                return Err(input_error("--factors must be 1..=1024 and --iterations at least 1"));
+            }
+            Some(TrainConfig {
+                als: AlsConfig {
+                    factors: args.factors,
+                    reg: args.reg,
+                    alpha: args.alpha,
+                    iterations: args.iterations,
+                    ..AlsConfig::default()
+                },
+                item_rank: args.item_rank,
+                ..TrainConfig::default()
+            })
+        }
+        _ => None,
     };
-    if let Some(c) = &collaborative {
-        build::check_collaborative(c, items.len())?;
-    }
-    let factor_dims = collaborative.as_ref().map_or(0, |c| c.manifest.dims);
-    let has_bias = collaborative.as_ref().is_some_and(|c| c.manifest.bias);
+    let factor_dims = train_cfg.as_ref().map_or(0, |c| c.als.factors + 2 * c.item_rank);
+    let has_bias = train_cfg.is_some();
     let lens = build::record_lens(&items, dims, factor_dims, has_bias);
     if let Some((item, len)) = items.iter().zip(&lens).find(|(_, len)| **len - 4 > MAX_RECORD_BYTES) {
         return Err(input_error(format!(
@@ -395,13 +499,6 @@ pub fn build(args: BuildArgs) -> Result<()> {
             .field(&args.shard_bytes.to_le_bytes());
         h.finish()
     };
-    let head = CatalogHead {
-        name,
-        items: items.len() as u64,
-        encoder: encoder_id,
-        collaborative: collaborative.as_ref().map(|c| c.manifest.clone()),
-        scenarios: collaborative.as_ref().map(|c| c.scenarios.clone()).unwrap_or_default(),
-    };
 
     // 3. Encode, resuming from the checkpoint. Only now is OUT created.
     let build_dir = out.join(BUILD_DIR);
@@ -432,7 +529,26 @@ pub fn build(args: BuildArgs) -> Result<()> {
     };
     let encoded = job.run()?;
 
-    // 4. Shards under temporary names, then renamed together; the model; the manifest last.
+    // 4. Train the collaborative side on the embeddings as the browser will see them.
+    let mut tuning = None;
+    let collaborative: Option<CollaborativeSide> = match (&train_cfg, &interactions) {
+        (Some(cfg), Some(interactions)) => {
+            let (side, sums) = train_side(cfg, interactions, &encoded.rows, dims, args.positive_rating)?;
+            build::check_collaborative(&side, items.len())?;
+            tuning = sums;
+            Some(side)
+        }
+        _ => None,
+    };
+    let head = CatalogHead {
+        name,
+        items: items.len() as u64,
+        encoder: encoder_id,
+        collaborative: collaborative.as_ref().map(|c| c.manifest.clone()),
+        scenarios: collaborative.as_ref().map(|c| c.scenarios.clone()).unwrap_or_default(),
+    };
+
+    // 5. Shards under temporary names, then renamed together; the model; the manifest last.
     let mut entries = Vec::new();
     let mut temps = Vec::new();
     for s in our_shards.clone() {
@@ -514,6 +630,14 @@ pub fn build(args: BuildArgs) -> Result<()> {
             "reused": encoded.reused,
             "manifest": wrote_manifest,
             "interactions": interactions.as_ref().zip(args.interactions.as_deref()).map(|(i, path)| interactions_report(&display(path), i)),
+            "collaborative": collaborative.as_ref().map(|c| serde_json::json!({
+                "dims": c.manifest.dims,
+                "blend": c.manifest.params.get("blend"),
+                "tuning": tuning.map(|t: MetricSums| {
+                    let (r, n20, n100) = t.means();
+                    serde_json::json!({"users": t.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
+                }),
+            })),
             "seconds": started.elapsed().as_secs_f64(),
         });
         println!("{report}");

@@ -169,7 +169,9 @@ fn check_shards(source: &Source, manifest: &Manifest, problems: &mut Vec<Problem
     let mut first = 0u64;
     for (i, shard) in manifest.shards.iter().enumerate() {
         let at = format!("shard {i} ({})", shard.path);
-        let Some(expect) = manifest.expectation(i) else { continue };
+        let Some(expect) = manifest.expectation(i) else {
+            continue;
+        };
         let mut parser = ShardParser::new(expect);
         let mut parse_error: Option<Error> = None;
         let mut duplicate: Option<String> = None;
@@ -321,7 +323,8 @@ fn write_items(source: &Source, manifest: &Manifest, out: &Path) -> Result<()> {
         print!("{text}");
         return Ok(());
     }
-    std::fs::write(out, text).map_err(|e| Error::with_source(ErrorKind::Io, format!("cannot write {}", out.display()), e))
+    std::fs::write(out, text)
+        .map_err(|e| Error::with_source(ErrorKind::Io, format!("cannot write {}", out.display()), e))
 }
 
 /// `localrec inspect`.
@@ -330,6 +333,11 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let manifest = Manifest::from_json(&source.read(MANIFEST_FILE, MAX_MANIFEST_BYTES as u64)?)
         .map_err(|e| e.context(source.locate(MANIFEST_FILE)))?;
     let mut problems = Vec::new();
+    if let Some(c) = &manifest.collaborative
+        && let Err(e) = localrec::scorer::model::ScorerParams::from_json(&c.params, c.dims, manifest.encoder.dims)
+    {
+        problems.push(problem("manifest.json", e));
+    }
     check_shards(&source, &manifest, &mut problems);
     let (model_files, model_bytes) = check_model(&source, &manifest, &mut problems);
     if problems.is_empty()
@@ -353,7 +361,16 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             "bytes_per_item": per_item,
             "encoder": e,
             "model": {"path": e.model, "files": model_files, "bytes": model_bytes},
-            "collaborative": manifest.collaborative,
+            "collaborative": manifest.collaborative.as_ref().map(|c| {
+                // The params without their matrices, which are for machines.
+                let mut params = c.params.clone();
+                for key in ["gram", "text_map"] {
+                    if let Some(serde_json::Value::Object(m)) = params.get_mut(key) {
+                        m.remove("f32le");
+                    }
+                }
+                serde_json::json!({"dims": c.dims, "bias": c.bias, "params": params})
+            }),
             "scenarios": manifest.scenarios,
             "problems": problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>(),
         });
@@ -377,7 +394,17 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         println!("               web weights sha256 {}", e.weights_sha256);
         println!("model          {} ({model_files} files, {model_bytes} bytes)", e.model);
         match &manifest.collaborative {
-            Some(c) => println!("collaborative  {} dims{}", c.dims, if c.bias { ", with bias" } else { "" }),
+            Some(c) => {
+                let get = |k: &str| c.params.get(k).map_or_else(|| "?".to_string(), |v| v.to_string());
+                println!(
+                    "collaborative  {} dims{} (ALS {}, item-item rank {}), blend {}",
+                    c.dims,
+                    if c.bias { ", with bias" } else { "" },
+                    get("als_dims"),
+                    get("item_rank"),
+                    get("blend")
+                );
+            }
             None => println!("collaborative  none"),
         }
         println!(

@@ -1,0 +1,286 @@
+//! `localrec eval`: the quality of the scorer on a fixed split (PROTOCOL.md of ML-1M's
+//! splits): train on `train.csv`, choose the blend on the validation users, fold in
+//! each evaluation user and rank every candidate with the same code the browser runs.
+//! With the cold-item files present it also runs the cold-item protocol.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use localrec::catalog::{Interactions, SourceItem, parse_interactions, parse_items};
+use localrec::native::{NativeBackend, read_input, read_model_dir};
+use localrec::scorer::als::AlsConfig;
+use localrec::scorer::metrics::MetricSums;
+use localrec::scorer::model::Blend;
+use localrec::scorer::sparse::Csr;
+use localrec::scorer::train::{
+    EvalUser, TrainConfig, TrainProgress, Trained, evaluate, scorer_for, train, tune_blend, tune_short_blend,
+};
+use localrec::{Encoder, Error, ErrorKind, Result};
+
+/// `localrec eval` arguments.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Items file (JSON lines, CSV or ML-1M movies.dat), for the item texts.
+    #[arg(long)]
+    items: PathBuf,
+    /// Split folder: train.csv, {validation,test}_{foldin,holdout}.csv, and optionally
+    /// cold_items.txt, cold_train.csv, cold_test_{foldin,holdout}.csv.
+    #[arg(long)]
+    splits: PathBuf,
+    /// Model folder for the item texts' embeddings.
+    #[arg(long, default_value = super::DEFAULT_MODEL_DIR)]
+    model: PathBuf,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Encoder backend.
+    #[arg(long, default_value = "cpu")]
+    backend: NativeBackend,
+    /// ALS factors k.
+    #[arg(long, default_value_t = 128)]
+    factors: usize,
+    /// ALS L2 regularization.
+    #[arg(long, default_value_t = 100.0)]
+    reg: f32,
+    /// ALS confidence scale.
+    #[arg(long, default_value_t = 10.0)]
+    alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    iterations: usize,
+    /// Rank of the item-item model (0: none).
+    #[arg(long, default_value_t = 256)]
+    item_rank: usize,
+    /// EASE regularization of the item-item model.
+    #[arg(long, default_value_t = 500.0)]
+    ease_lambda: f32,
+}
+
+const MODELS: [&str; 4] = ["popularity", "collaborative", "semantic", "hybrid"];
+
+fn blends(hybrid: Blend) -> [Blend; 4] {
+    [
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0 },
+        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 },
+        hybrid,
+    ]
+}
+
+struct Stderr;
+
+impl TrainProgress for Stderr {
+    fn stage(&mut self, name: &str) {
+        eprintln!("  training: {name}");
+    }
+}
+
+/// The candidates: catalog indices of the items in the training file, in ascending
+/// item id (numeric when every id is a number), which is the protocol's tie order.
+struct Candidates {
+    catalog: Vec<u32>,
+    position: HashMap<u32, u32>,
+}
+
+impl Candidates {
+    fn new(items: &[SourceItem], mut catalog: Vec<u32>) -> Candidates {
+        catalog.sort_unstable();
+        catalog.dedup();
+        let numeric: Option<Vec<u64>> = catalog.iter().map(|&i| items[i as usize].id.parse().ok()).collect();
+        match numeric {
+            Some(ids) => {
+                let mut pairs: Vec<(u64, u32)> = ids.into_iter().zip(catalog).collect();
+                pairs.sort_unstable();
+                catalog = pairs.into_iter().map(|(_, i)| i).collect();
+            }
+            None => catalog.sort_by(|&a, &b| items[a as usize].id.cmp(&items[b as usize].id)),
+        }
+        let position = catalog.iter().enumerate().map(|(p, &i)| (i, p as u32)).collect();
+        Candidates { catalog, position }
+    }
+}
+
+fn read_split(dir: &Path, name: &str, index: &HashMap<&str, u32>) -> Result<Interactions> {
+    let path = dir.join(name);
+    parse_interactions(&read_input(&path)?, &path.display().to_string(), index)
+}
+
+/// Users x candidates, value 1 per (user, item) pair.
+fn matrix(rows: &Interactions, candidates: &Candidates) -> Result<Csr> {
+    let triplets: Vec<(u32, u32, f32)> =
+        rows.rows.iter().filter_map(|r| candidates.position.get(&r.item).map(|&p| (r.user, p, 1.0))).collect();
+    let mut csr = Csr::from_triplets(rows.users.len(), candidates.catalog.len(), &triplets)?;
+    // Duplicate lines would have summed; the protocol's positives are binary.
+    csr.values.iter_mut().for_each(|v| *v = 1.0);
+    Ok(csr)
+}
+
+/// Evaluation users from a fold-in and a held-out file, by user id; items outside
+/// the candidates are dropped, as the protocol says.
+fn users(fold_in: &Interactions, held_out: &Interactions, candidates: &Candidates) -> Vec<EvalUser> {
+    let mut by_user: BTreeMap<&str, EvalUser> = BTreeMap::new();
+    for (file, is_held) in [(fold_in, false), (held_out, true)] {
+        for r in &file.rows {
+            let Some(&p) = candidates.position.get(&r.item) else {
+                continue;
+            };
+            let user = by_user
+                .entry(file.users[r.user as usize].as_str())
+                .or_insert(EvalUser { fold_in: vec![], held_out: vec![] });
+            if is_held { user.held_out.push(p) } else { user.fold_in.push(p) }
+        }
+    }
+    by_user.into_values().filter(|u| !u.held_out.is_empty()).collect()
+}
+
+fn row(s: &MetricSums) -> serde_json::Value {
+    let (r, n20, n100) = s.means();
+    let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    serde_json::json!({"recall@20": round(r), "ndcg@20": round(n20), "ndcg@100": round(n100)})
+}
+
+/// `localrec eval`.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let started = Instant::now();
+    let items_name = args.items.display().to_string();
+    let items = parse_items(&read_input(&args.items)?, &items_name)?;
+    let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+
+    let train_rows = read_split(&args.splits, "train.csv", &index)?;
+    let candidates = Candidates::new(&items, train_rows.rows.iter().map(|r| r.item).collect());
+    if candidates.catalog.is_empty() {
+        return Err(Error::new(ErrorKind::Input, "train.csv has no interaction with an item of the items file"));
+    }
+    eprintln!(
+        "{} items, {} candidates, {} training users",
+        items.len(),
+        candidates.catalog.len(),
+        train_rows.users.len()
+    );
+
+    let encoder = Encoder::load(&read_model_dir(&args.model)?, &args.backend.device()?)?;
+    let dims = encoder.dims();
+    let t = Instant::now();
+    let mut embeddings = Vec::with_capacity(items.len() * dims);
+    for chunk in items.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(SourceItem::encoder_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        embeddings.extend_from_slice(&encoder.embed(&refs)?.data);
+    }
+    eprintln!("encoded {} item texts in {:.1} s", items.len(), t.elapsed().as_secs_f64());
+    let candidate_embeddings = |c: &Candidates| -> Vec<f32> {
+        c.catalog.iter().flat_map(|&i| embeddings[i as usize * dims..(i as usize + 1) * dims].iter().copied()).collect()
+    };
+
+    let cfg = TrainConfig {
+        als: AlsConfig {
+            factors: args.factors,
+            reg: args.reg,
+            alpha: args.alpha,
+            iterations: args.iterations,
+            ..AlsConfig::default()
+        },
+        item_rank: args.item_rank,
+        ease_lambda: args.ease_lambda,
+        ..TrainConfig::default()
+    };
+    let device = NativeBackend::Cpu.device()?;
+    let t = Instant::now();
+    let trained: Trained =
+        train(&matrix(&train_rows, &candidates)?, &candidate_embeddings(&candidates), dims, &cfg, &mut Stderr)?;
+    eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
+    let scorer = scorer_for(&trained, candidate_embeddings(&candidates), dims, &device)?;
+
+    let split_users = |name: &str, c: &Candidates| -> Result<Vec<EvalUser>> {
+        let f = read_split(&args.splits, &format!("{name}_foldin.csv"), &index)?;
+        let h = read_split(&args.splits, &format!("{name}_holdout.csv"), &index)?;
+        Ok(users(&f, &h, c))
+    };
+    let validation = split_users("validation", &candidates)?;
+    let test = split_users("test", &candidates)?;
+    let (hybrid, _) = tune_blend(&scorer, &validation)?;
+    let (short, short_sums) = tune_short_blend(&scorer, &validation, cfg.als.seed)?;
+    let (sr, sn, _) = short_sums.means();
+    eprintln!("short-profile blend (3 fold-in items): {short:?}, validation Recall@20 {sr:.4}, NDCG@20 {sn:.4}");
+    eprintln!(
+        "blend chosen on {} validation users: collaborative {}, item-item {}, semantic {}, popularity {}",
+        validation.len(),
+        hybrid.collaborative,
+        hybrid.item_item,
+        hybrid.semantic,
+        hybrid.popularity
+    );
+    let mut report = serde_json::Map::new();
+    for (name, users) in [("validation", &validation), ("test", &test)] {
+        let sums = evaluate(&scorer, users, &blends(hybrid), None)?;
+        let models: serde_json::Map<String, serde_json::Value> =
+            MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
+        report.insert(name.into(), models.into());
+    }
+
+    let cold_file = args.splits.join("cold_items.txt");
+    if cold_file.exists() {
+        let t = Instant::now();
+        let text = String::from_utf8(read_input(&cold_file)?)
+            .map_err(|e| Error::with_source(ErrorKind::Input, "cold_items.txt is not UTF-8", e))?;
+        let cold_catalog: Vec<u32> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|id| {
+                index.get(id).copied().ok_or_else(|| {
+                    Error::new(ErrorKind::Input, format!("cold_items.txt: item {id:?} is not in {items_name}"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let cold_train = read_split(&args.splits, "cold_train.csv", &index)?;
+        // The cold model's items: the candidates and the cold items (which have no rows).
+        let all: Vec<u32> = candidates.catalog.iter().chain(&cold_catalog).copied().collect();
+        let cold_candidates = Candidates::new(&items, all);
+        let cold_trained = train(
+            &matrix(&cold_train, &cold_candidates)?,
+            &candidate_embeddings(&cold_candidates),
+            dims,
+            &cfg,
+            &mut Stderr,
+        )?;
+        let cold_scorer = scorer_for(&cold_trained, candidate_embeddings(&cold_candidates), dims, &device)?;
+        let only: Vec<u32> = cold_catalog.iter().map(|i| cold_candidates.position[i]).collect();
+        let cold_users = split_users("cold_test", &cold_candidates)?;
+        let sums = evaluate(&cold_scorer, &cold_users, &[blends(hybrid)[2], hybrid], Some(&only))?;
+        let mut models = serde_json::Map::new();
+        for (m, s) in ["semantic", "hybrid"].iter().zip(&sums) {
+            let (r, n, _) = s.means();
+            models.insert(
+                m.to_string(),
+                serde_json::json!({"recall@20": (r * 1e4).round() / 1e4, "ndcg@20": (n * 1e4).round() / 1e4}),
+            );
+        }
+        report.insert("cold".into(), models.into());
+        eprintln!(
+            "cold protocol: {} cold items ({} got their factors from text), {} users, in {:.1} s",
+            only.len(),
+            cold_trained.cold_items,
+            cold_users.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+
+    if args.json {
+        println!("{}", serde_json::Value::Object(report));
+        return Ok(());
+    }
+    for (split, models) in &report {
+        println!("{split}");
+        println!("  {:<14} {:>9} {:>9} {:>9}", "model", "Recall@20", "NDCG@20", "NDCG@100");
+        if let Some(models) = models.as_object() {
+            for (m, v) in models {
+                let f = |key: &str| v.get(key).and_then(|x| x.as_f64()).map_or("-".to_string(), |x| format!("{x:.4}"));
+                println!("  {:<14} {:>9} {:>9} {:>9}", m, f("recall@20"), f("ndcg@20"), f("ndcg@100"));
+            }
+        }
+    }
+    Ok(())
+}

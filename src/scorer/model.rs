@@ -1,0 +1,372 @@
+//! The item side of the scorer and the constants the device needs, as the catalog
+//! carries them: per item a factor record `[q | a | c]` (ALS factors `q`, width `k`;
+//! the low-rank item-item model's input rows `a` and output rows `c`, width `r` each)
+//! and a popularity bias; in the manifest's `collaborative.params`, a [`ScorerParams`]
+//! (fold-in constants, the ALS Gram matrix, blend weights, the text-to-factor map).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Version of [`ScorerParams`]; a reader refuses others.
+pub const PARAMS_VERSION: u32 = 1;
+
+/// Weights of the score's terms. Each term is standardized over the scored items (zero
+/// mean, unit variance) before weighting, so the weights compare across catalogs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Blend {
+    /// `<p_u, q_i>`: the ALS fold-in.
+    pub collaborative: f32,
+    /// `<a_u, c_i>`: the low-rank item-item model.
+    pub item_item: f32,
+    /// `<s_u, e_i>`: text embeddings.
+    pub semantic: f32,
+    /// The item's popularity bias.
+    pub popularity: f32,
+}
+
+impl Default for Blend {
+    fn default() -> Self {
+        Blend { collaborative: 0.7, item_item: 0.3, semantic: 0.0, popularity: 0.0 }
+    }
+}
+
+/// Confidence per event type: how much one event says about the user's taste. A
+/// negative weight marks a negative event (a dislike): it counts in the ALS fold-in as
+/// a known non-preference and pushes the semantic vector away.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventWeights {
+    /// A page view.
+    pub view: f32,
+    /// A click.
+    pub click: f32,
+    /// An explicit like.
+    pub like: f32,
+    /// An explicit dislike (negative).
+    pub dislike: f32,
+    /// A purchase.
+    pub purchase: f32,
+    /// A rating event's weight per star above the catalog's neutral rating.
+    pub rate: f32,
+}
+
+impl Default for EventWeights {
+    fn default() -> Self {
+        EventWeights { view: 0.3, click: 0.5, like: 1.0, dislike: -1.0, purchase: 1.0, rate: 0.5 }
+    }
+}
+
+/// A dense row-major f32 matrix, base64 little-endian in JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// `rows * cols` values.
+    pub data: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MatrixJson {
+    rows: usize,
+    cols: usize,
+    f32le: String,
+}
+
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = self.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        MatrixJson { rows: self.rows, cols: self.cols, f32le: B64.encode(bytes) }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Matrix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let json = MatrixJson::deserialize(d)?;
+        let bytes = B64.decode(json.f32le.as_bytes()).map_err(D::Error::custom)?;
+        let expected = json.rows.checked_mul(json.cols).and_then(|n| n.checked_mul(4));
+        if expected != Some(bytes.len()) {
+            return Err(D::Error::custom(format!(
+                "matrix of {} x {} holds {} bytes",
+                json.rows,
+                json.cols,
+                bytes.len()
+            )));
+        }
+        let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(D::Error::custom("matrix holds a non-finite value"));
+        }
+        Ok(Matrix { rows: json.rows, cols: json.cols, data })
+    }
+}
+
+/// Everything the device needs besides the item records (the manifest's
+/// `collaborative.params`). Nothing about any user is in here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScorerParams {
+    /// [`PARAMS_VERSION`].
+    pub version: u32,
+    /// ALS factor width `k`: record columns `0..k`.
+    pub als_dims: usize,
+    /// Item-item rank `r`: record columns `k..k+r` (input rows) and `k+r..k+2r` (output
+    /// rows); 0 when the catalog has no item-item model.
+    pub item_rank: usize,
+    /// ALS regularization (the fold-in's `lambda`).
+    pub reg: f32,
+    /// ALS confidence scale (`c = 1 + alpha * value`).
+    pub alpha: f32,
+    /// `Q^T Q` over all items' ALS factors (`k x k`), so the fold-in needs no pass over
+    /// the catalog.
+    pub gram: Matrix,
+    /// Term weights.
+    pub blend: Blend,
+    /// Term weights for a short profile (at most `short_profile` events and interests),
+    /// tuned on held-out users cut to a few items: with little history the text
+    /// carries more of the signal.
+    #[serde(default)]
+    pub short_blend: Option<Blend>,
+    /// Largest profile that uses `short_blend`.
+    #[serde(default = "default_short_profile")]
+    pub short_profile: usize,
+    /// Ridge map from `[e, 1]` (unit text embedding and a constant) to the user-side
+    /// columns `[q | a]`: a typed interest counts as an item with these factors.
+    pub text_map: Option<Matrix>,
+    /// Default event confidences.
+    pub event_weights: EventWeights,
+    /// Half-life of an event's weight, in days (0: no decay).
+    pub half_life_days: f32,
+}
+
+fn default_short_profile() -> usize {
+    SHORT_PROFILE
+}
+
+/// Profiles of at most this many events and interests use the short blend.
+pub const SHORT_PROFILE: usize = 5;
+
+impl ScorerParams {
+    /// Width of an item's factor record: `k + 2r`.
+    pub fn record_dims(&self) -> usize {
+        self.als_dims + 2 * self.item_rank
+    }
+
+    /// Reads and checks params from the manifest's `collaborative.params` object.
+    pub fn from_json(
+        params: &serde_json::Map<String, serde_json::Value>,
+        record_dims: usize,
+        embedding_dims: usize,
+    ) -> Result<ScorerParams> {
+        let p: ScorerParams = serde_json::from_value(serde_json::Value::Object(params.clone())).map_err(|e| {
+            Error::with_source(ErrorKind::Format, "manifest.json: collaborative.params is malformed", e)
+        })?;
+        p.check(record_dims, embedding_dims)?;
+        Ok(p)
+    }
+
+    /// Checks sizes and values against the catalog's shapes.
+    pub fn check(&self, record_dims: usize, embedding_dims: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::new(ErrorKind::Format, format!("manifest.json: collaborative.params: {m}")));
+        if self.version != PARAMS_VERSION {
+            return bad(format!("version {} is not {PARAMS_VERSION}", self.version));
+        }
+        if self.record_dims() != record_dims {
+            return bad(format!(
+                "als_dims + 2 * item_rank = {} but records have {record_dims} factors",
+                self.record_dims()
+            ));
+        }
+        if self.gram.rows != self.als_dims || self.gram.cols != self.als_dims {
+            return bad(format!(
+                "gram is {} x {}, not {} x {}",
+                self.gram.rows, self.gram.cols, self.als_dims, self.als_dims
+            ));
+        }
+        if let Some(m) = &self.text_map
+            && (m.rows != embedding_dims + 1 || m.cols != self.als_dims + self.item_rank)
+        {
+            return bad(format!(
+                "text_map is {} x {}, not {} x {}",
+                m.rows,
+                m.cols,
+                embedding_dims + 1,
+                self.als_dims + self.item_rank
+            ));
+        }
+        let finite = [
+            self.reg,
+            self.alpha,
+            self.half_life_days,
+            self.blend.collaborative,
+            self.blend.item_item,
+            self.blend.semantic,
+            self.blend.popularity,
+        ];
+        if finite.iter().any(|v| !v.is_finite()) || self.reg <= 0.0 || self.alpha < 0.0 || self.half_life_days < 0.0 {
+            return bad("reg must be > 0, alpha and half_life_days >= 0, all finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// The item side in memory, in catalog order: what `rank` scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemSide {
+    /// Number of items.
+    pub len: usize,
+    /// Factor record width (`k + 2r`; 0 for a text-only catalog).
+    pub record_dims: usize,
+    /// `len * record_dims` factors.
+    pub factors: Vec<f32>,
+    /// Popularity bias per item (standardized log count); zeros when unknown.
+    pub bias: Vec<f32>,
+    /// Text embedding width.
+    pub embedding_dims: usize,
+    /// `len * embedding_dims` unit-norm text embeddings.
+    pub embeddings: Vec<f32>,
+}
+
+impl ItemSide {
+    /// Checks that the buffers fit the sizes and hold finite values.
+    pub fn check(&self) -> Result<()> {
+        let fits = self.factors.len() == self.len * self.record_dims
+            && self.bias.len() == self.len
+            && self.embeddings.len() == self.len * self.embedding_dims;
+        if !fits {
+            return Err(Error::new(ErrorKind::Input, "item side: buffer sizes do not match the item count"));
+        }
+        if let Some(i) = (0..self.len).find(|&i| {
+            self.record(i).iter().chain(self.embedding(i)).any(|v| !v.is_finite()) || !self.bias[i].is_finite()
+        }) {
+            return Err(Error::new(
+                ErrorKind::Format,
+                format!("item {i} has a non-finite factor, bias or embedding value"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Item `i`'s factor record.
+    pub fn record(&self, i: usize) -> &[f32] {
+        &self.factors[i * self.record_dims..(i + 1) * self.record_dims]
+    }
+
+    /// Item `i`'s unit text embedding.
+    pub fn embedding(&self, i: usize) -> &[f32] {
+        &self.embeddings[i * self.embedding_dims..(i + 1) * self.embedding_dims]
+    }
+
+    /// The items at `indices`, in that order (e.g. the cold candidates of an evaluation).
+    pub fn subset(&self, indices: &[u32]) -> ItemSide {
+        let mut out = ItemSide {
+            len: indices.len(),
+            record_dims: self.record_dims,
+            factors: Vec::with_capacity(indices.len() * self.record_dims),
+            bias: Vec::with_capacity(indices.len()),
+            embedding_dims: self.embedding_dims,
+            embeddings: Vec::with_capacity(indices.len() * self.embedding_dims),
+        };
+        for &i in indices {
+            let i = i as usize;
+            out.factors.extend_from_slice(self.record(i));
+            out.bias.push(self.bias[i]);
+            out.embeddings.extend_from_slice(self.embedding(i));
+        }
+        out
+    }
+}
+
+/// Scales `v` to unit length in place; a zero vector stays zero.
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ScorerParams {
+        ScorerParams {
+            version: PARAMS_VERSION,
+            als_dims: 2,
+            item_rank: 1,
+            reg: 1.0,
+            alpha: 10.0,
+            gram: Matrix { rows: 2, cols: 2, data: vec![1.0, 0.5, 0.5, 2.0] },
+            blend: Blend::default(),
+            short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0 }),
+            short_profile: SHORT_PROFILE,
+            text_map: Some(Matrix { rows: 4, cols: 3, data: (0..12).map(|v| v as f32 * 0.25).collect() }),
+            event_weights: EventWeights::default(),
+            half_life_days: 30.0,
+        }
+    }
+
+    #[test]
+    fn params_round_trip_through_manifest_json() {
+        let p = params();
+        let json = serde_json::to_value(&p).unwrap();
+        let back = ScorerParams::from_json(json.as_object().unwrap(), 4, 3).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn params_of_the_wrong_shape_or_value_are_refused() {
+        let json = serde_json::to_value(params()).unwrap();
+        let map = json.as_object().unwrap();
+        assert!(ScorerParams::from_json(map, 5, 3).unwrap_err().to_string().contains("records have 5"));
+        assert!(ScorerParams::from_json(map, 4, 384).unwrap_err().to_string().contains("text_map"));
+        let mut bad = map.clone();
+        bad["gram"]["f32le"] = serde_json::Value::String("AAAA".into());
+        assert!(ScorerParams::from_json(&bad, 4, 3).unwrap_err().to_string().contains("malformed"));
+        let mut nan = params();
+        nan.reg = f32::NAN;
+        let err = nan.check(4, 3).unwrap_err();
+        assert!(err.to_string().contains("finite"), "{err}");
+    }
+}
+
+/// The item side and params of a loaded catalog (its verified part, in store order):
+/// embeddings dequantized to unit length, factors and biases as the shards hold them.
+/// A text-only catalog gives no params and empty records.
+pub fn from_store(store: &crate::catalog::CatalogStore) -> Result<(ItemSide, Option<ScorerParams>)> {
+    let d = store.dims();
+    let params = match &store.manifest().collaborative {
+        Some(c) => Some(ScorerParams::from_json(&c.params, c.dims, d)?),
+        None => None,
+    };
+    let record_dims = params.as_ref().map_or(0, ScorerParams::record_dims);
+    let n = store.len();
+    let mut side = ItemSide {
+        len: n,
+        record_dims,
+        factors: Vec::with_capacity(n * record_dims),
+        bias: Vec::with_capacity(n),
+        embedding_dims: d,
+        embeddings: Vec::with_capacity(n * d),
+    };
+    for i in 0..n as u32 {
+        let (Some(item), Some(mut e)) = (store.item(i), store.embedding(i)) else {
+            return Err(Error::new(ErrorKind::Input, format!("store item {i} is missing")));
+        };
+        if item.factors.len() != record_dims {
+            return Err(Error::new(
+                ErrorKind::Format,
+                format!("item {:?} has {} factors, not {record_dims}", item.id, item.factors.len()),
+            ));
+        }
+        normalize(&mut e);
+        side.factors.extend_from_slice(&item.factors);
+        side.bias.push(item.bias.unwrap_or(0.0));
+        side.embeddings.extend(e);
+    }
+    side.check()?;
+    Ok((side, params))
+}

@@ -1,0 +1,428 @@
+//! Ranking for one user (or a batch of users in an evaluation): every item scored with
+//! one matrix product on the burn device, the terms standardized and blended, items
+//! the user acted on removed, top-k, an optional diversity re-ranking (MMR over the
+//! item embeddings), and per result the history item or interest that drove it.
+
+use burn::prelude::*;
+
+use super::metrics::top_k;
+use super::model::{Blend, ItemSide, ScorerParams};
+use super::profile::{Source, UserQuery, solve_with};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Weight of the popularity bias added to every blend: it only breaks near-ties, and
+/// ranks by popularity for a user with nothing else to go on.
+pub const POPULARITY_TIEBREAK: f32 = 1e-3;
+
+/// The item matrix on a burn device and what ranking needs besides it.
+#[derive(Debug)]
+pub struct Scorer {
+    device: Device,
+    items: ItemSide,
+    params: Option<ScorerParams>,
+    /// `[n, k + r + d]`: each item's `[q | c | e]`.
+    matrix: Tensor<2>,
+    bias: Vec<f32>,
+}
+
+/// One user's three term scores over all items, before blending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Terms {
+    /// `<p_u, q_i>` per item (zeros without factors).
+    pub collaborative: Vec<f32>,
+    /// `<a_u, c_i>` per item.
+    pub item_item: Vec<f32>,
+    /// `<s_u, e_i>` per item.
+    pub semantic: Vec<f32>,
+}
+
+/// How to rank.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RankOptions {
+    /// Results wanted.
+    pub k: usize,
+    /// MMR strength in `[0, 1]`: 0 ranks by score alone.
+    pub diversity: f32,
+    /// Item positions never returned (the user's history, hidden items).
+    pub exclude: Vec<u32>,
+    /// When given, only these positions are candidates.
+    pub only: Option<Vec<u32>>,
+    /// Term weights instead of the catalog's.
+    pub blend: Option<Blend>,
+    /// Whether to compute `because` for each result.
+    pub explain: bool,
+}
+
+/// Why an item was recommended: the contributor whose part of its score was largest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Because {
+    /// A history event or a typed interest.
+    pub source: Source,
+    /// Its part of the item's blended score.
+    pub contribution: f32,
+}
+
+/// One result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ranked {
+    /// Item position.
+    pub index: u32,
+    /// Blended score (standardized terms, weighted).
+    pub score: f32,
+    /// The main reason, when asked for and there is one.
+    pub because: Option<Because>,
+}
+
+/// Mean and standard deviation of `v` (population); `(0, 0)` when empty.
+fn moments(v: &[f32]) -> (f32, f32) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean as f32, var.sqrt() as f32)
+}
+
+impl Scorer {
+    /// Puts the item matrix on `device`. `params` is `None` for a text-only catalog.
+    pub fn new(items: ItemSide, params: Option<ScorerParams>, device: &Device) -> Result<Scorer> {
+        items.check()?;
+        if let Some(p) = &params {
+            p.check(items.record_dims, items.embedding_dims)?;
+        } else if items.record_dims != 0 {
+            return Err(Error::new(ErrorKind::Input, "item factors without scorer params"));
+        }
+        let (k, r) = params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
+        let width = k + r + items.embedding_dims;
+        let mut data = Vec::with_capacity(items.len * width);
+        for i in 0..items.len {
+            let record = items.record(i);
+            data.extend_from_slice(&record[..k]);
+            data.extend_from_slice(&record[k + r..k + 2 * r]);
+            data.extend_from_slice(items.embedding(i));
+        }
+        let matrix = Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device);
+        let (mean, std) = moments(&items.bias);
+        let bias = items.bias.iter().map(|b| if std > 0.0 { (b - mean) / std } else { 0.0 }).collect();
+        Ok(Scorer { device: device.clone(), items, params, matrix, bias })
+    }
+
+    /// The items scored.
+    pub fn items(&self) -> &ItemSide {
+        &self.items
+    }
+
+    /// The catalog's scorer params.
+    pub fn params(&self) -> Option<&ScorerParams> {
+        self.params.as_ref()
+    }
+
+    /// The term scores of each query, with one `[n, D] x [D, 3 * users]` product.
+    pub fn terms(&self, queries: &[&UserQuery]) -> Result<Vec<Terms>> {
+        let out = self.product(queries)?;
+        let data = out.try_into_data().map_err(read_failed)?;
+        self.split(data, queries.len())
+    }
+
+    /// [`Scorer::terms`] for devices read back asynchronously (WebGPU in a browser).
+    pub async fn terms_async(&self, queries: &[&UserQuery]) -> Result<Vec<Terms>> {
+        let out = self.product(queries)?;
+        let data = out.into_data_async().await.map_err(read_failed)?;
+        self.split(data, queries.len())
+    }
+
+    /// # Shapes
+    /// - output: `[n, 3 * queries]`, columns per query: collaborative, item-item, semantic
+    fn product(&self, queries: &[&UserQuery]) -> Result<Tensor<2>> {
+        let (k, r) = self.params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
+        let d = self.items.embedding_dims;
+        let width = k + r + d;
+        let cols = 3 * queries.len();
+        let mut q = vec![0.0f32; width * cols];
+        for (u, query) in queries.iter().enumerate() {
+            if query.p.len() != k || query.a.len() != r || query.s.len() != d {
+                return Err(Error::new(ErrorKind::Input, "a user query does not match the catalog's dimensions"));
+            }
+            for (j, v) in query.p.iter().enumerate() {
+                q[j * cols + 3 * u] = *v;
+            }
+            for (j, v) in query.a.iter().enumerate() {
+                q[(k + j) * cols + 3 * u + 1] = *v;
+            }
+            for (j, v) in query.s.iter().enumerate() {
+                q[(k + r + j) * cols + 3 * u + 2] = *v;
+            }
+        }
+        let q = Tensor::<2>::from_data(TensorData::new(q, [width, cols]), &self.device);
+        Ok(self.matrix.clone().matmul(q))
+    }
+
+    fn split(&self, data: TensorData, users: usize) -> Result<Vec<Terms>> {
+        let values = data.try_into_vec::<f32>().map_err(read_failed)?;
+        let n = self.items.len;
+        if values.len() != n * 3 * users {
+            return Err(Error::new(ErrorKind::Backend, "the device returned a wrongly sized score matrix"));
+        }
+        let cols = 3 * users;
+        Ok((0..users)
+            .map(|u| {
+                let column = |t: usize| (0..n).map(|i| values[i * cols + 3 * u + t]).collect();
+                Terms { collaborative: column(0), item_item: column(1), semantic: column(2) }
+            })
+            .collect())
+    }
+
+    /// The weights for `query`: `blend` when given, else the catalog's (its short-profile
+    /// blend for a short profile), else semantic only.
+    pub fn blend_for(&self, query: &UserQuery, blend: Option<Blend>) -> Blend {
+        let catalog = self.params.as_ref().map(|p| match p.short_blend {
+            Some(short) if query.contributors.len() <= p.short_profile => short,
+            _ => p.blend,
+        });
+        blend.or(catalog).unwrap_or(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 })
+    }
+
+    /// Standardizes each term over `over` (all items when `None`) and blends.
+    /// Returns the scores and each term's effective multiplier (weight / std), which
+    /// explanations need.
+    pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>) -> (Vec<f32>, [f32; 3]) {
+        let pick =
+            |v: &[f32]| -> Vec<f32> { over.map_or_else(|| v.to_vec(), |o| o.iter().map(|&i| v[i as usize]).collect()) };
+        let scale = |v: &[f32], w: f32| -> (f32, f32) {
+            let (mean, std) = moments(&pick(v));
+            if std > 1e-12 && w != 0.0 { (mean, w / std) } else { (0.0, 0.0) }
+        };
+        let parts = [
+            (&terms.collaborative, scale(&terms.collaborative, blend.collaborative)),
+            (&terms.item_item, scale(&terms.item_item, blend.item_item)),
+            (&terms.semantic, scale(&terms.semantic, blend.semantic)),
+        ];
+        let scores = (0..self.items.len)
+            .map(|i| {
+                let mut s = (blend.popularity + POPULARITY_TIEBREAK) * self.bias[i];
+                for (v, (mean, mul)) in &parts {
+                    if *mul != 0.0 {
+                        s += (v[i] - mean) * mul;
+                    }
+                }
+                s
+            })
+            .collect();
+        (scores, [parts[0].1.1, parts[1].1.1, parts[2].1.1])
+    }
+
+    /// Ranks for one user whose terms were computed: blend, exclude, top-k, MMR, reasons.
+    pub fn rank(&self, query: &UserQuery, terms: &Terms, opts: &RankOptions) -> Result<Vec<Ranked>> {
+        if !(0.0..=1.0).contains(&opts.diversity) {
+            return Err(Error::new(ErrorKind::Input, format!("diversity {} is outside 0..=1", opts.diversity)));
+        }
+        let blend = self.blend_for(query, opts.blend);
+        let (scores, multipliers) = self.blend(terms, &blend, opts.only.as_deref());
+        let mut excluded = opts.exclude.clone();
+        if let Some(only) = &opts.only {
+            let mut allowed = vec![false; self.items.len];
+            for &i in only {
+                if let Some(a) = allowed.get_mut(i as usize) {
+                    *a = true;
+                }
+            }
+            excluded.extend((0..self.items.len as u32).filter(|&i| !allowed[i as usize]));
+        }
+        let picked = if opts.diversity > 0.0 && opts.k > 1 {
+            let pool = top_k(&scores, (opts.k * 4).max(50), &excluded);
+            mmr(&self.items, &pool, &scores, opts.k, opts.diversity)
+        } else {
+            top_k(&scores, opts.k, &excluded)
+        };
+        Ok(picked
+            .into_iter()
+            .map(|index| Ranked {
+                index,
+                score: scores[index as usize],
+                because: if opts.explain { self.because(query, index, &multipliers) } else { None },
+            })
+            .collect())
+    }
+
+    /// The contributor with the largest positive part in item `index`'s score.
+    fn because(&self, query: &UserQuery, index: u32, multipliers: &[f32; 3]) -> Option<Because> {
+        let (k, r) = self.params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
+        let alpha = self.params.as_ref().map_or(0.0, |p| p.alpha);
+        let record = self.items.record(index as usize);
+        let (q_i, c_i) = (&record[..k], &record[k + r..k + 2 * r]);
+        let e_i = self.items.embedding(index as usize);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        query
+            .contributors
+            .iter()
+            .filter(|c| c.weight > 0.0)
+            .map(|c| {
+                let mut part = 0.0;
+                if multipliers[0] != 0.0 && k > 0 {
+                    // p = M^-1 sum (1 + alpha w_h) q_h, so h's share of <p, q_i> is exact.
+                    part += multipliers[0] * (1.0 + alpha * c.weight) * dot(&solve_with(&query.chol, &c.q), q_i);
+                }
+                part += multipliers[1] * c.weight * dot(&c.a, c_i);
+                if query.s_norm > 0.0 {
+                    part += multipliers[2] * c.weight * dot(&c.e, e_i) / query.s_norm;
+                }
+                Because { source: c.source, contribution: part }
+            })
+            .filter(|b| b.contribution.is_finite() && b.contribution > 0.0)
+            .max_by(|a, b| a.contribution.total_cmp(&b.contribution))
+    }
+}
+
+/// Maximal marginal relevance over `pool` (best first): each pick maximizes
+/// `(1 - diversity) * relevance - diversity * max cosine to the picks so far`, with
+/// relevance the score rescaled to `[0, 1]` over the pool.
+pub fn mmr(items: &ItemSide, pool: &[u32], scores: &[f32], k: usize, diversity: f32) -> Vec<u32> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) =
+        pool.iter().map(|&i| scores[i as usize]).fold((f32::MAX, f32::MIN), |(l, h), s| (l.min(s), h.max(s)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut left: Vec<u32> = pool.to_vec();
+    let mut max_sim = vec![f32::MIN; left.len()];
+    let mut picked = Vec::with_capacity(k.min(left.len()));
+    while picked.len() < k && !left.is_empty() {
+        let value = |j: usize| {
+            let rel = (scores[left[j] as usize] - lo) / span;
+            let sim = if picked.is_empty() { 0.0 } else { max_sim[j] };
+            (1.0 - diversity) * rel - diversity * sim
+        };
+        // Ties keep the pool's order (best score, then position).
+        let best = (0..left.len()).fold(0, |b, j| if value(j) > value(b) { j } else { b });
+        let chosen = left.remove(best);
+        max_sim.remove(best);
+        let e = items.embedding(chosen as usize);
+        for (j, &cand) in left.iter().enumerate() {
+            let sim: f32 = items.embedding(cand as usize).iter().zip(e).map(|(a, b)| a * b).sum();
+            max_sim[j] = max_sim[j].max(sim);
+        }
+        picked.push(chosen);
+    }
+    picked
+}
+
+fn read_failed(e: impl std::fmt::Debug) -> Error {
+    Error::new(ErrorKind::Backend, format!("reading scores from the device failed: {e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scorer::model::{EventWeights, Matrix, PARAMS_VERSION};
+    use crate::scorer::profile::{Event, Interest, user_query};
+
+    /// Four items on two tastes: 0 and 1 (taste A), 2 and 3 (taste B).
+    fn scorer() -> Scorer {
+        let q = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]];
+        let mut factors = Vec::new();
+        let mut gram = vec![0.0; 4];
+        for v in &q {
+            factors.extend_from_slice(v); // q
+            factors.extend_from_slice(v); // a (r = 2)
+            factors.extend_from_slice(v); // c
+            for i in 0..2 {
+                for j in 0..2 {
+                    gram[i * 2 + j] += v[i] * v[j];
+                }
+            }
+        }
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let items = ItemSide {
+            len: 4,
+            record_dims: 6,
+            factors,
+            bias: vec![3.0, 1.0, 2.0, 0.0],
+            embedding_dims: 2,
+            embeddings: vec![1.0, 0.0, s, s, 0.0, 1.0, s, s],
+        };
+        let params = ScorerParams {
+            version: PARAMS_VERSION,
+            als_dims: 2,
+            item_rank: 2,
+            reg: 0.1,
+            alpha: 10.0,
+            gram: Matrix { rows: 2, cols: 2, data: gram },
+            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0 },
+            short_blend: None,
+            short_profile: 5,
+            text_map: None,
+            event_weights: EventWeights::default(),
+            half_life_days: 0.0,
+        };
+        Scorer::new(items, Some(params), &Device::flex()).unwrap()
+    }
+
+    fn recommend(scorer: &Scorer, events: &[Event], interests: &[Interest], opts: RankOptions) -> Vec<Ranked> {
+        let query = user_query(scorer.items(), scorer.params(), events, interests).unwrap();
+        let terms = scorer.terms(&[&query]).unwrap().remove(0);
+        scorer.rank(&query, &terms, &opts).unwrap()
+    }
+
+    #[test]
+    fn liking_an_item_ranks_its_taste_first_and_explains_it() {
+        let s = scorer();
+        let got = recommend(
+            &s,
+            &[Event { item: 0, weight: 1.0, age_days: 0.0 }],
+            &[],
+            RankOptions { k: 3, exclude: vec![0], explain: true, ..Default::default() },
+        );
+        // Item 1 is taste A; item 3 carries a little of it, item 2 none.
+        assert_eq!(got.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 3, 2]);
+        assert_eq!(got[0].because.map(|b| b.source), Some(Source::Event { index: 0, item: 0 }));
+    }
+
+    #[test]
+    fn a_cold_user_gets_the_popular_items_and_no_reasons() {
+        let s = scorer();
+        let got = recommend(&s, &[], &[], RankOptions { k: 10, explain: true, ..Default::default() });
+        assert_eq!(got.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 2, 1, 3]);
+        assert!(got.iter().all(|r| r.because.is_none()));
+    }
+
+    #[test]
+    fn batched_terms_equal_single_user_terms() {
+        let s = scorer();
+        let a = user_query(s.items(), s.params(), &[Event { item: 0, weight: 1.0, age_days: 0.0 }], &[]).unwrap();
+        let b = user_query(s.items(), s.params(), &[Event { item: 3, weight: 2.0, age_days: 0.0 }], &[]).unwrap();
+        let both = s.terms(&[&a, &b]).unwrap();
+        assert_eq!(both[0], s.terms(&[&a]).unwrap()[0]);
+        assert_eq!(both[1], s.terms(&[&b]).unwrap()[0]);
+    }
+
+    #[test]
+    fn diversity_trades_a_near_duplicate_for_another_taste() {
+        let s = scorer();
+        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 });
+        let interest = [Interest { embedding: vec![1.0, 0.2], weight: 1.0, age_days: 0.0 }];
+        let plain = recommend(&s, &[], &interest, RankOptions { k: 2, blend, ..Default::default() });
+        let diverse = recommend(&s, &[], &interest, RankOptions { k: 2, blend, diversity: 0.9, ..Default::default() });
+        assert_eq!(plain.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(diverse.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 2]);
+        let err = s.rank(
+            &user_query(s.items(), s.params(), &[], &[]).unwrap(),
+            &s.terms(&[&user_query(s.items(), s.params(), &[], &[]).unwrap()]).unwrap()[0],
+            &RankOptions { k: 1, diversity: 2.0, ..Default::default() },
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn only_restricts_candidates_and_k_past_the_end_returns_all() {
+        let s = scorer();
+        let got = recommend(
+            &s,
+            &[Event { item: 0, weight: 1.0, age_days: 0.0 }],
+            &[],
+            RankOptions { k: 99, only: Some(vec![2, 3]), ..Default::default() },
+        );
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|r| r.index >= 2));
+    }
+}

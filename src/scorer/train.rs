@@ -1,0 +1,448 @@
+//! Offline training of a catalog's collaborative side (native only): implicit ALS
+//! item factors, a low-rank EASE item-item model, a ridge map from text embeddings into
+//! both (cold items get their factors from their text), a popularity bias, and the
+//! blend weights chosen on held-out users with the same ranking code the browser runs.
+
+use burn::prelude::Device;
+
+use super::als::{self, AlsConfig};
+use super::ease;
+use super::linalg;
+use super::metrics::{MetricSums, top_k};
+use super::model::{Blend, EventWeights, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams};
+use super::profile::{Event, user_query};
+use super::rank::Scorer;
+use super::sparse::Csr;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Training settings. Defaults are the ones chosen on ML-1M's validation users.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Implicit ALS settings (`factors` is the fold-in's `k`).
+    pub als: AlsConfig,
+    /// Rank `r` of the item-item model; 0 leaves it out.
+    pub item_rank: usize,
+    /// EASE's L2 regularization.
+    pub ease_lambda: f32,
+    /// Most items the item-item model covers (the most interacted ones): EASE holds an
+    /// `n x n` matrix. The rest get item-item rows from the text map.
+    pub item_item_max: usize,
+    /// Ridge regularization of the text map.
+    pub text_reg: f32,
+    /// Items with at least this many interactions train the text map.
+    pub map_min_count: u32,
+    /// Half-life of event weights on the device, in days (0: none).
+    pub half_life_days: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            als: AlsConfig { factors: 128, ..AlsConfig::default() },
+            item_rank: 256,
+            ease_lambda: 500.0,
+            item_item_max: 20_000,
+            text_reg: 10.0,
+            map_min_count: 5,
+            half_life_days: 0.0,
+        }
+    }
+}
+
+/// A trained item side: records `[q | a | c]` and biases for every item, and the params.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trained {
+    /// Scorer params (blend weights are the defaults until tuned).
+    pub params: ScorerParams,
+    /// `items * params.record_dims()` factors.
+    pub factors: Vec<f32>,
+    /// Per item: `ln(1 + interactions)`, or the text map's estimate for an item without any.
+    pub bias: Vec<f32>,
+    /// Items that had no interaction and got everything from their text.
+    pub cold_items: usize,
+}
+
+/// Progress of a training run, for the CLI's messages.
+pub trait TrainProgress {
+    /// A stage started (`"als"`, `"item-item"`, `"text map"`).
+    fn stage(&mut self, name: &str);
+    /// ALS finished `iteration` of its iterations.
+    fn als_iteration(&mut self, _iteration: usize) {}
+}
+
+impl TrainProgress for () {
+    fn stage(&mut self, _name: &str) {}
+}
+
+/// Trains the item side from `user_items` (users x items, values = event confidence)
+/// and the items' unit text embeddings (`items * dims`, catalog order).
+pub fn train(
+    user_items: &Csr,
+    embeddings: &[f32],
+    dims: usize,
+    cfg: &TrainConfig,
+    progress: &mut dyn TrainProgress,
+) -> Result<Trained> {
+    let n = user_items.cols;
+    if embeddings.len() != n * dims {
+        return Err(Error::new(
+            ErrorKind::Input,
+            format!("{} embedding values for {n} items of {dims} dims", embeddings.len()),
+        ));
+    }
+    let k = cfg.als.factors;
+    let r = cfg.item_rank;
+    let record = k + 2 * r;
+    let item_users = user_items.transpose();
+    let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
+
+    progress.stage("als");
+    let q = als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?;
+
+    let mut factors = vec![0.0f32; n * record];
+    for i in 0..n {
+        factors[i * record..i * record + k].copy_from_slice(&q[i * k..(i + 1) * k]);
+    }
+    if r > 0 {
+        progress.stage("item-item");
+        // The most interacted items, ascending position.
+        let mut covered: Vec<usize> = (0..n).filter(|&i| counts[i] > 0).collect();
+        covered.sort_by_key(|&i| std::cmp::Reverse(counts[i]));
+        covered.truncate(cfg.item_item_max);
+        covered.sort_unstable();
+        let sub = restrict_columns(user_items, &covered)?;
+        let m = covered.len();
+        let b = ease::ease(ease::item_gram(&sub), m, cfg.ease_lambda)?;
+        let (a, c) = ease::low_rank(&b, m, r.min(m), 2, cfg.als.seed)?;
+        let rr = r.min(m);
+        for (pos, &i) in covered.iter().enumerate() {
+            let dst = &mut factors[i * record..(i + 1) * record];
+            dst[k..k + rr].copy_from_slice(&a[pos * rr..(pos + 1) * rr]);
+            dst[k + r..k + r + rr].copy_from_slice(&c[pos * rr..(pos + 1) * rr]);
+        }
+    }
+    let mut bias: Vec<f32> = counts.iter().map(|&c| (c as f32).ln_1p()).collect();
+
+    progress.stage("text map");
+    // Targets per item: the record and the bias.
+    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count).collect();
+    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0).collect();
+    let text_map = if train_rows.len() >= 2 {
+        let targets = record + 1;
+        let y: Vec<f32> = train_rows
+            .iter()
+            .flat_map(|&i| factors[i * record..(i + 1) * record].iter().copied().chain([bias[i]]))
+            .collect();
+        let w = ridge(embeddings, dims, &train_rows, &y, targets, cfg.text_reg)?;
+        for &i in &cold {
+            let mapped = apply_map(&w, dims, targets, &embeddings[i * dims..(i + 1) * dims]);
+            factors[i * record..(i + 1) * record].copy_from_slice(&mapped[..record]);
+            bias[i] = mapped[record];
+        }
+        // Ship the user-side columns [q | a]: a typed interest counts as such an item.
+        let user_cols = k + r;
+        let data = (0..=dims).flat_map(|row| w[row * targets..row * targets + user_cols].iter().copied()).collect();
+        Some(Matrix { rows: dims + 1, cols: user_cols, data })
+    } else {
+        None
+    };
+
+    let mut gram = vec![0.0f32; k * k];
+    for i in 0..n {
+        let qi = &factors[i * record..i * record + k];
+        for a in 0..k {
+            let x = qi[a];
+            for b in 0..k {
+                gram[a * k + b] += x * qi[b];
+            }
+        }
+    }
+    let params = ScorerParams {
+        version: PARAMS_VERSION,
+        als_dims: k,
+        item_rank: r,
+        reg: cfg.als.reg,
+        alpha: cfg.als.alpha,
+        gram: Matrix { rows: k, cols: k, data: gram },
+        blend: Blend::default(),
+        short_blend: None,
+        short_profile: SHORT_PROFILE,
+        text_map,
+        event_weights: EventWeights::default(),
+        half_life_days: cfg.half_life_days,
+    };
+    Ok(Trained { params, factors, bias, cold_items: cold.len() })
+}
+
+/// The columns `keep` (ascending) of `m`, renumbered `0..keep.len()`.
+fn restrict_columns(m: &Csr, keep: &[usize]) -> Result<Csr> {
+    let mut map = vec![u32::MAX; m.cols];
+    for (pos, &c) in keep.iter().enumerate() {
+        map[c] = pos as u32;
+    }
+    let mut triplets = Vec::with_capacity(m.nnz());
+    for row in 0..m.rows {
+        let (idx, val) = m.row(row);
+        for (&c, &v) in idx.iter().zip(val) {
+            if map[c as usize] != u32::MAX {
+                triplets.push((row as u32, map[c as usize], v));
+            }
+        }
+    }
+    Csr::from_triplets(m.rows, keep.len(), &triplets)
+}
+
+/// Ridge regression from `[e_i, 1]` (rows `rows` of `embeddings`) to `y` (one row of
+/// `targets` values per training row). Returns `W`, `(dims + 1) x targets`.
+fn ridge(embeddings: &[f32], dims: usize, rows: &[usize], y: &[f32], targets: usize, reg: f32) -> Result<Vec<f32>> {
+    let p = dims + 1;
+    let x = |i: usize, j: usize| {
+        if j < dims { embeddings[i * dims + j] as f64 } else { 1.0 }
+    };
+    let mut xtx = vec![0.0f64; p * p];
+    let mut xty = vec![0.0f64; p * targets];
+    for (t, &i) in rows.iter().enumerate() {
+        let yi = &y[t * targets..(t + 1) * targets];
+        for a in 0..p {
+            let xa = x(i, a);
+            for b in 0..=a {
+                xtx[a * p + b] += xa * x(i, b);
+            }
+            let dst = &mut xty[a * targets..(a + 1) * targets];
+            dst.iter_mut().zip(yi).for_each(|(d, &v)| *d += xa * v as f64);
+        }
+    }
+    for a in 0..p {
+        for b in 0..a {
+            xtx[b * p + a] = xtx[a * p + b];
+        }
+        // The constant column is not shrunk: it carries the targets' means.
+        if a < dims {
+            xtx[a * p + a] += reg as f64;
+        }
+    }
+    linalg::cholesky(&mut xtx, p)?;
+    let mut w = vec![0.0f32; p * targets];
+    let mut col = vec![0.0f64; p];
+    for t in 0..targets {
+        (0..p).for_each(|a| col[a] = xty[a * targets + t]);
+        linalg::cholesky_solve(&xtx, p, &mut col);
+        (0..p).for_each(|a| w[a * targets + t] = col[a] as f32);
+    }
+    Ok(w)
+}
+
+fn apply_map(w: &[f32], dims: usize, targets: usize, e: &[f32]) -> Vec<f32> {
+    let mut out = w[dims * targets..(dims + 1) * targets].to_vec();
+    for (j, &x) in e.iter().enumerate() {
+        out.iter_mut().zip(&w[j * targets..(j + 1) * targets]).for_each(|(o, &v)| *o += x * v);
+    }
+    out
+}
+
+/// One evaluation user: fold-in and held-out item positions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalUser {
+    /// Items the model may see (each with confidence 1).
+    pub fold_in: Vec<u32>,
+    /// Items to find.
+    pub held_out: Vec<u32>,
+}
+
+/// The protocol's metrics of `blends` over `users`: each user's fold-in becomes the
+/// profile (like events on the device), every candidate is scored by the scorer, the
+/// fold-in items are excluded, ties go to the lower position. With `only`, just those
+/// candidates are ranked (the cold-item protocol). One [`MetricSums`] per blend.
+pub fn evaluate(
+    scorer: &Scorer,
+    users: &[EvalUser],
+    blends: &[Blend],
+    only: Option<&[u32]>,
+) -> Result<Vec<MetricSums>> {
+    let mut sums = vec![MetricSums::default(); blends.len()];
+    for chunk in users.chunks(64) {
+        let queries = chunk
+            .iter()
+            .map(|u| {
+                let events: Vec<Event> =
+                    u.fold_in.iter().map(|&item| Event { item, weight: 1.0, age_days: 0.0 }).collect();
+                user_query(scorer.items(), scorer.params(), &events, &[])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let terms = scorer.terms(&queries.iter().collect::<Vec<_>>())?;
+        for (u, t) in chunk.iter().zip(&terms) {
+            for (blend, sum) in blends.iter().zip(&mut sums) {
+                let (scores, _) = scorer.blend(t, blend, only);
+                let ranked = match only {
+                    Some(only) => {
+                        let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
+                        top_k(&sub, 100, &[]).into_iter().map(|p| only[p as usize]).collect()
+                    }
+                    None => top_k(&scores, 100, &u.fold_in),
+                };
+                sum.add(&ranked, &u.held_out);
+            }
+        }
+    }
+    Ok(sums)
+}
+
+/// The blend grid searched on validation users: collaborative fixed at 1, the other
+/// weights relative to it.
+pub fn blend_grid(has_item_item: bool, semantic: &[f32]) -> Vec<Blend> {
+    let item_item: &[f32] = if has_item_item { &[0.0, 0.25, 0.43, 0.67, 1.0, 1.5] } else { &[0.0] };
+    let mut grid = Vec::new();
+    for &ii in item_item {
+        for &sem in semantic {
+            for &pop in &[0.0, 0.05, 0.1, 0.2] {
+                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop });
+            }
+        }
+    }
+    grid
+}
+
+/// Semantic weights searched for full profiles.
+pub const SEMANTIC_GRID: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
+/// Semantic weights searched for short profiles, where the text matters more.
+pub const SHORT_SEMANTIC_GRID: [f32; 7] = [0.0, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0];
+
+/// The grid blend with the best sum of Recall@20 and NDCG@20 on `users`, and its sums.
+pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricSums)> {
+    tune_on_grid(scorer, users, &SEMANTIC_GRID)
+}
+
+/// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
+/// items drawn with `seed` (held-out items unchanged).
+pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Result<(Blend, MetricSums)> {
+    let mut rng = super::als::SplitMix(seed ^ 0x5407);
+    let keep = SHORT_PROFILE.saturating_sub(2).max(1);
+    let short: Vec<EvalUser> = users
+        .iter()
+        .map(|u| {
+            let mut f = u.fold_in.clone();
+            for i in (1..f.len()).rev() {
+                f.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+            }
+            f.truncate(keep);
+            EvalUser { fold_in: f, held_out: u.held_out.clone() }
+        })
+        .collect();
+    tune_on_grid(scorer, &short, &SHORT_SEMANTIC_GRID)
+}
+
+fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32]) -> Result<(Blend, MetricSums)> {
+    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), semantic);
+    let sums = evaluate(scorer, users, &grid, None)?;
+    let key = |s: &MetricSums| {
+        let (r, n, _) = s.means();
+        r + n
+    };
+    let best = (0..grid.len()).fold(0, |b, i| if key(&sums[i]) > key(&sums[b]) { i } else { b });
+    Ok((grid[best], sums[best]))
+}
+
+/// The scorer for a trained item side and the items' embeddings.
+pub fn scorer_for(trained: &Trained, embeddings: Vec<f32>, dims: usize, device: &Device) -> Result<Scorer> {
+    let items = ItemSide {
+        len: trained.bias.len(),
+        record_dims: trained.params.record_dims(),
+        factors: trained.factors.clone(),
+        bias: trained.bias.clone(),
+        embedding_dims: dims,
+        embeddings,
+    };
+    Scorer::new(items, Some(trained.params.clone()), device)
+}
+
+/// Splits users for tuning without a split file: a seeded `fraction` of the users with
+/// at least 5 items are held out, each keeping 80% of their items as fold-in and 20%
+/// as held-out (as in PROTOCOL.md). Returns the training matrix (the other users) and
+/// the held-out users.
+pub fn holdout_users(user_items: &Csr, fraction: f64, seed: u64) -> Result<(Csr, Vec<EvalUser>)> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        // splitmix64: a fixed, dependency-free stream so builds are reproducible.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut triplets = Vec::new();
+    let mut users = Vec::new();
+    for u in 0..user_items.rows {
+        let (idx, val) = user_items.row(u);
+        let draw = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        if idx.len() >= 5 && draw < fraction {
+            let mut order: Vec<usize> = (0..idx.len()).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, (next() % (i as u64 + 1)) as usize);
+            }
+            let held = (idx.len() / 5).max(1);
+            let mut user = EvalUser { fold_in: Vec::new(), held_out: Vec::new() };
+            for (rank, &p) in order.iter().enumerate() {
+                if rank < held { user.held_out.push(idx[p]) } else { user.fold_in.push(idx[p]) }
+            }
+            users.push(user);
+        } else {
+            triplets.extend(idx.iter().zip(val).map(|(&i, &v)| (u as u32, i, v)));
+        }
+    }
+    Ok((Csr::from_triplets(user_items.rows, user_items.cols, &triplets)?, users))
+}
+
+/// Trains for a catalog: the blend is tuned on held-out users (a model trained without
+/// them), then the item side is trained on every user and given that blend.
+pub fn train_tuned(
+    user_items: &Csr,
+    embeddings: &[f32],
+    dims: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+    progress: &mut dyn TrainProgress,
+) -> Result<(Trained, Option<MetricSums>)> {
+    let (rest, held) = holdout_users(user_items, 0.1, cfg.als.seed)?;
+    let mut tuned = None;
+    if held.len() >= 10 {
+        progress.stage("tuning the blend on held-out users");
+        let model = train(&rest, embeddings, dims, cfg, progress)?;
+        let scorer = scorer_for(&model, embeddings.to_vec(), dims, device)?;
+        tuned = Some((tune_blend(&scorer, &held)?, tune_short_blend(&scorer, &held, cfg.als.seed)?.0));
+    }
+    progress.stage("final model on every user");
+    let mut trained = train(user_items, embeddings, dims, cfg, progress)?;
+    if let Some(((blend, _), short)) = tuned {
+        trained.params.blend = blend;
+        trained.params.short_blend = Some(short);
+    }
+    Ok((trained, tuned.map(|((_, sums), _)| sums)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holdout_keeps_every_interaction_once_and_is_reproducible() {
+        let triplets: Vec<(u32, u32, f32)> =
+            (0..200u32).flat_map(|u| (0..10u32).map(move |i| (u, (u + i) % 50, 1.0))).collect();
+        let m = Csr::from_triplets(200, 50, &triplets).unwrap();
+        let (rest, users) = holdout_users(&m, 0.1, 7).unwrap();
+        let held: usize = users.iter().map(|u| u.fold_in.len() + u.held_out.len()).sum();
+        assert_eq!(rest.nnz() + held, m.nnz());
+        assert!(!users.is_empty() && users.len() < 60, "{} users held out", users.len());
+        assert!(users.iter().all(|u| u.held_out.len() == 2 && u.fold_in.len() == 8));
+        assert_eq!(holdout_users(&m, 0.1, 7).unwrap().1, users);
+    }
+
+    #[test]
+    fn ridge_recovers_a_linear_map_and_its_constant() {
+        // Targets y = 2 e0 - e1 + 3 over four unit-ish embeddings.
+        let e = vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8, -0.6, 0.8];
+        let y: Vec<f32> = e.chunks(2).map(|v| 2.0 * v[0] - v[1] + 3.0).collect();
+        let w = ridge(&e, 2, &[0, 1, 2, 3], &y, 1, 1e-6).unwrap();
+        assert!((w[0] - 2.0).abs() < 1e-3 && (w[1] + 1.0).abs() < 1e-3 && (w[2] - 3.0).abs() < 1e-3, "{w:?}");
+        assert!((apply_map(&w, 2, 1, &[0.0, 0.0])[0] - 3.0).abs() < 1e-3);
+    }
+}
