@@ -22,6 +22,10 @@
 #                MB/s: table + bench-results/catalog-browser.json
 #   make bench-browser  in headless Chromium beside transformers.js (needs the peers folder
 #                ../shared/bench/peers, or BENCH_ARGS=--no-peers): bench-results/encoder-browser.json
+#   make bench-scorer-native  recommend() on synthetic 10k/100k/1M-item catalogs, fold-in per
+#                event, bytes per item, beside a brute-force top-k: bench-results/scorer-native.jsonl
+#   make eval    quality on ML-1M's fixed splits (PROTOCOL.md; ML1M=path, default
+#                ../shared/datasets/ml-1m): popularity, collaborative, semantic, hybrid, cold items
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -38,7 +42,7 @@ FUZZ_SECONDS ?= 60
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native eval cli web-model setup-demo setup-test clean
 
 demo: setup-demo pkg web-model serve
 
@@ -70,10 +74,11 @@ web-model: cli
 pkg:
 	./scripts/build-pkg.sh
 
-# The build is deterministic, so a catalog that still verifies with this CLI is kept.
+# The build is deterministic, so a catalog that still verifies with this CLI (and has its
+# collaborative side) is kept.
 catalog: cli
 	./scripts/fetch-model.sh
-	@if ! $(BIN) inspect $(CATALOG) >/dev/null 2>&1; then \
+	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep -q '"collaborative":{'; then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
 	    --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
 
@@ -104,7 +109,20 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
 	done
 
-bench: bench-native bench-catalog-native bench-catalog-browser bench-browser
+bench: bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native
+
+# recommend() latency on synthetic 10k, 100k and 1M-item catalogs, fold-in per event,
+# bytes per item, beside a brute-force top-k (native CPU).
+bench-scorer-native: cli
+	@mkdir -p bench-results
+	$(BIN) bench-scorer --json | tee bench-results/scorer-native.jsonl
+
+# Quality on the ML-1M protocol (ML-1M is read by path, never copied into the repo).
+ML1M ?= ../shared/datasets/ml-1m
+eval: cli
+	./scripts/fetch-model.sh
+	@mkdir -p bench-results
+	$(BIN) eval --items $(ML1M)/movies.dat --splits $(ML1M)/splits --model $(MODEL) --json | tee bench-results/eval-ml1m.json
 
 bench-native: cli
 	./scripts/fetch-model.sh

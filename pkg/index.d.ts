@@ -251,6 +251,53 @@ export class Catalog {
   nearest(vector: Float32Array | number[], options?: { k?: number; excludeId?: string | number }): Promise<Neighbours>;
   /** The loaded items most similar to `itemId`, itself excluded; `localrec/not-found` when it is not loaded. */
   similar(itemId: string | number, options?: { k?: number }): Promise<Neighbours>;
+  /** Ranks the loaded items for a profile passed in with the call (nothing is kept). */
+  recommend(request?: RecommendRequest): Promise<Recommendations>;
   /** Stops loading and frees the catalog and its worker. */
   close(): Promise<void>;
+}
+
+/** One event of a profile. */
+export interface ProfileEvent {
+  itemId: string | number;
+  type: 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
+  /** The rating for 'rate' (1 to 5); a weight multiplier for the other types. */
+  value?: number;
+  /** Age in days; older events weigh less when the catalog sets a half-life. */
+  ageDays?: number;
+}
+
+/** A typed interest, encoded with the catalog's encoder. */
+export interface ProfileInterest {
+  embedding: Float32Array | number[];
+  weight?: number;
+  ageDays?: number;
+}
+
+export interface RecommendRequest {
+  events?: ProfileEvent[];
+  interests?: ProfileInterest[];
+  /** Results wanted (default 10, at most 1000). */
+  k?: number;
+  /** MMR diversity from 0 (none) to 1. */
+  diversity?: number;
+  /** Item ids never to return. */
+  exclude?: (string | number)[];
+}
+
+export interface Recommendation {
+  itemId: string;
+  /** The blended score (standardized terms, weighted). */
+  score: number;
+  item: CatalogItem;
+  /** The history item (with the event's position) or interest that contributed most. */
+  because: { itemId?: string; event?: number; interest?: number; contribution: number } | null;
+}
+
+export interface Recommendations {
+  results: Recommendation[];
+  /** True while shards are missing. */
+  partial: boolean;
+  /** E.g. events on items the catalog does not hold. */
+  warnings: string[];
 }

@@ -369,6 +369,32 @@ export class Catalog {
     return this.client.call({ op: 'catalogNearest', itemId: String(itemId), k });
   }
 
+  /**
+   * Ranks the loaded items for a profile passed in with the call (nothing is kept):
+   * `{events: [{itemId, type, value?, ageDays?}], interests: [{embedding, weight?, ageDays?}],
+   * k = 10, diversity = 0, exclude = []}`. Resolves `{results: [{itemId, score, item,
+   * because}], partial, warnings}`; events on items the catalog does not hold are ignored
+   * with a warning. Items acted on are never returned.
+   */
+  async recommend({ events = [], interests = [], k = 10, diversity = 0, exclude = [] } = {}) {
+    this.checkOpen();
+    checkWhole(k, 'k', 1, 'recommend');
+    if (!Array.isArray(events) || !Array.isArray(interests) || !Array.isArray(exclude)) {
+      throw new LocalrecError('localrec/input', 'recommend(): events, interests and exclude must be arrays');
+    }
+    if (typeof diversity !== 'number' || !(diversity >= 0 && diversity <= 1)) {
+      throw new LocalrecError('localrec/input', `recommend(): diversity must be a number from 0 to 1, not ${describe(diversity)}`);
+    }
+    const request = JSON.stringify({
+      events: events.map((e) => ({ ...e, itemId: String(e?.itemId) })),
+      interests: interests.map((it) => ({ ...it, embedding: Array.from(it?.embedding ?? []) })),
+      k,
+      diversity,
+      exclude: exclude.map(String),
+    });
+    return this.client.call({ op: 'catalogRecommend', request });
+  }
+
   /** Stops loading, frees the catalog and its worker. */
   async close() {
     if (this.closed) return;

@@ -371,6 +371,7 @@ self.onmessage = async (event) => {
       result = JSON.parse(openCatalog().store.items(offset, limit, Boolean(quantized)));
     } else if (op === 'catalogEmbedding') result = openCatalog().store.embedding(String(event.data.itemId)) ?? null;
     else if (op === 'catalogNearest') result = catalogNearest(event.data);
+    else if (op === 'catalogRecommend') result = JSON.parse(openCatalog().store.recommend(event.data.request));
     else if (op === 'catalogClose') {
       catalogClose();
       result = null;

@@ -7,11 +7,14 @@
 //!   `merge` joins a catalog built in parts (`build --part i/n`).
 //! * `inspect`: verifies a catalog folder or URL and summarises it.
 //! * `bench-catalog`: parse+verify throughput of a catalog folder, on the browser loader's path.
+//! * `bench-scorer`: recommend() latency natively, beside a brute-force top-k.
 //! * `eval`: quality on a fixed split (PROTOCOL.md): popularity, collaborative, semantic, hybrid.
 
 // Beside this file rather than in src/bin/, where cargo would take them for binaries.
 #[path = "localrec/bench_catalog.rs"]
 mod bench_catalog;
+#[path = "localrec/bench_scorer.rs"]
+mod bench_scorer;
 #[path = "localrec/catalog.rs"]
 mod catalog;
 #[path = "localrec/eval.rs"]
@@ -92,6 +95,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Time parsing and verifying a catalog folder's shards (in memory, best of --repeat).
     BenchCatalog(bench_catalog::BenchCatalogArgs),
+    /// Time recommend() natively on synthetic catalogs beside a brute-force top-k.
+    BenchScorer(bench_scorer::BenchScorerArgs),
     /// Evaluate the scorer on a fixed split (train, validation and test users; cold items).
     Eval(eval::EvalArgs),
 }
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
         Command::Eval(args) => eval::eval(args),
+        Command::BenchScorer(args) => bench_scorer::bench_scorer(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,9 +5,11 @@
 //! The user side on the device is the exact solve: see `profile`.
 #![cfg_attr(target_arch = "wasm32", allow(dead_code))]
 
+#[cfg(not(target_arch = "wasm32"))]
 use super::linalg::{axpy, dot};
 #[cfg(not(target_arch = "wasm32"))]
 use super::sparse::Csr;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::error::{Error, ErrorKind, Result};
 
 /// ALS settings.

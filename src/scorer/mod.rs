@@ -10,6 +10,7 @@
 //! No I/O here: the caller reads files or streams shards.
 
 pub mod als;
+pub mod api;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ease;
 pub mod linalg;

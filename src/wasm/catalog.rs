@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use super::to_js;
 use crate::catalog::{CatalogStore, Manifest, ShardState, ShardStream};
+use crate::scorer::{api, model, rank::Scorer};
 use crate::error::{Error, ErrorKind};
 
 /// A catalog being loaded or loaded: the manifest, the shards' streams in progress and
@@ -18,6 +19,8 @@ use crate::error::{Error, ErrorKind};
 pub struct WasmCatalog {
     store: CatalogStore,
     streams: HashMap<usize, ShardStream>,
+    /// The scorer over the items loaded when it was built (rebuilt when more arrive).
+    scorer: Option<(usize, Scorer)>,
 }
 
 fn input_error(message: impl Into<String>) -> JsValue {
@@ -40,7 +43,7 @@ impl WasmCatalog {
                 format!("the catalog's shards add up to {total} bytes; this loader takes at most {max_bytes} (maxBytes)"),
             )));
         }
-        Ok(WasmCatalog { store: CatalogStore::new(manifest), streams: HashMap::new() })
+        Ok(WasmCatalog { store: CatalogStore::new(manifest), streams: HashMap::new(), scorer: None })
     }
 
     /// The manifest as JSON text (as validated).
@@ -156,5 +159,21 @@ impl WasmCatalog {
             })
             .collect();
         Ok(Value::Array(rows).to_string())
+    }
+
+    /// Recommendations for a profile, on burn's CPU backend: `request` is JSON
+    /// `{events: [{itemId, type, value?, ageDays?}], interests: [{embedding, weight?,
+    /// ageDays?}], k?, diversity?, exclude?}`; the answer is JSON `{results: [{itemId,
+    /// score, item, because}], partial, warnings}`. The profile comes in with the call
+    /// and is not kept.
+    pub fn recommend(&mut self, request: &str) -> Result<String, JsValue> {
+        let request = api::parse_request(request).map_err(to_js)?;
+        if self.scorer.as_ref().is_none_or(|(n, _)| *n != self.store.len()) {
+            let (items, params) = model::from_store(&self.store).map_err(to_js)?;
+            let scorer = Scorer::new(items, params, &burn::prelude::Device::flex()).map_err(to_js)?;
+            self.scorer = Some((self.store.len(), scorer));
+        }
+        let Some((_, scorer)) = &self.scorer else { return Err(input_error("the scorer is not ready")) };
+        api::recommend(&self.store, scorer, &request).map(|v| v.to_string()).map_err(to_js)
     }
 }

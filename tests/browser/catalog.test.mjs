@@ -383,3 +383,54 @@ test('ml-latest-small (make catalog) reads back in Chromium exactly as natively,
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer does, with reasons and no liked film', async () => {
+  if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
+    assert.fail(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
+  }
+  const request = {
+    events: [
+      { itemId: '1', type: 'like' }, // Toy Story
+      { itemId: '2355', type: 'like' }, // A Bug's Life
+      { itemId: '3114', type: 'like' }, // Toy Story 2
+      { itemId: '296', type: 'dislike' }, // Pulp Fiction
+      { itemId: 'no-such-film', type: 'like' },
+    ],
+    k: 10,
+  };
+  const native = JSON.parse(execFileSync(LOCALREC_BIN, ['inspect', FULL_CATALOG, '--recommend', '-'], {
+    input: JSON.stringify(request), maxBuffer: 1 << 26,
+  }).toString());
+  const { page, errors } = await freshPage();
+  const r = await page.evaluate(async (request) => {
+    const { Catalog } = await import('/pkg/index.js');
+    const catalog = await Catalog.open('/full/', { wait: 'all' });
+    const recs = await catalog.recommend(request);
+    const diverse = await catalog.recommend({ ...request, diversity: 0.7 });
+    let badType = null;
+    try {
+      await catalog.recommend({ events: [{ itemId: '1', type: 'stare' }] });
+    } catch (e) {
+      badType = { code: e.code, message: e.message };
+    }
+    const cold = await catalog.recommend({ k: 5 });
+    return { recs, diverse, badType, cold };
+  }, request);
+  assert.deepEqual(r.recs.results.map((x) => x.itemId), native.results.map((x) => x.itemId));
+  for (let i = 0; i < native.results.length; i++) {
+    assert.ok(Math.abs(r.recs.results[i].score - native.results[i].score) < 1e-3, `result ${i}`);
+    assert.deepEqual(r.recs.results[i].because?.itemId, native.results[i].because?.itemId);
+  }
+  const ids = r.recs.results.map((x) => x.itemId);
+  for (const acted of ['1', '2355', '3114', '296']) assert.ok(!ids.includes(acted), `${acted} was acted on`);
+  assert.ok(r.recs.results.every((x) => ['1', '2355', '3114'].includes(x.because?.itemId)), 'every reason is a liked film');
+  assert.equal(r.recs.partial, false);
+  assert.equal(r.recs.warnings.length, 1);
+  assert.match(r.recs.warnings[0], /no-such-film/);
+  assert.notDeepEqual(r.diverse.results.map((x) => x.itemId), ids, 'diversity changes the list');
+  assert.equal(r.badType?.code, 'localrec/input');
+  assert.match(r.badType.message, /unknown event type "stare"/);
+  assert.equal(r.cold.results.length, 5, 'a profile with nothing in it still gets popular items');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -28,6 +28,11 @@ pub struct InspectArgs {
     /// browser's `Catalog.items({quantized: true})` returns.
     #[arg(long, value_name = "FILE")]
     items: Option<PathBuf>,
+    /// Answer a recommend request (JSON, the browser's `Catalog.recommend` argument) read
+    /// from this file (`-`: stdin) once the catalog verified, with the browser's code path;
+    /// the answer goes to stdout as JSON.
+    #[arg(long, value_name = "FILE")]
+    recommend: Option<PathBuf>,
 }
 
 /// Largest model file read (the f16 weights of a big encoder are well under this).
@@ -299,7 +304,8 @@ fn check_model(source: &Source, manifest: &Manifest, problems: &mut Vec<Problem>
 
 /// Reads the catalog into a [`CatalogStore`] (the browser's loader, minus the network)
 /// and writes its items as JSON lines.
-fn write_items(source: &Source, manifest: &Manifest, out: &Path) -> Result<()> {
+/// The catalog read through the browser's store, every shard streamed and verified.
+fn load_store(source: &Source, manifest: &Manifest) -> Result<CatalogStore> {
     let mut store = CatalogStore::new(manifest.clone());
     for (i, shard) in manifest.shards.iter().enumerate() {
         let mut stream = store.stream(i)?;
@@ -314,6 +320,11 @@ fn write_items(source: &Source, manifest: &Manifest, out: &Path) -> Result<()> {
         }
         store.add(stream.finish()?)?;
     }
+    Ok(store)
+}
+
+fn write_items(source: &Source, manifest: &Manifest, out: &Path) -> Result<()> {
+    let store = load_store(source, manifest)?;
     let mut text = String::new();
     for i in 0..store.len() as u32 {
         text.push_str(&store.item_json(i, true).to_string());
@@ -344,6 +355,26 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         && let Some(out) = &args.items
     {
         write_items(&source, &manifest, out)?;
+    }
+    if let Some(request) = &args.recommend {
+        if !problems.is_empty() {
+            return Err(Error::new(ErrorKind::Integrity, "the catalog did not verify; no recommendations"));
+        }
+        let text = if request == Path::new("-") {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot read the request from stdin", e))?;
+            t
+        } else {
+            std::fs::read_to_string(request)
+                .map_err(|e| Error::with_source(ErrorKind::Io, format!("cannot read {}", request.display()), e))?
+        };
+        let store = load_store(&source, &manifest)?;
+        let (items, params) = localrec::scorer::model::from_store(&store)?;
+        let scorer = localrec::scorer::rank::Scorer::new(items, params, &localrec::native::NativeBackend::Cpu.device()?)?;
+        let answer = localrec::scorer::api::recommend(&store, &scorer, &localrec::scorer::api::parse_request(&text)?)?;
+        println!("{answer}");
+        return Ok(());
     }
 
     let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();

@@ -1,0 +1,180 @@
+//! Requests in the shape the JavaScript API speaks (camelCase JSON, catalog item ids),
+//! turned into the scorer's types and answered over a loaded catalog. The wasm layer
+//! only passes text through; this is where ids are resolved and event types weighted,
+//! so it is tested natively.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::model::EventWeights;
+use super::profile::{Event, Interest, Source, user_query};
+use super::rank::{RankOptions, Scorer};
+use crate::catalog::CatalogStore;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Most results one request may ask for.
+pub const MAX_K: usize = 1000;
+/// Most events or interests one request may carry.
+pub const MAX_EVENTS: usize = 100_000;
+
+/// One event as the page records it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventIn {
+    /// The catalog's item id.
+    pub item_id: String,
+    /// `view`, `click`, `like`, `dislike`, `rate` or `purchase`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The rating for `rate` (1 to 5), or a custom weight for the others.
+    #[serde(default)]
+    pub value: Option<f32>,
+    /// Age in days.
+    #[serde(default)]
+    pub age_days: f32,
+}
+
+/// A typed interest, already encoded by the page's encoder.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InterestIn {
+    /// The text's embedding.
+    pub embedding: Vec<f32>,
+    /// Weight (default 1).
+    #[serde(default = "one")]
+    pub weight: f32,
+    /// Age in days.
+    #[serde(default)]
+    pub age_days: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// A recommend request.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// The profile's events.
+    #[serde(default)]
+    pub events: Vec<EventIn>,
+    /// The profile's interests.
+    #[serde(default)]
+    pub interests: Vec<InterestIn>,
+    /// Results wanted (default 10).
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// MMR strength in `[0, 1]` (default 0).
+    #[serde(default)]
+    pub diversity: f32,
+    /// Item ids never to return, besides the ones acted on.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// The confidence of an event: its type's weight, or for `rate` the rating above or
+/// below the neutral 3 stars times the `rate` weight.
+pub fn event_weight(weights: &EventWeights, kind: &str, value: Option<f32>) -> Result<f32> {
+    let base = match kind {
+        "view" => weights.view,
+        "click" => weights.click,
+        "like" => weights.like,
+        "dislike" => weights.dislike,
+        "purchase" => weights.purchase,
+        "rate" => {
+            let v = value.ok_or_else(|| Error::new(ErrorKind::Input, "a rate event needs a value (1 to 5)"))?;
+            if !(0.0..=10.0).contains(&v) {
+                return Err(Error::new(ErrorKind::Input, format!("rating {v} is outside 0..=10")));
+            }
+            return Ok(weights.rate * (v - 3.0));
+        }
+        other => return Err(Error::new(ErrorKind::Input, format!("unknown event type {other:?}"))),
+    };
+    Ok(match value {
+        Some(v) if v.is_finite() => base * v,
+        _ => base,
+    })
+}
+
+/// Answers `request` over the store's items with `scorer` (built from the same store):
+/// `{results: [{itemId, score, item, because}], partial, warnings}`. Events on items the
+/// catalog does not have (yet) are skipped with a warning, never an error.
+pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Value> {
+    if request.events.len() > MAX_EVENTS || request.interests.len() > MAX_EVENTS || request.exclude.len() > MAX_EVENTS {
+        return Err(Error::new(ErrorKind::Input, format!("a request holds at most {MAX_EVENTS} events, interests and exclusions")));
+    }
+    let k = request.k.unwrap_or(10);
+    if k > MAX_K {
+        return Err(Error::new(ErrorKind::Input, format!("k is {k}; at most {MAX_K}")));
+    }
+    let weights = scorer.params().map(|p| p.event_weights.clone()).unwrap_or_default();
+    let mut warnings = Vec::new();
+    let mut events = Vec::new();
+    let mut positions = Vec::new();
+    for (i, e) in request.events.iter().enumerate() {
+        let weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("event {i}")))?;
+        match store.index_of(&e.item_id) {
+            Some(item) => {
+                events.push(Event { item, weight, age_days: e.age_days });
+                positions.push(i);
+            }
+            None => warnings.push(format!("event {i}: item {:?} is not in the loaded catalog; ignored", e.item_id)),
+        }
+    }
+    let interests: Vec<Interest> = request
+        .interests
+        .iter()
+        .map(|it| Interest { embedding: it.embedding.clone(), weight: it.weight, age_days: it.age_days })
+        .collect();
+    let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
+    let terms = scorer.terms(&[&query])?.remove(0);
+    let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
+    exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
+    let ranked =
+        scorer.rank(&query, &terms, &RankOptions { k, diversity: request.diversity, exclude, explain: true, ..Default::default() })?;
+    let results: Vec<Value> = ranked
+        .iter()
+        .map(|r| {
+            let item = store.item_json(r.index, false);
+            let because = r.because.map_or(Value::Null, |b| match b.source {
+                Source::Event { index, item } => json!({
+                    "itemId": store.item(item).map(|i| i.id.clone()),
+                    "event": positions.get(index),
+                    "contribution": b.contribution,
+                }),
+                Source::Interest(index) => json!({ "interest": index, "contribution": b.contribution }),
+            });
+            json!({ "itemId": item["itemId"].clone(), "score": r.score, "item": item, "because": because })
+        })
+        .collect();
+    Ok(json!({ "results": results, "partial": !store.is_complete(), "warnings": warnings }))
+}
+
+/// Parses a request from JSON text.
+pub fn parse_request(text: &str) -> Result<RecommendRequest> {
+    serde_json::from_str(text).map_err(|e| Error::with_source(ErrorKind::Input, "the recommend request is malformed", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_weigh_as_documented_and_bad_ones_are_refused() {
+        let w = EventWeights::default();
+        assert_eq!(event_weight(&w, "like", None).unwrap(), 1.0);
+        assert_eq!(event_weight(&w, "dislike", None).unwrap(), -1.0);
+        assert_eq!(event_weight(&w, "rate", Some(5.0)).unwrap(), 1.0);
+        assert_eq!(event_weight(&w, "rate", Some(1.0)).unwrap(), -1.0);
+        assert!(event_weight(&w, "rate", None).is_err());
+        assert!(event_weight(&w, "stare", None).unwrap_err().to_string().contains("unknown event type"));
+    }
+
+    #[test]
+    fn requests_with_unknown_fields_or_types_are_refused() {
+        assert!(parse_request(r#"{"events": [{"itemId": "1", "type": "like"}], "k": 5}"#).is_ok());
+        assert!(parse_request(r#"{"events": [{"itemId": 1, "type": "like"}]}"#).is_err());
+        assert!(parse_request(r#"{"colour": "red"}"#).unwrap_err().to_string().contains("malformed"));
+    }
+}
