@@ -24,6 +24,8 @@
 #                ../shared/bench/peers, or BENCH_ARGS=--no-peers): bench-results/encoder-browser.json
 #   make bench-scorer-native  recommend() on synthetic 10k/100k/1M-item catalogs, fold-in per
 #                event, bytes per item, beside a brute-force top-k: bench-results/scorer-native.jsonl
+#   make bench-scorer-browser  the same in headless Chromium (CPU backend), beside a JS
+#                brute-force top-k: bench-results/scorer-browser.json
 #   make eval    quality on ML-1M's fixed splits (PROTOCOL.md; ML1M=path, default
 #                ../shared/datasets/ml-1m): popularity, collaborative, semantic, hybrid, cold items
 
@@ -42,7 +44,7 @@ FUZZ_SECONDS ?= 60
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser eval cli web-model setup-demo setup-test clean
 
 demo: setup-demo pkg web-model serve
 
@@ -109,7 +111,12 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
 	done
 
-bench: bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native
+bench: bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser
+
+# recommend() in headless Chromium on synthetic catalogs, beside a JS brute-force top-k.
+bench-scorer-browser: pkg
+	./scripts/setup.sh browser
+	node bench/scorer/browser.mjs $(BENCH_SCORER_ARGS)
 
 # recommend() latency on synthetic 10k, 100k and 1M-item catalogs, fold-in per event,
 # bytes per item, beside a brute-force top-k (native CPU).

@@ -11,6 +11,7 @@
 
 pub mod als;
 pub mod api;
+pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ease;
 pub mod linalg;

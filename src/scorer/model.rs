@@ -213,7 +213,9 @@ impl ScorerParams {
     }
 }
 
-/// The item side in memory, in catalog order: what `rank` scores.
+/// The item side in memory, in catalog order: what `rank` scores. Embeddings are kept as
+/// the catalog ships them (int8 rows) with a per-row scale that makes each unit length,
+/// so the scorer holds a quarter of f32's bytes for them and ranks what the browser sees.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemSide {
     /// Number of items.
@@ -226,26 +228,53 @@ pub struct ItemSide {
     pub bias: Vec<f32>,
     /// Text embedding width.
     pub embedding_dims: usize,
-    /// `len * embedding_dims` unit-norm text embeddings.
-    pub embeddings: Vec<f32>,
+    /// `len * embedding_dims` int8 embedding values.
+    pub embeddings: Vec<i8>,
+    /// Per item: the factor that turns its int8 row into a unit vector.
+    pub scales: Vec<f32>,
 }
 
 impl ItemSide {
+    /// An item side from f32 embeddings (quantized here to int8 rows, as in a shard).
+    pub fn new(record_dims: usize, factors: Vec<f32>, bias: Vec<f32>, embedding_dims: usize, embeddings: &[f32]) -> ItemSide {
+        let len = bias.len();
+        let mut side = ItemSide {
+            len,
+            record_dims,
+            factors,
+            bias,
+            embedding_dims,
+            embeddings: Vec::with_capacity(embeddings.len()),
+            scales: Vec::with_capacity(len),
+        };
+        for row in embeddings.chunks_exact(embedding_dims.max(1)).take(len) {
+            let q = crate::catalog::QuantizedRow::quantize(row);
+            side.push_embedding(q.scale, &q.values);
+        }
+        side
+    }
+
+    /// Appends an int8 row whose values times `scale` approximate the embedding; the kept
+    /// scale makes the row unit length.
+    pub fn push_embedding(&mut self, scale: f32, values: &[i8]) {
+        let norm = values.iter().map(|&v| (v as f32).powi(2)).sum::<f32>().sqrt();
+        self.scales.push(if norm > 0.0 && scale.is_finite() { 1.0 / norm } else { 0.0 });
+        self.embeddings.extend_from_slice(values);
+    }
+
     /// Checks that the buffers fit the sizes and hold finite values.
     pub fn check(&self) -> Result<()> {
         let fits = self.factors.len() == self.len * self.record_dims
             && self.bias.len() == self.len
-            && self.embeddings.len() == self.len * self.embedding_dims;
+            && self.embeddings.len() == self.len * self.embedding_dims
+            && self.scales.len() == self.len;
         if !fits {
             return Err(Error::new(ErrorKind::Input, "item side: buffer sizes do not match the item count"));
         }
         if let Some(i) = (0..self.len).find(|&i| {
-            self.record(i).iter().chain(self.embedding(i)).any(|v| !v.is_finite()) || !self.bias[i].is_finite()
+            self.record(i).iter().any(|v| !v.is_finite()) || !self.bias[i].is_finite() || !self.scales[i].is_finite()
         }) {
-            return Err(Error::new(
-                ErrorKind::Format,
-                format!("item {i} has a non-finite factor, bias or embedding value"),
-            ));
+            return Err(Error::new(ErrorKind::Format, format!("item {i} has a non-finite factor, bias or embedding value")));
         }
         Ok(())
     }
@@ -255,9 +284,25 @@ impl ItemSide {
         &self.factors[i * self.record_dims..(i + 1) * self.record_dims]
     }
 
-    /// Item `i`'s unit text embedding.
-    pub fn embedding(&self, i: usize) -> &[f32] {
+    fn row(&self, i: usize) -> &[i8] {
         &self.embeddings[i * self.embedding_dims..(i + 1) * self.embedding_dims]
+    }
+
+    /// Item `i`'s unit text embedding.
+    pub fn embedding(&self, i: usize) -> Vec<f32> {
+        let s = self.scales[i];
+        self.row(i).iter().map(|&v| v as f32 * s).collect()
+    }
+
+    /// Cosine of items `i` and `j` (integer dot product of their rows).
+    pub fn embedding_dot(&self, i: usize, j: usize) -> f32 {
+        let dot: i32 = self.row(i).iter().zip(self.row(j)).map(|(&a, &b)| a as i32 * b as i32).sum();
+        dot as f32 * self.scales[i] * self.scales[j]
+    }
+
+    /// Bytes held per item (factors, bias, embedding row and scale).
+    pub fn bytes_per_item(&self) -> usize {
+        self.record_dims * 4 + 4 + self.embedding_dims + 4
     }
 
     /// The items at `indices`, in that order (e.g. the cold candidates of an evaluation).
@@ -269,12 +314,14 @@ impl ItemSide {
             bias: Vec::with_capacity(indices.len()),
             embedding_dims: self.embedding_dims,
             embeddings: Vec::with_capacity(indices.len() * self.embedding_dims),
+            scales: Vec::with_capacity(indices.len()),
         };
         for &i in indices {
             let i = i as usize;
             out.factors.extend_from_slice(self.record(i));
             out.bias.push(self.bias[i]);
-            out.embeddings.extend_from_slice(self.embedding(i));
+            out.embeddings.extend_from_slice(self.row(i));
+            out.scales.push(self.scales[i]);
         }
         out
     }
@@ -351,21 +398,18 @@ pub fn from_store(store: &crate::catalog::CatalogStore) -> Result<(ItemSide, Opt
         bias: Vec::with_capacity(n),
         embedding_dims: d,
         embeddings: Vec::with_capacity(n * d),
+        scales: Vec::with_capacity(n),
     };
     for i in 0..n as u32 {
-        let (Some(item), Some(mut e)) = (store.item(i), store.embedding(i)) else {
+        let (Some(item), Some((scale, row))) = (store.item(i), store.quantized(i)) else {
             return Err(Error::new(ErrorKind::Input, format!("store item {i} is missing")));
         };
         if item.factors.len() != record_dims {
-            return Err(Error::new(
-                ErrorKind::Format,
-                format!("item {:?} has {} factors, not {record_dims}", item.id, item.factors.len()),
-            ));
+            return Err(Error::new(ErrorKind::Format, format!("item {:?} has {} factors, not {record_dims}", item.id, item.factors.len())));
         }
-        normalize(&mut e);
         side.factors.extend_from_slice(&item.factors);
         side.bias.push(item.bias.unwrap_or(0.0));
-        side.embeddings.extend(e);
+        side.push_embedding(scale, row);
     }
     side.check()?;
     Ok((side, params))

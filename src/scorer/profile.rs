@@ -131,7 +131,7 @@ pub fn user_query(
             weight: ev.weight * decay(ev.age_days, half_life),
             q: record.get(..k).unwrap_or_default().to_vec(),
             a: record.get(k..k + r).unwrap_or_default().to_vec(),
-            e: items.embedding(i).to_vec(),
+            e: items.embedding(i),
         });
     }
     for (index, it) in interests.iter().enumerate() {
@@ -247,14 +247,7 @@ mod tests {
                 }
             }
         }
-        let items = ItemSide {
-            len: 3,
-            record_dims: 4,
-            factors,
-            bias: vec![0.0; 3],
-            embedding_dims: 2,
-            embeddings: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
-        };
+        let items = ItemSide::new(4, factors, vec![0.0; 3], 2, &[1.0, 0.0, 0.0, 1.0, 0.6, 0.8]);
         let params = ScorerParams {
             version: PARAMS_VERSION,
             als_dims: 2,

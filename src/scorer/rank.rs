@@ -100,7 +100,7 @@ impl Scorer {
             let record = items.record(i);
             data.extend_from_slice(&record[..k]);
             data.extend_from_slice(&record[k + r..k + 2 * r]);
-            data.extend_from_slice(items.embedding(i));
+            data.extend(items.embedding(i));
         }
         let matrix = Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device);
         let (mean, std) = moments(&items.bias);
@@ -251,7 +251,7 @@ impl Scorer {
         let alpha = self.params.as_ref().map_or(0.0, |p| p.alpha);
         let record = self.items.record(index as usize);
         let (q_i, c_i) = (&record[..k], &record[k + r..k + 2 * r]);
-        let e_i = self.items.embedding(index as usize);
+        let e_i = &self.items.embedding(index as usize);
         let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         query
             .contributors
@@ -297,10 +297,8 @@ pub fn mmr(items: &ItemSide, pool: &[u32], scores: &[f32], k: usize, diversity: 
         let best = (0..left.len()).fold(0, |b, j| if value(j) > value(b) { j } else { b });
         let chosen = left.remove(best);
         max_sim.remove(best);
-        let e = items.embedding(chosen as usize);
         for (j, &cand) in left.iter().enumerate() {
-            let sim: f32 = items.embedding(cand as usize).iter().zip(e).map(|(a, b)| a * b).sum();
-            max_sim[j] = max_sim[j].max(sim);
+            max_sim[j] = max_sim[j].max(items.embedding_dot(cand as usize, chosen as usize));
         }
         picked.push(chosen);
     }
@@ -333,14 +331,7 @@ mod tests {
             }
         }
         let s = std::f32::consts::FRAC_1_SQRT_2;
-        let items = ItemSide {
-            len: 4,
-            record_dims: 6,
-            factors,
-            bias: vec![3.0, 1.0, 2.0, 0.0],
-            embedding_dims: 2,
-            embeddings: vec![1.0, 0.0, s, s, 0.0, 1.0, s, s],
-        };
+        let items = ItemSide::new(6, factors, vec![3.0, 1.0, 2.0, 0.0], 2, &[1.0, 0.0, s, s, 0.0, 1.0, s, s]);
         let params = ScorerParams {
             version: PARAMS_VERSION,
             als_dims: 2,

@@ -289,12 +289,12 @@ pub fn evaluate(
 
 /// The blend grid searched on validation users: collaborative fixed at 1, the other
 /// weights relative to it.
-pub fn blend_grid(has_item_item: bool, semantic: &[f32]) -> Vec<Blend> {
+pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
     let item_item: &[f32] = if has_item_item { &[0.0, 0.25, 0.43, 0.67, 1.0, 1.5] } else { &[0.0] };
     let mut grid = Vec::new();
     for &ii in item_item {
         for &sem in semantic {
-            for &pop in &[0.0, 0.05, 0.1, 0.2] {
+            for &pop in popularity {
                 grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop });
             }
         }
@@ -304,12 +304,17 @@ pub fn blend_grid(has_item_item: bool, semantic: &[f32]) -> Vec<Blend> {
 
 /// Semantic weights searched for full profiles.
 pub const SEMANTIC_GRID: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
+/// Popularity weights searched for full profiles.
+pub const POPULARITY_GRID: [f32; 4] = [0.0, 0.05, 0.1, 0.2];
+/// Popularity weights searched for short profiles, where a three-item fold-in is noisy
+/// and popularity alone is a strong baseline.
+pub const SHORT_POPULARITY_GRID: [f32; 9] = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
 /// Semantic weights searched for short profiles, where the text matters more.
 pub const SHORT_SEMANTIC_GRID: [f32; 7] = [0.0, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0];
 
 /// The grid blend with the best sum of Recall@20 and NDCG@20 on `users`, and its sums.
 pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricSums)> {
-    tune_on_grid(scorer, users, &SEMANTIC_GRID)
+    tune_on_grid(scorer, users, &SEMANTIC_GRID, &POPULARITY_GRID)
 }
 
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
@@ -328,11 +333,11 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Resul
             EvalUser { fold_in: f, held_out: u.held_out.clone() }
         })
         .collect();
-    tune_on_grid(scorer, &short, &SHORT_SEMANTIC_GRID)
+    tune_on_grid(scorer, &short, &SHORT_SEMANTIC_GRID, &SHORT_POPULARITY_GRID)
 }
 
-fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32]) -> Result<(Blend, MetricSums)> {
-    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), semantic);
+fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32], popularity: &[f32]) -> Result<(Blend, MetricSums)> {
+    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), semantic, popularity);
     let sums = evaluate(scorer, users, &grid, None)?;
     let key = |s: &MetricSums| {
         let (r, n, _) = s.means();
@@ -342,16 +347,9 @@ fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32]) -> Result
     Ok((grid[best], sums[best]))
 }
 
-/// The scorer for a trained item side and the items' embeddings.
-pub fn scorer_for(trained: &Trained, embeddings: Vec<f32>, dims: usize, device: &Device) -> Result<Scorer> {
-    let items = ItemSide {
-        len: trained.bias.len(),
-        record_dims: trained.params.record_dims(),
-        factors: trained.factors.clone(),
-        bias: trained.bias.clone(),
-        embedding_dims: dims,
-        embeddings,
-    };
+/// The scorer for a trained item side and the items' embeddings (int8 rows, as shipped).
+pub fn scorer_for(trained: &Trained, embeddings: &[f32], dims: usize, device: &Device) -> Result<Scorer> {
+    let items = ItemSide::new(trained.params.record_dims(), trained.factors.clone(), trained.bias.clone(), dims, embeddings);
     Scorer::new(items, Some(trained.params.clone()), device)
 }
 
@@ -407,7 +405,7 @@ pub fn train_tuned(
     if held.len() >= 10 {
         progress.stage("tuning the blend on held-out users");
         let model = train(&rest, embeddings, dims, cfg, progress)?;
-        let scorer = scorer_for(&model, embeddings.to_vec(), dims, device)?;
+        let scorer = scorer_for(&model, embeddings, dims, device)?;
         tuned = Some((tune_blend(&scorer, &held)?, tune_short_blend(&scorer, &held, cfg.als.seed)?.0));
     }
     progress.stage("final model on every user");

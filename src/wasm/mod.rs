@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 mod catalog;
+mod scorer_bench;
 
 use crate::encoder::{Encoder, ModelFiles};
 use crate::error::Error;

@@ -190,7 +190,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let trained: Trained =
         train(&matrix(&train_rows, &candidates)?, &candidate_embeddings(&candidates), dims, &cfg, &mut Stderr)?;
     eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
-    let scorer = scorer_for(&trained, candidate_embeddings(&candidates), dims, &device)?;
+    let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
 
     let split_users = |name: &str, c: &Candidates| -> Result<Vec<EvalUser>> {
         let f = read_split(&args.splits, &format!("{name}_foldin.csv"), &index)?;
@@ -245,7 +245,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             &cfg,
             &mut Stderr,
         )?;
-        let cold_scorer = scorer_for(&cold_trained, candidate_embeddings(&cold_candidates), dims, &device)?;
+        let cold_scorer = scorer_for(&cold_trained, &candidate_embeddings(&cold_candidates), dims, &device)?;
         let only: Vec<u32> = cold_catalog.iter().map(|i| cold_candidates.position[i]).collect();
         let cold_users = split_users("cold_test", &cold_candidates)?;
         let sums = evaluate(&cold_scorer, &cold_users, &[blends(hybrid)[2], hybrid], Some(&only))?;

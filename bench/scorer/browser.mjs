@@ -1,0 +1,108 @@
+// recommend() in headless Chromium (Debian's, driven by playwright-core) on synthetic
+// catalogs of several sizes, on burn's CPU backend in wasm (simd128, one thread), beside a
+// plain JavaScript brute-force top-k over a Float32Array of the same item matrix: the
+// fold-in per event, the full recommend (fold-in, one product for every term, blend,
+// top-20, reasons) and the brute-force scan, best of --runs, plus bytes per item.
+//
+//   node bench/scorer/browser.mjs [--items 10000,100000,1000000] [--runs 5] [--out FILE]
+//
+// A size whose vectors do not fit in the page's memory is reported as such, not skipped
+// silently. Writes bench-results/scorer-browser.json.
+import { createServer } from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { createHandler } from '../../www/serve.mjs';
+import { CHROMIUM_ARGS } from '../../tests/browser/helpers.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i < 0 ? dflt : args[i + 1];
+};
+const SIZES = opt('--items', '10000,100000,1000000').split(',').map(Number);
+const RUNS = Number(opt('--runs', '5'));
+const FACTORS = Number(opt('--factors', '64'));
+const ITEM_RANK = Number(opt('--item-rank', '128'));
+const EVENTS = Number(opt('--events', '20'));
+const OUT = path.resolve(ROOT, opt('--out', 'bench-results/scorer-browser.json'));
+
+const handle = createHandler({ root: path.join(ROOT, 'www'), mounts: [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }] });
+const server = createServer(handle);
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+const rows = [];
+try {
+  for (const items of SIZES) {
+    // A fresh page per size, so one size's memory does not weigh on the next.
+    const page = await browser.newPage();
+    await page.goto(`${origin}/`);
+    const row = await page.evaluate(async ({ items, runs, factors, itemRank, events }) => {
+      const glue = await import('/pkg/wasm/localrec_wasm.js');
+      await glue.default({ module_or_path: '/pkg/wasm/localrec_wasm_bg.wasm' });
+      const best = (f) => {
+        let b = Infinity;
+        for (let i = 0; i < runs; i++) {
+          const t = performance.now();
+          f();
+          b = Math.min(b, performance.now() - t);
+        }
+        return b;
+      };
+      let bench;
+      try {
+        bench = new glue.WasmScorerBench(items, factors, itemRank, events);
+      } catch (e) {
+        return { items, error: `does not fit: ${e?.message ?? e}` };
+      }
+      const foldIn = best(() => bench.foldIn());
+      const recommend = best(() => bench.recommend());
+      const bytesPerItem = bench.bytesPerItem();
+      let brute = null;
+      let bruteError = null;
+      try {
+        const width = bench.width();
+        const matrix = bench.matrix();
+        const query = new Float32Array(width).map((_, i) => Math.sin(i));
+        const scores = new Float32Array(items);
+        brute = best(() => {
+          for (let i = 0, o = 0; i < items; i++, o += width) {
+            let s = 0;
+            for (let j = 0; j < width; j++) s += matrix[o + j] * query[j];
+            scores[i] = s;
+          }
+          // Top 20 by a bounded insertion list, as a page would write it.
+          const top = [];
+          for (let i = 0; i < items; i++) {
+            const s = scores[i];
+            if (top.length < 20 || s > top[top.length - 1][0]) {
+              let at = top.length;
+              while (at > 0 && top[at - 1][0] < s) at--;
+              top.splice(at, 0, [s, i]);
+              if (top.length > 20) top.pop();
+            }
+          }
+        });
+      } catch (e) {
+        bruteError = `brute force does not fit: ${e?.message ?? e}`;
+      }
+      bench.free();
+      return { items, foldInMs: foldIn, foldInMsPerEvent: foldIn / events, recommendMs: recommend, bruteForceMs: brute, ratio: brute ? recommend / brute : null, bytesPerItem, bruteError };
+    }, { items, runs: RUNS, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS }).catch((e) => ({ items, error: String(e.message ?? e).split('\n')[0] }));
+    rows.push(row);
+    await page.close().catch(() => {});
+    const f = (x, d = 2) => (x === null || x === undefined ? '-' : x.toFixed(d));
+    console.log(row.error
+      ? `${items}: ${row.error}`
+      : `${items} items: fold-in ${f(row.foldInMs, 3)} ms (${f(row.foldInMsPerEvent, 4)} ms/event), recommend ${f(row.recommendMs)} ms, JS brute force ${f(row.bruteForceMs)} ms (ratio ${f(row.ratio)}), ${f(row.bytesPerItem, 0)} bytes/item${row.bruteError ? `; ${row.bruteError}` : ''}`);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+fs.mkdirSync(path.dirname(OUT), { recursive: true });
+fs.writeFileSync(OUT, JSON.stringify({ chromium: true, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS, runs: RUNS, backend: 'cpu (Flex, wasm simd128, one thread)', rows }, null, 2));
+console.log(`wrote ${path.relative(ROOT, OUT)}`);

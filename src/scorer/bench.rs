@@ -1,0 +1,58 @@
+//! Synthetic catalogs for the scorer's benchmarks (natively `localrec bench-scorer`, in
+//! the browser `WasmScorerBench`): the same seeded vectors on both sides, so figures
+//! compare.
+
+use super::model::{Blend, EventWeights, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams, normalize};
+use super::profile::Event;
+
+/// A seeded linear congruential stream in `[-0.5, 0.5)`.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+}
+
+/// `n` items with `k` ALS factors, item-item rank `r`, `d`-dim unit embeddings, random
+/// biases, and params whose Gram matrix matches the factors.
+pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerParams) {
+    let mut rng = Lcg(7);
+    let record = k + 2 * r;
+    let factors: Vec<f32> = (0..n * record).map(|_| rng.next() * 0.2).collect();
+    let mut embeddings: Vec<f32> = (0..n * d).map(|_| rng.next()).collect();
+    for row in embeddings.chunks_exact_mut(d) {
+        normalize(row);
+    }
+    let bias: Vec<f32> = (0..n).map(|_| rng.next()).collect();
+    let mut gram = vec![0.0f32; k * k];
+    for row in factors.chunks_exact(record.max(1)) {
+        for a in 0..k {
+            for b in 0..k {
+                gram[a * k + b] += row[a] * row[b];
+            }
+        }
+    }
+    let params = ScorerParams {
+        version: PARAMS_VERSION,
+        als_dims: k,
+        item_rank: r,
+        reg: 100.0,
+        alpha: 10.0,
+        gram: Matrix { rows: k, cols: k, data: gram },
+        blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05 },
+        short_blend: None,
+        short_profile: SHORT_PROFILE,
+        text_map: None,
+        event_weights: EventWeights::default(),
+        half_life_days: 0.0,
+    };
+    (ItemSide::new(record, factors, bias, d, &embeddings), params)
+}
+
+/// `count` like events spread over `n` items.
+pub fn synthetic_events(n: usize, count: usize) -> Vec<Event> {
+    let step = (n / count.max(1)).max(1);
+    (0..count.min(n)).map(|i| Event { item: (i * step) as u32, weight: 1.0, age_days: 0.0 }).collect()
+}
