@@ -203,6 +203,9 @@ export interface CatalogOpenOptions {
   maxBytes?: number;
   /** When `open` resolves: after the first usable shard (default), the manifest, or all shards. */
   wait?: 'first' | 'manifest' | 'all';
+  /** Where `recommend` scores: the CPU (default), WebGPU (rejects with
+   *  `localrec/backend-unavailable` without it), or 'auto' (WebGPU on a hardware adapter). */
+  backend?: 'cpu' | 'webgpu' | 'auto';
 }
 
 /** An item as the catalog holds it: its id, title, genres and any other metadata. */
@@ -241,6 +244,8 @@ export class Catalog {
   readonly status: CatalogStatus;
   /** Resolves with the final status once every shard has loaded or failed. */
   readonly loaded: Promise<CatalogStatus>;
+  /** Where `recommend` scores. */
+  readonly scoring: 'cpu' | 'webgpu';
   /** The item, or null when it is not (yet) loaded. */
   item(itemId: string | number): Promise<CatalogItem | null>;
   /** Loaded items in catalog order; with `quantized`, each has `scale` and int8 `embedding`. */

@@ -253,6 +253,8 @@ export class Catalog {
     this.status = status;
     this.url = url;
     this.closed = false;
+    /** Where `recommend` scores: 'cpu' (burn's Flex in wasm) or 'webgpu'. */
+    this.scoring = 'cpu';
     /** Resolves with the final status once every shard has loaded or failed. */
     this.loaded = new Promise((resolve) => {
       this.settle = resolve;
@@ -263,7 +265,10 @@ export class Catalog {
   /**
    * Opens the catalog whose manifest is at `url` (the manifest.json, or its folder).
    * Resolves once the first shard is usable (`wait: 'first'`, the default), right after
-   * the manifest (`'manifest'`), or when every shard has settled (`'all'`).
+   * the manifest (`'manifest'`), or when every shard has settled (`'all'`). `backend`
+   * says where `recommend` scores: `'cpu'` (default), `'webgpu'` (rejects with
+   * `localrec/backend-unavailable` without it) or `'auto'` (WebGPU when a hardware
+   * adapter is there, else the CPU).
    */
   static async open(url, options = {}) {
     const {
@@ -273,9 +278,13 @@ export class Catalog {
       backoffMs = 250,
       maxBytes = 1 << 30,
       wait = 'first',
+      backend = 'cpu',
     } = options ?? {};
     if (typeof url !== 'string' && !(url instanceof URL)) {
       throw new LocalrecError('localrec/input', `Catalog.open() takes a URL, not ${describe(url)}`);
+    }
+    if (!['cpu', 'webgpu', 'auto'].includes(backend)) {
+      throw new LocalrecError('localrec/input', `Catalog.open(): backend is 'cpu', 'webgpu' or 'auto', not ${JSON.stringify(backend)}`);
     }
     if (!['first', 'manifest', 'all'].includes(wait)) {
       throw new LocalrecError('localrec/input', `Catalog.open(): wait is 'first', 'manifest' or 'all', not ${JSON.stringify(wait)}`);
@@ -302,10 +311,11 @@ export class Catalog {
       }
     };
     try {
-      const { manifest, status } = await client.call({
-        op: 'catalogOpen', url: href, cache: Boolean(cache), retries, backoffMs, maxBytes, wait,
+      const { manifest, status, scoring } = await client.call({
+        op: 'catalogOpen', url: href, cache: Boolean(cache), retries, backoffMs, maxBytes, wait, backend,
       });
       catalog = new Catalog(client, manifest, status, href);
+      catalog.scoring = scoring;
       for (const s of early) catalog.update(s);
       return catalog;
     } catch (e) {

@@ -296,17 +296,38 @@ function tokenize({ texts }) {
 // streaming shards after `open` has answered; queries read what has verified so far.
 let catalog = null;
 
-async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait }) {
-  const wasm = cpuWasm();
+async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait, backend }) {
+  // Scoring on WebGPU needs the catalog in the WebGPU build; the CPU build otherwise.
+  const gpu = backend === 'webgpu' || backend === 'auto';
+  let probe = null;
+  if (gpu) {
+    probe = await probeWebGpu();
+    if (probe.why && backend === 'webgpu') throw fail('localrec/backend-unavailable', `webgpu: ${probe.why}`);
+  }
+  // 'auto' leaves a CPU-emulated (fallback) adapter alone: it would be slower than the CPU.
+  const useGpu = gpu && !probe.why && (backend === 'webgpu' || !probe.fallback);
+  const wasm = useGpu ? webgpuWasm() : cpuWasm();
   wasm.catch(() => {});
   const bytes = await fetchManifest(url, { retries, backoffMs });
-  await wasm;
-  const store = new WasmCatalog(bytes, maxBytes ?? DEFAULT_MAX_BYTES);
+  const { WasmCatalog: Store } = useGpu ? await wasm : (await wasm, { WasmCatalog });
+  const store = new Store(bytes, maxBytes ?? DEFAULT_MAX_BYTES);
+  let scoring = 'cpu';
+  if (useGpu) {
+    try {
+      await store.useWebGpu();
+      if (store.takeWebGpu()) scoring = 'webgpu';
+    } catch (e) {
+      if (backend === 'webgpu') {
+        store.free();
+        throw fail('localrec/backend-unavailable', `webgpu: ${e.message}`);
+      }
+    }
+  }
   const manifest = JSON.parse(store.manifestJson());
   catalogClose();
   const emit = (status) => self.postMessage({ event: 'catalog', status });
   const loader = new CatalogLoader(store, manifest, url, { cache, retries, backoffMs }, emit);
-  catalog = { store, loader, manifest };
+  catalog = { store, loader, manifest, scoring };
   let firstUsable;
   const first = new Promise((resolve) => (firstUsable = resolve));
   const all = loader.run(() => {
@@ -316,7 +337,7 @@ async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait }) {
   emit(loader.status());
   if (wait === 'all') await all;
   else if (wait !== 'manifest') await first;
-  return { manifest, status: loader.status() };
+  return { manifest, status: loader.status(), scoring };
 }
 
 function catalogClose() {
@@ -350,6 +371,19 @@ function catalogNearest({ vector, itemId, k, excludeId }) {
   return { results, partial: !status.complete, itemsSearched: status.itemsLoaded };
 }
 
+/** On WebGPU the scores are read back asynchronously: prepare, run, then rank. */
+async function catalogRecommend(request) {
+  const { store, scoring } = openCatalog();
+  if (scoring !== 'webgpu') return JSON.parse(store.recommend(request));
+  const job = store.prepareRecommend(request);
+  try {
+    await job.run();
+    return JSON.parse(openCatalog().store.finishRecommend(job));
+  } finally {
+    job.free();
+  }
+}
+
 self.onmessage = async (event) => {
   const { id, op } = event.data;
   const report = (progress) => self.postMessage({ id, progress });
@@ -371,7 +405,7 @@ self.onmessage = async (event) => {
       result = JSON.parse(openCatalog().store.items(offset, limit, Boolean(quantized)));
     } else if (op === 'catalogEmbedding') result = openCatalog().store.embedding(String(event.data.itemId)) ?? null;
     else if (op === 'catalogNearest') result = catalogNearest(event.data);
-    else if (op === 'catalogRecommend') result = JSON.parse(openCatalog().store.recommend(event.data.request));
+    else if (op === 'catalogRecommend') result = await catalogRecommend(event.data.request);
     else if (op === 'catalogClose') {
       catalogClose();
       result = null;

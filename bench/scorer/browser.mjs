@@ -4,7 +4,11 @@
 // fold-in per event, the full recommend (fold-in, one product for every term, blend,
 // top-20, reasons) and the brute-force scan, best of --runs, plus bytes per item.
 //
-//   node bench/scorer/browser.mjs [--items 10000,100000,1000000] [--runs 5] [--out FILE]
+//   node bench/scorer/browser.mjs [--items 10000,100000,1000000] [--backends cpu,webgpu]
+//                                 [--runs 5] [--out FILE]
+//
+// 'webgpu' runs the product on the browser's WebGPU (here SwiftShader, CPU-emulated: its
+// figures say nothing about real GPUs) and reads the scores back asynchronously.
 //
 // A size whose vectors do not fit in the page's memory is reported as such, not skipped
 // silently. Writes bench-results/scorer-browser.json.
@@ -27,6 +31,7 @@ const RUNS = Number(opt('--runs', '5'));
 const FACTORS = Number(opt('--factors', '64'));
 const ITEM_RANK = Number(opt('--item-rank', '128'));
 const EVENTS = Number(opt('--events', '20'));
+const BACKENDS = opt('--backends', 'cpu,webgpu').split(',');
 const OUT = path.resolve(ROOT, opt('--out', 'bench-results/scorer-browser.json'));
 
 const handle = createHandler({ root: path.join(ROOT, 'www'), mounts: [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }] });
@@ -36,30 +41,35 @@ const origin = `http://127.0.0.1:${server.address().port}`;
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
 const rows = [];
 try {
-  for (const items of SIZES) {
+  for (const backend of BACKENDS) for (const items of SIZES) {
     // A fresh page per size, so one size's memory does not weigh on the next.
     const page = await browser.newPage();
     await page.goto(`${origin}/`);
-    const row = await page.evaluate(async ({ items, runs, factors, itemRank, events }) => {
-      const glue = await import('/pkg/wasm/localrec_wasm.js');
-      await glue.default({ module_or_path: '/pkg/wasm/localrec_wasm_bg.wasm' });
-      const best = (f) => {
+    const row = await page.evaluate(async ({ items, runs, factors, itemRank, events, backend }) => {
+      const gpu = backend === 'webgpu';
+      const glue = await import(gpu ? '/pkg/wasm/localrec_webgpu.js' : '/pkg/wasm/localrec_wasm.js');
+      await glue.default({ module_or_path: gpu ? '/pkg/wasm/localrec_webgpu_bg.wasm' : '/pkg/wasm/localrec_wasm_bg.wasm' });
+      const best = async (f) => {
         let b = Infinity;
         for (let i = 0; i < runs; i++) {
           const t = performance.now();
-          f();
+          await f();
           b = Math.min(b, performance.now() - t);
         }
         return b;
       };
       let bench;
       try {
-        bench = new glue.WasmScorerBench(items, factors, itemRank, events);
+        bench = gpu
+          ? await glue.WasmScorerBench.newWebGpu(items, factors, itemRank, events)
+          : new glue.WasmScorerBench(items, factors, itemRank, events);
       } catch (e) {
-        return { items, error: `does not fit: ${e?.message ?? e}` };
+        return { items, backend, error: `does not fit or cannot start: ${e?.message ?? e}` };
       }
-      const foldIn = best(() => bench.foldIn());
-      const recommend = best(() => bench.recommend());
+      const foldIn = await best(() => bench.foldIn());
+      // The first call on WebGPU compiles its shaders: warm up once, untimed.
+      await bench.recommendAsync();
+      const recommend = await best(() => (gpu ? bench.recommendAsync() : bench.recommend()));
       const bytesPerItem = bench.bytesPerItem();
       let brute = null;
       let bruteError = null;
@@ -68,7 +78,7 @@ try {
         const matrix = bench.matrix();
         const query = new Float32Array(width).map((_, i) => Math.sin(i));
         const scores = new Float32Array(items);
-        brute = best(() => {
+        brute = await best(() => {
           for (let i = 0, o = 0; i < items; i++, o += width) {
             let s = 0;
             for (let j = 0; j < width; j++) s += matrix[o + j] * query[j];
@@ -90,19 +100,19 @@ try {
         bruteError = `brute force does not fit: ${e?.message ?? e}`;
       }
       bench.free();
-      return { items, foldInMs: foldIn, foldInMsPerEvent: foldIn / events, recommendMs: recommend, bruteForceMs: brute, ratio: brute ? recommend / brute : null, bytesPerItem, bruteError };
-    }, { items, runs: RUNS, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS }).catch((e) => ({ items, error: String(e.message ?? e).split('\n')[0] }));
+      return { items, backend, foldInMs: foldIn, foldInMsPerEvent: foldIn / events, recommendMs: recommend, bruteForceMs: brute, ratio: brute ? recommend / brute : null, bytesPerItem, bruteError };
+    }, { items, runs: RUNS, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS, backend }).catch((e) => ({ items, backend, error: String(e.message ?? e).split('\n')[0] }));
     rows.push(row);
     await page.close().catch(() => {});
     const f = (x, d = 2) => (x === null || x === undefined ? '-' : x.toFixed(d));
     console.log(row.error
-      ? `${items}: ${row.error}`
-      : `${items} items: fold-in ${f(row.foldInMs, 3)} ms (${f(row.foldInMsPerEvent, 4)} ms/event), recommend ${f(row.recommendMs)} ms, JS brute force ${f(row.bruteForceMs)} ms (ratio ${f(row.ratio)}), ${f(row.bytesPerItem, 0)} bytes/item${row.bruteError ? `; ${row.bruteError}` : ''}`);
+      ? `${backend} ${items}: ${row.error}`
+      : `${backend} ${items} items: fold-in ${f(row.foldInMs, 3)} ms (${f(row.foldInMsPerEvent, 4)} ms/event), recommend ${f(row.recommendMs)} ms, JS brute force ${f(row.bruteForceMs)} ms (ratio ${f(row.ratio)}), ${f(row.bytesPerItem, 0)} bytes/item${row.bruteError ? `; ${row.bruteError}` : ''}`);
   }
 } finally {
   await browser.close();
   server.close();
 }
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
-fs.writeFileSync(OUT, JSON.stringify({ chromium: true, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS, runs: RUNS, backend: 'cpu (Flex, wasm simd128, one thread)', rows }, null, 2));
+fs.writeFileSync(OUT, JSON.stringify({ chromium: true, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS, runs: RUNS, backends: { cpu: 'Flex, wasm simd128, one thread', webgpu: 'the browser WebGPU adapter (SwiftShader here)' }, rows }, null, 2));
 console.log(`wrote ${path.relative(ROOT, OUT)}`);

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::model::EventWeights;
-use super::profile::{Event, Interest, Source, user_query};
-use super::rank::{RankOptions, Scorer};
+use super::profile::{Event, Interest, Source, UserQuery, user_query};
+use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -97,10 +97,28 @@ pub fn event_weight(weights: &EventWeights, kind: &str, value: Option<f32>) -> R
     })
 }
 
+/// A request resolved against a catalog: the user vectors, the positions to exclude,
+/// and the events' original positions (for `because.event`).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The user vectors.
+    pub query: UserQuery,
+    exclude: Vec<u32>,
+    positions: Vec<usize>,
+    warnings: Vec<String>,
+}
+
 /// Answers `request` over the store's items with `scorer` (built from the same store):
 /// `{results: [{itemId, score, item, because}], partial, warnings}`. Events on items the
 /// catalog does not have (yet) are skipped with a warning, never an error.
 pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Value> {
+    let prepared = prepare(store, scorer, request)?;
+    let terms = scorer.terms(&[&prepared.query])?.remove(0);
+    finish(store, scorer, request, &prepared, &terms)
+}
+
+/// The first half of [`recommend`]: checks the request and folds the profile in.
+pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Prepared> {
     if request.events.len() > MAX_EVENTS || request.interests.len() > MAX_EVENTS || request.exclude.len() > MAX_EVENTS {
         return Err(Error::new(ErrorKind::Input, format!("a request holds at most {MAX_EVENTS} events, interests and exclusions")));
     }
@@ -128,11 +146,16 @@ pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendReque
         .map(|it| Interest { embedding: it.embedding.clone(), weight: it.weight, age_days: it.age_days })
         .collect();
     let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
-    let terms = scorer.terms(&[&query])?.remove(0);
     let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
     exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
-    let ranked =
-        scorer.rank(&query, &terms, &RankOptions { k, diversity: request.diversity, exclude, explain: true, ..Default::default() })?;
+    Ok(Prepared { query, exclude, positions, warnings })
+}
+
+/// The second half of [`recommend`]: ranks the term scores and writes the answer.
+pub fn finish(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest, prepared: &Prepared, terms: &Terms) -> Result<Value> {
+    let k = request.k.unwrap_or(10);
+    let opts = RankOptions { k, diversity: request.diversity, exclude: prepared.exclude.clone(), explain: true, ..Default::default() };
+    let ranked = scorer.rank(&prepared.query, terms, &opts)?;
     let results: Vec<Value> = ranked
         .iter()
         .map(|r| {
@@ -140,7 +163,7 @@ pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendReque
             let because = r.because.map_or(Value::Null, |b| match b.source {
                 Source::Event { index, item } => json!({
                     "itemId": store.item(item).map(|i| i.id.clone()),
-                    "event": positions.get(index),
+                    "event": prepared.positions.get(index),
                     "contribution": b.contribution,
                 }),
                 Source::Interest(index) => json!({ "interest": index, "contribution": b.contribution }),
@@ -148,7 +171,7 @@ pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendReque
             json!({ "itemId": item["itemId"].clone(), "score": r.score, "item": item, "because": because })
         })
         .collect();
-    Ok(json!({ "results": results, "partial": !store.is_complete(), "warnings": warnings }))
+    Ok(json!({ "results": results, "partial": !store.is_complete(), "warnings": prepared.warnings }))
 }
 
 /// Parses a request from JSON text.

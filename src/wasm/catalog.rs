@@ -4,7 +4,11 @@
 
 use std::collections::HashMap;
 
-use js_sys::{Float32Array, Int8Array};
+use std::rc::Rc;
+
+use burn::prelude::Device;
+use js_sys::{Float32Array, Int8Array, Promise};
+use wasm_bindgen_futures::future_to_promise;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
@@ -19,8 +23,36 @@ use crate::error::{Error, ErrorKind};
 pub struct WasmCatalog {
     store: CatalogStore,
     streams: HashMap<usize, ShardStream>,
-    /// The scorer over the items loaded when it was built (rebuilt when more arrive).
-    scorer: Option<(usize, Scorer)>,
+    /// The scorer over the items loaded when it was built (rebuilt when more arrive),
+    /// and whether it is on WebGPU.
+    scorer: Option<(usize, Rc<Scorer>)>,
+    device: Device,
+}
+
+/// One recommendation in flight on an asynchronous device (WebGPU): the user vectors
+/// and, once `run` resolved, the term scores. `WasmCatalog.finishRecommend` ranks them.
+#[wasm_bindgen]
+pub struct RecommendJob {
+    scorer: Rc<Scorer>,
+    items: usize,
+    request: api::RecommendRequest,
+    prepared: api::Prepared,
+    terms: Rc<std::cell::RefCell<Option<crate::scorer::rank::Terms>>>,
+}
+
+#[wasm_bindgen]
+impl RecommendJob {
+    /// Computes the term scores on the device; resolves when they are read back.
+    pub fn run(&self) -> Promise {
+        let scorer = self.scorer.clone();
+        let query = self.prepared.query.clone();
+        let slot = self.terms.clone();
+        future_to_promise(async move {
+            let mut terms = scorer.terms_async(&[&query]).await.map_err(to_js)?;
+            *slot.borrow_mut() = terms.pop();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
 }
 
 fn input_error(message: impl Into<String>) -> JsValue {
@@ -43,7 +75,7 @@ impl WasmCatalog {
                 format!("the catalog's shards add up to {total} bytes; this loader takes at most {max_bytes} (maxBytes)"),
             )));
         }
-        Ok(WasmCatalog { store: CatalogStore::new(manifest), streams: HashMap::new(), scorer: None })
+        Ok(WasmCatalog { store: CatalogStore::new(manifest), streams: HashMap::new(), scorer: None, device: Device::flex() })
     }
 
     /// The manifest as JSON text (as validated).
@@ -161,19 +193,91 @@ impl WasmCatalog {
         Ok(Value::Array(rows).to_string())
     }
 
-    /// Recommendations for a profile, on burn's CPU backend: `request` is JSON
+    /// Recommendations for a profile on burn's CPU backend: `request` is JSON
     /// `{events: [{itemId, type, value?, ageDays?}], interests: [{embedding, weight?,
     /// ageDays?}], k?, diversity?, exclude?}`; the answer is JSON `{results: [{itemId,
     /// score, item, because}], partial, warnings}`. The profile comes in with the call
-    /// and is not kept.
+    /// and is not kept. On WebGPU use `prepareRecommend`, `RecommendJob.run` and
+    /// `finishRecommend`.
     pub fn recommend(&mut self, request: &str) -> Result<String, JsValue> {
         let request = api::parse_request(request).map_err(to_js)?;
-        if self.scorer.as_ref().is_none_or(|(n, _)| *n != self.store.len()) {
-            let (items, params) = model::from_store(&self.store).map_err(to_js)?;
-            let scorer = Scorer::new(items, params, &burn::prelude::Device::flex()).map_err(to_js)?;
-            self.scorer = Some((self.store.len(), scorer));
+        let scorer = self.current_scorer()?;
+        api::recommend(&self.store, &scorer, &request).map(|v| v.to_string()).map_err(to_js)
+    }
+
+    /// Moves scoring to the browser's WebGPU (the WebGPU build only); later calls
+    /// rebuild the item matrix there.
+    #[wasm_bindgen(js_name = useWebGpu)]
+    pub fn use_webgpu(&mut self) -> Promise {
+        #[cfg(feature = "webgpu")]
+        {
+            // The device is acquired first; the catalog takes it in `setDevice`.
+            future_to_promise(async move {
+                super::webgpu_device().await.map_err(to_js)?;
+                Ok(JsValue::TRUE)
+            })
         }
-        let Some((_, scorer)) = &self.scorer else { return Err(input_error("the scorer is not ready")) };
-        api::recommend(&self.store, scorer, &request).map(|v| v.to_string()).map_err(to_js)
+        #[cfg(not(feature = "webgpu"))]
+        {
+            let err = to_js(Error::new(ErrorKind::Backend, "this build of localrec has no webgpu support"));
+            future_to_promise(async move { Err(err) })
+        }
+    }
+
+    /// Takes the WebGPU device acquired by `useWebGpu`; returns whether scoring is now there.
+    #[wasm_bindgen(js_name = takeWebGpu)]
+    pub fn take_webgpu(&mut self) -> bool {
+        #[cfg(feature = "webgpu")]
+        if let Some(device) = super::WEBGPU.with(|d| d.borrow().clone()) {
+            self.device = device;
+            self.scorer = None;
+            return true;
+        }
+        false
+    }
+
+    /// Starts a recommendation whose scores are computed asynchronously.
+    #[wasm_bindgen(js_name = prepareRecommend)]
+    pub fn prepare_recommend(&mut self, request: &str) -> Result<RecommendJob, JsValue> {
+        let request = api::parse_request(request).map_err(to_js)?;
+        let scorer = self.current_scorer()?;
+        let prepared = api::prepare(&self.store, &scorer, &request).map_err(to_js)?;
+        Ok(RecommendJob {
+            scorer,
+            items: self.store.len(),
+            request,
+            prepared,
+            terms: Rc::new(std::cell::RefCell::new(None)),
+        })
+    }
+
+    /// Ranks a job whose `run` resolved; the same JSON as `recommend`.
+    #[wasm_bindgen(js_name = finishRecommend)]
+    pub fn finish_recommend(&self, job: &RecommendJob) -> Result<String, JsValue> {
+        if job.items != self.store.len() {
+            return Err(input_error("the catalog grew while scoring; ask again"));
+        }
+        let terms = job.terms.borrow_mut().take().ok_or_else(|| input_error("the job has not run"))?;
+        api::finish(&self.store, &job.scorer, &job.request, &job.prepared, &terms).map(|v| v.to_string()).map_err(to_js)
+    }
+
+    /// Which device scores: `"cpu"` or `"webgpu"`.
+    #[wasm_bindgen(js_name = scoringBackend)]
+    pub fn scoring_backend(&self) -> String {
+        if self.device == Device::flex() { "cpu".into() } else { "webgpu".into() }
+    }
+}
+
+impl WasmCatalog {
+    fn current_scorer(&mut self) -> Result<Rc<Scorer>, JsValue> {
+        if let Some((n, scorer)) = &self.scorer
+            && *n == self.store.len()
+        {
+            return Ok(scorer.clone());
+        }
+        let (items, params) = model::from_store(&self.store).map_err(to_js)?;
+        let scorer = Rc::new(Scorer::new(items, params, &self.device).map_err(to_js)?);
+        self.scorer = Some((self.store.len(), scorer.clone()));
+        Ok(scorer)
     }
 }

@@ -2,21 +2,41 @@
 //! inside wasm, `recommend` timed by the page, and the same vectors handed to JavaScript
 //! for a brute-force top-k beside it.
 
-use js_sys::Float32Array;
+use std::rc::Rc;
+
+use js_sys::{Float32Array, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 use super::to_js;
 use crate::scorer::bench::{synthetic, synthetic_events};
 use crate::scorer::profile::{Event, user_query};
 use crate::scorer::rank::{RankOptions, Scorer};
 
-/// A synthetic catalog and profile on burn's CPU backend.
+/// A synthetic catalog and profile on burn's CPU backend or the browser's WebGPU.
 #[wasm_bindgen]
 pub struct WasmScorerBench {
+    // Shared with in-flight `recommendAsync` promises.
+    inner: Rc<Inner>,
+}
+
+struct Inner {
     scorer: Scorer,
     events: Vec<Event>,
     k: usize,
     r: usize,
+}
+
+impl Inner {
+    fn new(items: usize, factors: usize, item_rank: usize, events: usize, device: &burn::prelude::Device) -> Result<Inner, JsValue> {
+        let (side, params) = synthetic(items, factors, item_rank, 384);
+        let scorer = Scorer::new(side, Some(params), device).map_err(to_js)?;
+        Ok(Inner { scorer, events: synthetic_events(items, events), k: factors, r: item_rank })
+    }
+
+    fn options(&self) -> RankOptions {
+        RankOptions { k: 20, exclude: self.events.iter().map(|e| e.item).collect(), explain: true, ..Default::default() }
+    }
 }
 
 #[wasm_bindgen]
@@ -25,31 +45,59 @@ impl WasmScorerBench {
     /// embeddings; a profile of `events` likes.
     #[wasm_bindgen(constructor)]
     pub fn new(items: usize, factors: usize, item_rank: usize, events: usize) -> Result<WasmScorerBench, JsValue> {
-        let (side, params) = synthetic(items, factors, item_rank, 384);
-        let scorer = Scorer::new(side, Some(params), &burn::prelude::Device::flex()).map_err(to_js)?;
-        Ok(WasmScorerBench { scorer, events: synthetic_events(items, events), k: factors, r: item_rank })
+        let inner = Inner::new(items, factors, item_rank, events, &burn::prelude::Device::flex())?;
+        Ok(WasmScorerBench { inner: Rc::new(inner) })
     }
 
-    /// One full recommendation (fold-in, product, blend, top-20, reasons); returns the
-    /// number of results.
+    /// The same on the browser's WebGPU (the WebGPU build only).
+    #[wasm_bindgen(js_name = newWebGpu)]
+    pub async fn new_webgpu(items: usize, factors: usize, item_rank: usize, events: usize) -> Result<WasmScorerBench, JsValue> {
+        #[cfg(feature = "webgpu")]
+        {
+            let device = super::webgpu_device().await.map_err(to_js)?;
+            let inner = Inner::new(items, factors, item_rank, events, &device)?;
+            Ok(WasmScorerBench { inner: Rc::new(inner) })
+        }
+        #[cfg(not(feature = "webgpu"))]
+        {
+            let _ = (items, factors, item_rank, events);
+            Err(to_js(crate::error::Error::new(crate::error::ErrorKind::Backend, "this build of localrec has no webgpu support")))
+        }
+    }
+
+    /// One full recommendation (fold-in, product, blend, top-20, reasons) on the CPU;
+    /// returns the number of results.
     pub fn recommend(&self) -> Result<usize, JsValue> {
-        let query = user_query(self.scorer.items(), self.scorer.params(), &self.events, &[]).map_err(to_js)?;
-        let terms = self.scorer.terms(&[&query]).map_err(to_js)?.remove(0);
-        let exclude = self.events.iter().map(|e| e.item).collect();
-        let opts = RankOptions { k: 20, exclude, explain: true, ..Default::default() };
-        self.scorer.rank(&query, &terms, &opts).map(|r| r.len()).map_err(to_js)
+        let inner = &self.inner;
+        let query = user_query(inner.scorer.items(), inner.scorer.params(), &inner.events, &[]).map_err(to_js)?;
+        let terms = inner.scorer.terms(&[&query]).map_err(to_js)?.remove(0);
+        inner.scorer.rank(&query, &terms, &inner.options()).map(|r| r.len()).map_err(to_js)
+    }
+
+    /// [`WasmScorerBench::recommend`] with the scores read back asynchronously, as
+    /// WebGPU requires (works on the CPU too); resolves to the number of results.
+    #[wasm_bindgen(js_name = recommendAsync)]
+    pub fn recommend_async(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let query = user_query(inner.scorer.items(), inner.scorer.params(), &inner.events, &[]).map_err(to_js)?;
+            let terms = inner.scorer.terms_async(&[&query]).await.map_err(to_js)?.remove(0);
+            let ranked = inner.scorer.rank(&query, &terms, &inner.options()).map_err(to_js)?;
+            Ok(JsValue::from(ranked.len()))
+        })
     }
 
     /// The fold-in alone (all three user vectors).
     #[wasm_bindgen(js_name = foldIn)]
     pub fn fold_in(&self) -> Result<(), JsValue> {
-        user_query(self.scorer.items(), self.scorer.params(), &self.events, &[]).map(|_| ()).map_err(to_js)
+        let inner = &self.inner;
+        user_query(inner.scorer.items(), inner.scorer.params(), &inner.events, &[]).map(|_| ()).map_err(to_js)
     }
 
     /// The item matrix as the scorer multiplies it, row-major `[q | c | e]` per item.
     pub fn matrix(&self) -> Float32Array {
-        let items = self.scorer.items();
-        let (k, r) = (self.k, self.r);
+        let items = self.inner.scorer.items();
+        let (k, r) = (self.inner.k, self.inner.r);
         let width = self.width();
         let out = Float32Array::new_with_length((items.len * width) as u32);
         let mut row = Vec::with_capacity(width);
@@ -66,13 +114,12 @@ impl WasmScorerBench {
 
     /// Width of a matrix row.
     pub fn width(&self) -> usize {
-        self.k + self.r + self.scorer.items().embedding_dims
+        self.inner.k + self.inner.r + self.inner.scorer.items().embedding_dims
     }
 
     /// Bytes the scorer holds per item: its item side and the matrix on the device.
     #[wasm_bindgen(js_name = bytesPerItem)]
     pub fn bytes_per_item(&self) -> f64 {
-        let items = self.scorer.items();
-        (items.bytes_per_item() + self.width() * 4) as f64
+        (self.inner.scorer.items().bytes_per_item() + self.width() * 4) as f64
     }
 }

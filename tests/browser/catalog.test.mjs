@@ -384,7 +384,7 @@ test('ml-latest-small (make catalog) reads back in Chromium exactly as natively,
   await page.close();
 });
 
-test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer does, with reasons and no liked film', async () => {
+test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer does (CPU and WebGPU), with reasons and no liked film', async () => {
   if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
     assert.fail(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
   }
@@ -414,7 +414,13 @@ test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer
       badType = { code: e.code, message: e.message };
     }
     const cold = await catalog.recommend({ k: 5 });
-    return { recs, diverse, badType, cold };
+    await catalog.close();
+    // The same request scored on WebGPU (SwiftShader here) in the WebGPU build.
+    const gpuCatalog = await Catalog.open('/full/', { wait: 'all', backend: 'webgpu' });
+    const gpu = await gpuCatalog.recommend(request);
+    const scoring = gpuCatalog.scoring;
+    await gpuCatalog.close();
+    return { recs, diverse, badType, cold, gpu, scoring };
   }, request);
   assert.deepEqual(r.recs.results.map((x) => x.itemId), native.results.map((x) => x.itemId));
   for (let i = 0; i < native.results.length; i++) {
@@ -431,6 +437,9 @@ test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer
   assert.equal(r.badType?.code, 'localrec/input');
   assert.match(r.badType.message, /unknown event type "stare"/);
   assert.equal(r.cold.results.length, 5, 'a profile with nothing in it still gets popular items');
+  assert.equal(r.scoring, 'webgpu', 'backend webgpu scores on WebGPU');
+  assert.deepEqual(r.gpu.results.map((x) => x.itemId), ids, 'WebGPU ranks as the CPU does');
+  for (let i = 0; i < ids.length; i++) assert.ok(Math.abs(r.gpu.results[i].score - r.recs.results[i].score) < 1e-3, `webgpu result ${i}`);
   assert.deepEqual(errors, []);
   await page.close();
 });
