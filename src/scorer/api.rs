@@ -195,6 +195,28 @@ mod tests {
     }
 
     #[test]
+    fn a_request_past_the_limits_is_refused_and_unknown_ids_only_warn() {
+        use crate::catalog::{CatalogStore, Manifest};
+        use crate::scorer::bench::synthetic;
+        let manifest =
+            Manifest::from_json(include_bytes!("../../tests/fixtures/fuzz-regressions/manifest/ok-no-shards.json")).unwrap();
+        let store = CatalogStore::new(manifest);
+        let (items, params) = synthetic(30, 4, 2, 8);
+        let scorer = Scorer::new(items, Some(params), &burn::prelude::Device::flex()).unwrap();
+        let too_many = RecommendRequest { k: Some(MAX_K + 1), ..Default::default() };
+        assert!(recommend(&store, &scorer, &too_many).unwrap_err().to_string().contains("at most"));
+        let unknown = RecommendRequest {
+            events: vec![EventIn { item_id: "nope".into(), kind: "like".into(), value: None, age_days: 0.0 }],
+            k: Some(500),
+            ..Default::default()
+        };
+        let answer = recommend(&store, &scorer, &unknown).unwrap();
+        assert_eq!(answer["warnings"].as_array().unwrap().len(), 1);
+        assert_eq!(answer["results"].as_array().unwrap().len(), 30, "k past the catalog returns every item");
+        assert_eq!(answer["partial"], false);
+    }
+
+    #[test]
     fn requests_with_unknown_fields_or_types_are_refused() {
         assert!(parse_request(r#"{"events": [{"itemId": "1", "type": "like"}], "k": 5}"#).is_ok());
         assert!(parse_request(r#"{"events": [{"itemId": 1, "type": "like"}]}"#).is_err());

@@ -357,6 +357,28 @@ mod tests {
     }
 
     #[test]
+    fn an_item_side_with_a_non_finite_factor_or_bias_is_refused_naming_the_item() {
+        let mut side = ItemSide::new(2, vec![0.1, 0.2, 0.3, 0.4], vec![0.0, 1.0], 2, &[1.0, 0.0, 0.0, 1.0]);
+        assert!(side.check().is_ok());
+        side.factors[3] = f32::NAN;
+        assert!(side.check().unwrap_err().to_string().contains("item 1"));
+        side.factors[3] = 0.4;
+        side.bias[0] = f32::INFINITY;
+        assert!(side.check().unwrap_err().to_string().contains("item 0"));
+        side.bias.pop();
+        assert!(side.check().unwrap_err().to_string().contains("sizes"));
+    }
+
+    #[test]
+    fn int8_embeddings_come_back_unit_length_and_their_dot_is_the_cosine() {
+        let side = ItemSide::new(0, vec![], vec![0.0, 0.0], 3, &[0.6, 0.8, 0.0, 0.0, 0.6, 0.8]);
+        let e0 = side.embedding(0);
+        let norm: f32 = e0.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        assert!((side.embedding_dot(0, 1) - 0.48).abs() < 0.01);
+    }
+
+    #[test]
     fn params_round_trip_through_manifest_json() {
         let p = params();
         let json = serde_json::to_value(&p).unwrap();
