@@ -7,6 +7,7 @@
 //!   `merge` joins a catalog built in parts (`build --part i/n`).
 //! * `inspect`: verifies a catalog folder or URL and summarises it.
 //! * `bench-catalog`: parse+verify throughput of a catalog folder, on the browser loader's path.
+//! * `train`: (re)trains a built catalog's collaborative side from an interaction log.
 //! * `bench-scorer`: recommend() latency natively, beside a brute-force top-k.
 //! * `eval`: quality on a fixed split (PROTOCOL.md): popularity, collaborative, semantic, hybrid.
 
@@ -21,6 +22,8 @@ mod catalog;
 mod eval;
 #[path = "localrec/inspect.rs"]
 mod inspect;
+#[path = "localrec/train.rs"]
+mod train;
 
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -95,6 +98,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Time parsing and verifying a catalog folder's shards (in memory, best of --repeat).
     BenchCatalog(bench_catalog::BenchCatalogArgs),
+    /// Train (or retrain) a built catalog's collaborative side from an interaction log; rewrites its shards.
+    Train(train::TrainArgs),
     /// Time recommend() natively on synthetic catalogs beside a brute-force top-k.
     BenchScorer(bench_scorer::BenchScorerArgs),
     /// Evaluate the scorer on a fixed split (train, validation and test users; cold items).
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Train(args) => train::train(args),
         Command::BenchScorer(args) => bench_scorer::bench_scorer(args),
     };
     match result {

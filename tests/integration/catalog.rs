@@ -706,3 +706,49 @@ fn a_trained_catalog_recommends_on_the_browser_path_from_its_own_params() {
         assert!(matches!(because.source, Source::Event { item, .. } if liked.contains(&item)));
     }
 }
+
+#[test]
+fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_trained() {
+    let (reference, _) = reference();
+    let out = scratch("train-later");
+    succeed(&build_args(&out, &["--no-train"]));
+    let (text_only, _) = read_catalog(&out);
+    assert!(text_only.collaborative.is_none());
+    let sl = slice();
+    let report = succeed(&[
+        "train",
+        s(&out),
+        "--interactions",
+        s(&sl.ratings),
+        "--factors",
+        FACTORS,
+        "--item-rank",
+        ITEM_RANK,
+        "--json",
+    ]);
+    assert_eq!(report["collaborative"]["dims"], 24, "{report}");
+    // The same items; factors, biases and params equal to float rounding: the text-only
+    // build plans other shards, so the encoder saw other batches and its embeddings
+    // differ in the last bits (as documented for checkpoints). The shard ranges stay
+    // those of the text-only build (a build plans them for the bigger records).
+    let (want_manifest, want_items) = read_catalog(reference);
+    let (got_manifest, got_items) = read_catalog(&out);
+    let (got_c, want_c) = (got_manifest.collaborative.clone().unwrap(), want_manifest.collaborative.clone().unwrap());
+    assert_eq!((got_c.dims, got_c.bias), (want_c.dims, want_c.bias));
+    for key in ["blend", "short_blend", "als_dims", "item_rank", "reg", "alpha"] {
+        assert_eq!(got_c.params.get(key), want_c.params.get(key), "collaborative.params.{key}");
+    }
+    assert_eq!(got_items.len(), want_items.len());
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * (1.0 + a.abs().max(b.abs()));
+    for (got, want) in got_items.iter().zip(&want_items) {
+        assert_eq!(got.id, want.id);
+        assert!(cosine(&got.embedding.dequantize(), &want.embedding.dequantize()) > 0.9999, "{}: embedding", got.id);
+        assert_eq!(got.factors.len(), want.factors.len());
+        assert!(got.factors.iter().zip(&want.factors).all(|(a, b)| close(*a, *b)), "{}: factors", got.id);
+        assert!(close(got.bias.unwrap(), want.bias.unwrap()), "{}: bias", got.id);
+    }
+    assert_eq!(got_manifest.shards.len(), text_only.shards.len());
+    let err = fail(&["train", s(&out), "--interactions", s(&sl.ratings), "--factors", "0"]);
+    assert!(err.contains("--factors"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -320,7 +320,7 @@ impl TrainProgress for TrainMessages {
 /// Trains the collaborative side: positives (ratings at or above `positive_rating`,
 /// every event when there are no ratings) of each user, repeated events adding
 /// confidence; embeddings as the shards hold them (int8, dequantized, unit length).
-fn train_side(
+pub(crate) fn train_side(
     cfg: &TrainConfig,
     interactions: &Interactions,
     rows: &[QuantizedRow],

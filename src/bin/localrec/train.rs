@@ -1,0 +1,141 @@
+//! `localrec train`: (re)trains the collaborative side of a built catalog from an
+//! interaction log, without encoding anything again: the shards' int8 embeddings are
+//! what the trainer reads (as in `build`), every shard is rewritten with the new factors
+//! under a temporary name, and the manifest is written last.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_interactions, parse_shard, write_shard};
+use localrec::encoder::web::sha256_hex;
+use localrec::native::{read_input, rename, write_atomic, write_temp};
+use localrec::scorer::als::AlsConfig;
+use localrec::scorer::train::TrainConfig;
+use localrec::{Error, ErrorKind, Result};
+
+/// `localrec train` arguments.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// A catalog folder built by `localrec build`; its shards and manifest are rewritten.
+    catalog: PathBuf,
+    /// Interactions: CSV user_id,item_id[,rating][,timestamp][,scenario], MovieLens
+    /// ratings.csv or ML-1M ratings.dat; .gz accepted.
+    #[arg(long)]
+    interactions: PathBuf,
+    /// ALS factors k.
+    #[arg(long, default_value_t = 64)]
+    factors: usize,
+    /// Rank of the item-item model (0: none).
+    #[arg(long, default_value_t = 128)]
+    item_rank: usize,
+    /// ALS L2 regularization.
+    #[arg(long, default_value_t = 100.0)]
+    reg: f32,
+    /// ALS confidence scale.
+    #[arg(long, default_value_t = 10.0)]
+    alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    iterations: usize,
+    /// With ratings, the lowest rating that counts as a positive interaction.
+    #[arg(long, default_value_t = 4.0)]
+    positive_rating: f32,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `localrec train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
+        return Err(Error::new(ErrorKind::Input, "--factors must be 1..=1024 and --iterations at least 1"));
+    }
+    let dir = &args.catalog;
+    let manifest = Manifest::from_json(&read_input(&dir.join(MANIFEST_FILE))?)?;
+    let mut items: Vec<CatalogItem> = Vec::with_capacity(manifest.items as usize);
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let bytes = read_input(&dir.join(&shard.path))?;
+        if bytes.len() as u64 != shard.bytes || sha256_hex(&bytes) != shard.sha256 {
+            return Err(Error::new(ErrorKind::Integrity, format!("{}: does not match the manifest; rebuild the catalog", shard.path)));
+        }
+        let Some(expect) = manifest.expectation(i) else {
+            return Err(Error::new(ErrorKind::Format, format!("the manifest has no shard {i}")));
+        };
+        items.extend(parse_shard(&bytes, expect).map_err(|e| e.context(&shard.path))?.1);
+    }
+    let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+    let log = args.interactions.display().to_string();
+    let interactions = parse_interactions(&read_input(&args.interactions)?, &log, &index)?;
+    eprintln!(
+        "read {} interactions from {log}: {} used, {} skipped (item id not in the catalog), {} users",
+        interactions.lines,
+        interactions.rows.len(),
+        interactions.skipped_unknown_item,
+        interactions.users.len()
+    );
+    let cfg = TrainConfig {
+        als: AlsConfig { factors: args.factors, reg: args.reg, alpha: args.alpha, iterations: args.iterations, ..AlsConfig::default() },
+        item_rank: args.item_rank,
+        ..TrainConfig::default()
+    };
+    let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
+    let dims = manifest.encoder.dims;
+    let (side, tuning) = super::catalog::train_side(&cfg, &interactions, &rows, dims, args.positive_rating)?;
+    localrec::catalog::build::check_collaborative(&side, items.len())?;
+
+    let factor_dims = side.manifest.dims;
+    let mut next = manifest.clone();
+    next.collaborative = Some(side.manifest.clone());
+    next.scenarios = side.scenarios.clone();
+    let mut temps = Vec::new();
+    let mut first = 0usize;
+    for (s, entry) in manifest.shards.iter().enumerate() {
+        let range = first..first + entry.items as usize;
+        let records: Vec<CatalogItem> = range
+            .clone()
+            .map(|i| CatalogItem {
+                factors: side.factors[i * factor_dims..(i + 1) * factor_dims].to_vec(),
+                bias: side.bias.as_ref().map(|b| b[i]),
+                ..items[i].clone()
+            })
+            .collect();
+        let bytes = write_shard(&records, first as u32, dims, factor_dims, side.manifest.bias)?;
+        let path = dir.join(&entry.path);
+        temps.push((write_temp(&path, &bytes)?, path));
+        next.shards[s].bytes = bytes.len() as u64;
+        next.shards[s].sha256 = sha256_hex(&bytes);
+        first = range.end;
+    }
+    for (tmp, path) in &temps {
+        rename(tmp, path)?;
+    }
+    write_atomic(&dir.join(MANIFEST_FILE), &next.to_json()?)?;
+    let bytes: u64 = next.shards.iter().map(|s| s.bytes).sum();
+    eprintln!(
+        "trained {} in {:.1} s: {} items, {} shards, {bytes} bytes",
+        dir.display(),
+        started.elapsed().as_secs_f64(),
+        items.len(),
+        next.shards.len()
+    );
+    if args.json {
+        let report = serde_json::json!({
+            "catalog": dir.display().to_string(),
+            "items": items.len(),
+            "shard_bytes": bytes,
+            "collaborative": {
+                "dims": factor_dims,
+                "blend": side.manifest.params.get("blend"),
+                "tuning": tuning.map(|t| {
+                    let (r, n20, n100) = t.means();
+                    serde_json::json!({"users": t.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
+                }),
+            },
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{report}");
+    }
+    Ok(())
+}
