@@ -217,7 +217,7 @@ export interface CatalogItem {
 }
 
 export interface Neighbours {
-  /** Best first; `score` is the cosine similarity. */
+  /** Best first; `score` is the cosine for `nearest`, the scorer's blended score for `similar`. */
   results: { itemId: string; score: number; item: CatalogItem }[];
   /** True while shards are still missing (loading, or failed). */
   partial: boolean;
@@ -270,6 +270,8 @@ export interface ProfileEvent {
   value?: number;
   /** Age in days; older events weigh less when the catalog sets a half-life. */
   ageDays?: number;
+  /** The scenario the event happened in (one of `catalog.manifest.scenarios`). */
+  scenario?: string;
 }
 
 /** A typed interest, encoded with the catalog's encoder. */
@@ -288,6 +290,16 @@ export interface RecommendRequest {
   diversity?: number;
   /** Item ids never to return. */
   exclude?: (string | number)[];
+  /**
+   * The scenario the user is in now (one of `catalog.manifest.scenarios`): the
+   * catalog's scenario terms apply. An unknown one only adds a warning.
+   */
+  scenario?: string;
+  /**
+   * 'blend' (default): the catalog's tuned blend; 'similar': collaborative and text
+   * similarity without popularity (what `similar()` uses); 'text': the text term alone.
+   */
+  rankBy?: 'blend' | 'similar' | 'text';
 }
 
 export interface Recommendation {
@@ -297,6 +309,8 @@ export interface Recommendation {
   item: CatalogItem;
   /** The history item (with the event's position) or interest that contributed most. */
   because: { itemId?: string; event?: number; interest?: number; contribution: number } | null;
+  /** The rating head's prediction (the catalog's rating scale), when the catalog has one. */
+  predictedRating?: number;
 }
 
 export interface Recommendations {

@@ -354,20 +354,26 @@ function openCatalog() {
   return catalog;
 }
 
-function catalogNearest({ vector, itemId, k, excludeId }) {
+/**
+ * `nearest(vector)`: cosine over the loaded embeddings. `similar(itemId)`: the scorer's
+ * own machinery (one matrix product on the catalog's backend), with a profile of one
+ * like on the item, ranked by collaborative and text similarity without popularity.
+ */
+async function catalogNearest({ vector, itemId, k, excludeId }) {
   const { store, loader } = openCatalog();
-  let query = vector;
   if (itemId !== undefined) {
-    query = store.embedding(String(itemId));
-    if (!query) {
+    if (!store.embedding(String(itemId))) {
       const status = loader.status();
       const where = status.complete ? 'in the catalog' : 'in the part of the catalog loaded so far';
       throw fail('localrec/not-found', `item ${JSON.stringify(itemId)} is not ${where}`);
     }
-    excludeId = String(itemId);
+    const request = JSON.stringify({ events: [{ itemId: String(itemId), type: 'like' }], k, rankBy: 'similar' });
+    const answer = await catalogRecommend(request);
+    const results = answer.results.map(({ itemId: id, score, item }) => ({ itemId: id, score, item }));
+    return { results, partial: answer.partial, itemsSearched: loader.status().itemsLoaded };
   }
   const status = loader.status();
-  const results = JSON.parse(store.nearest(query, k, excludeId ?? undefined));
+  const results = JSON.parse(store.nearest(vector, k, excludeId ?? undefined));
   return { results, partial: !status.complete, itemsSearched: status.itemsLoaded };
 }
 
@@ -404,7 +410,7 @@ self.onmessage = async (event) => {
       const { offset, limit, quantized } = event.data;
       result = JSON.parse(openCatalog().store.items(offset, limit, Boolean(quantized)));
     } else if (op === 'catalogEmbedding') result = openCatalog().store.embedding(String(event.data.itemId)) ?? null;
-    else if (op === 'catalogNearest') result = catalogNearest(event.data);
+    else if (op === 'catalogNearest') result = await catalogNearest(event.data);
     else if (op === 'catalogRecommend') result = await catalogRecommend(event.data.request);
     else if (op === 'catalogClose') {
       catalogClose();

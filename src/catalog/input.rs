@@ -561,6 +561,73 @@ impl InteractionBuilder<'_> {
     }
 }
 
+/// How to derive a scenario for each event from its timestamp (UTC), when the log has
+/// no scenario column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScenarioRule {
+    /// `weekday` (Monday to Friday) or `weekend`.
+    WeekdayWeekend,
+    /// `night` (0-6 h), `morning` (6-12 h), `afternoon` (12-18 h) or `evening`.
+    Daypart,
+}
+
+impl std::str::FromStr for ScenarioRule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "weekday-weekend" => Ok(ScenarioRule::WeekdayWeekend),
+            "daypart" => Ok(ScenarioRule::Daypart),
+            other => Err(format!("unknown scenario rule {other:?}: expected weekday-weekend or daypart")),
+        }
+    }
+}
+
+impl ScenarioRule {
+    /// The rule's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioRule::WeekdayWeekend => "weekday-weekend",
+            ScenarioRule::Daypart => "daypart",
+        }
+    }
+
+    /// The rule's scenario names, in index order.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            ScenarioRule::WeekdayWeekend => &["weekday", "weekend"],
+            ScenarioRule::Daypart => &["night", "morning", "afternoon", "evening"],
+        }
+    }
+
+    /// The scenario index of a Unix timestamp (seconds, UTC).
+    pub fn of(self, timestamp: i64) -> u32 {
+        let day = timestamp.div_euclid(86_400);
+        match self {
+            // 1970-01-01 was a Thursday: Monday is 0.
+            ScenarioRule::WeekdayWeekend => u32::from((day + 3).rem_euclid(7) >= 5),
+            ScenarioRule::Daypart => (timestamp.rem_euclid(86_400) / 21_600) as u32,
+        }
+    }
+}
+
+impl Interactions {
+    /// Replaces every event's scenario by the one `rule` derives from its timestamp.
+    /// Fails, naming the first, when an event has no timestamp.
+    pub fn derive_scenarios(&mut self, rule: ScenarioRule) -> Result<()> {
+        if let Some(n) = self.rows.iter().position(|r| r.timestamp.is_none()) {
+            return Err(Error::new(
+                ErrorKind::Input,
+                format!("event {n} has no timestamp to derive a scenario from; give the log a timestamp column"),
+            ));
+        }
+        for r in &mut self.rows {
+            r.scenario = r.timestamp.map(|t| rule.of(t));
+        }
+        self.scenarios = rule.names().iter().map(|s| s.to_string()).collect();
+        Ok(())
+    }
+}
+
 fn intern(map: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str) -> u32 {
     if let Some(&i) = map.get(name) {
         return i;
@@ -810,5 +877,21 @@ mod tests {
             let err = parse_interactions(bytes, file, &ids).unwrap_err().to_string();
             assert!(err.starts_with(want), "{err} should start with {want}");
         }
+    }
+
+    #[test]
+    fn scenarios_derived_from_timestamps_follow_the_utc_calendar_and_clock() {
+        // 2000-12-31 22:12:40 UTC, a Sunday evening; 2001-01-01 was a Monday.
+        assert_eq!(ScenarioRule::WeekdayWeekend.of(978300760), 1);
+        assert_eq!(ScenarioRule::WeekdayWeekend.of(978307200), 0);
+        assert_eq!(ScenarioRule::Daypart.of(978300760), 3);
+        assert_eq!(ScenarioRule::Daypart.of(978307200 + 7 * 3600), 1);
+        assert_eq!(ScenarioRule::WeekdayWeekend.of(-1), 0, "1969-12-31 was a Wednesday");
+        let index: HashMap<&str, u32> = [("1", 0)].into_iter().collect();
+        let mut log = parse_interactions(b"user_id,item_id,timestamp\nu,1,978300760\n", "a.csv", &index).unwrap();
+        log.derive_scenarios(ScenarioRule::WeekdayWeekend).unwrap();
+        assert_eq!((log.scenarios.clone(), log.rows[0].scenario), (vec!["weekday".to_string(), "weekend".to_string()], Some(1)));
+        let mut bare = parse_interactions(b"user_id,item_id\nu,1\n", "b.csv", &index).unwrap();
+        assert!(bare.derive_scenarios(ScenarioRule::Daypart).unwrap_err().to_string().contains("no timestamp"));
     }
 }

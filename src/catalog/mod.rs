@@ -15,7 +15,7 @@ pub mod quantize;
 pub mod shard;
 pub mod store;
 
-pub use input::{Interactions, SourceItem, parse_interactions, parse_items};
+pub use input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 pub use manifest::{CatalogEncoder, Collaborative, MANIFEST_FILE, Manifest, Quantization, ShardEntry};
 pub use quantize::QuantizedRow;
 pub use shard::{CatalogItem, ShardExpectation, ShardHeader, ShardParser, parse_shard, write_shard};

@@ -6,8 +6,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::model::EventWeights;
-use super::profile::{Event, Interest, Source, UserQuery, user_query};
+use super::model::{Blend, EventWeights};
+use super::profile::{Event, Interest, Source, UserQuery, decay, user_query};
+use super::rating::{self, Rated};
 use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
 use crate::error::{Error, ErrorKind, Result};
@@ -32,6 +33,9 @@ pub struct EventIn {
     /// Age in days.
     #[serde(default)]
     pub age_days: f32,
+    /// The scenario the event happened in (one of the catalog's `scenarios`).
+    #[serde(default)]
+    pub scenario: Option<String>,
 }
 
 /// A typed interest, already encoded by the page's encoder.
@@ -71,6 +75,14 @@ pub struct RecommendRequest {
     /// Item ids never to return, besides the ones acted on.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The scenario the user is in now (one of the catalog's `scenarios`).
+    #[serde(default)]
+    pub scenario: Option<String>,
+    /// How to rank: `blend` (default: the catalog's tuned blend), `similar` (items
+    /// like the profile's, popularity left out: `similar(itemId)`) or `text` (the
+    /// text term alone: `search(text)`).
+    #[serde(default)]
+    pub rank_by: Option<String>,
 }
 
 /// The confidence of an event: its type's weight, or for `rate` the rating above or
@@ -106,6 +118,10 @@ pub struct Prepared {
     exclude: Vec<u32>,
     positions: Vec<usize>,
     warnings: Vec<String>,
+    scenario: Option<usize>,
+    blend: Option<Blend>,
+    /// The rating head's user vector, when the catalog has one.
+    rating: Option<Vec<f32>>,
 }
 
 /// Answers `request` over the store's items with `scorer` (built from the same store):
@@ -128,18 +144,55 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
     }
     let weights = scorer.params().map(|p| p.event_weights.clone()).unwrap_or_default();
     let mut warnings = Vec::new();
+    let names = &store.manifest().scenarios;
+    let scenario = match &request.scenario {
+        Some(name) => match names.iter().position(|n| n == name) {
+            Some(s) if s < scorer.scenarios() => Some(s),
+            _ => {
+                let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+                warnings.push(format!("scenario {name:?} is not one the catalog knows ({known}); ranked without it"));
+                None
+            }
+        },
+        None => None,
+    };
+    let other_weight = scorer.params().map_or(1.0, |p| p.other_scenario_weight);
+    let half_life = scorer.params().map_or(0.0, |p| p.half_life_days);
+    let blend = match request.rank_by.as_deref() {
+        None | Some("blend") => None,
+        Some("similar") => {
+            let b = scorer.params().map(|p| p.blend).unwrap_or(Blend { semantic: 1.0, ..Blend::default() });
+            Some(Blend { popularity: 0.0, ..b })
+        }
+        Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 }),
+        Some(other) => {
+            return Err(Error::new(ErrorKind::Input, format!("rankBy {other:?} is not blend, similar or text")));
+        }
+    };
     let mut events = Vec::new();
     let mut positions = Vec::new();
+    let mut rated = Vec::new();
     for (i, e) in request.events.iter().enumerate() {
-        let weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("event {i}")))?;
+        let mut weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("event {i}")))?;
+        // An event from another scenario than the request's says less about now.
+        if scenario.is_some() && e.scenario.as_ref().is_some_and(|s| names.iter().position(|n| n == s) != scenario) {
+            weight *= other_weight;
+        }
         match store.index_of(&e.item_id) {
             Some(item) => {
                 events.push(Event { item, weight, age_days: e.age_days });
                 positions.push(i);
+                if let ("rate", Some(value)) = (e.kind.as_str(), e.value) {
+                    rated.push(Rated { item, value, weight: decay(e.age_days, half_life) });
+                }
             }
             None => warnings.push(format!("event {i}: item {:?} is not in the loaded catalog; ignored", e.item_id)),
         }
     }
+    let rating = match scorer.params() {
+        Some(p) => rating::user_rating_vector(scorer.items(), p, &rated)?,
+        None => None,
+    };
     let interests: Vec<Interest> = request
         .interests
         .iter()
@@ -148,13 +201,21 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
     let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
     let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
     exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
-    Ok(Prepared { query, exclude, positions, warnings })
+    Ok(Prepared { query, exclude, positions, warnings, scenario, blend, rating })
 }
 
 /// The second half of [`recommend`]: ranks the term scores and writes the answer.
 pub fn finish(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest, prepared: &Prepared, terms: &Terms) -> Result<Value> {
     let k = request.k.unwrap_or(10);
-    let opts = RankOptions { k, diversity: request.diversity, exclude: prepared.exclude.clone(), explain: true, ..Default::default() };
+    let opts = RankOptions {
+        k,
+        diversity: request.diversity,
+        exclude: prepared.exclude.clone(),
+        explain: true,
+        scenario: prepared.scenario,
+        blend: prepared.blend,
+        ..Default::default()
+    };
     let ranked = scorer.rank(&prepared.query, terms, &opts)?;
     let results: Vec<Value> = ranked
         .iter()
@@ -168,7 +229,13 @@ pub fn finish(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest,
                 }),
                 Source::Interest(index) => json!({ "interest": index, "contribution": b.contribution }),
             });
-            json!({ "itemId": item["itemId"].clone(), "score": r.score, "item": item, "because": because })
+            let mut out = json!({ "itemId": item["itemId"].clone(), "score": r.score, "item": item, "because": because });
+            if let (Some(w), Some(p)) = (&prepared.rating, scorer.params())
+                && let Some(stars) = rating::predict(scorer.items(), p, w, r.index as usize)
+            {
+                out["predictedRating"] = json!(stars);
+            }
+            out
         })
         .collect();
     Ok(json!({ "results": results, "partial": !store.is_complete(), "warnings": prepared.warnings }))
@@ -206,7 +273,7 @@ mod tests {
         let too_many = RecommendRequest { k: Some(MAX_K + 1), ..Default::default() };
         assert!(recommend(&store, &scorer, &too_many).unwrap_err().to_string().contains("at most"));
         let unknown = RecommendRequest {
-            events: vec![EventIn { item_id: "nope".into(), kind: "like".into(), value: None, age_days: 0.0 }],
+            events: vec![EventIn { item_id: "nope".into(), kind: "like".into(), value: None, age_days: 0.0, scenario: None }],
             k: Some(500),
             ..Default::default()
         };

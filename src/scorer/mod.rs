@@ -18,6 +18,7 @@ pub mod linalg;
 pub mod metrics;
 pub mod model;
 pub mod profile;
+pub mod rating;
 pub mod rank;
 pub mod sparse;
 #[cfg(not(target_arch = "wasm32"))]

@@ -25,12 +25,30 @@ pub struct Blend {
     pub semantic: f32,
     /// The item's popularity bias.
     pub popularity: f32,
+    /// The item's lift in the request's scenario (0 without one).
+    #[serde(default)]
+    pub scenario: f32,
 }
 
 impl Default for Blend {
     fn default() -> Self {
-        Blend { collaborative: 0.7, item_item: 0.3, semantic: 0.0, popularity: 0.0 }
+        Blend { collaborative: 0.7, item_item: 0.3, semantic: 0.0, popularity: 0.0, scenario: 0.0 }
     }
+}
+
+/// The rating head: `r = mean + b_i + <w_u, [q_i, 1]>`, over the implicit head's item
+/// factors `q_i` (shared by both heads), an item rating bias `b_i` (a record column)
+/// and a user vector `w_u` solved on the device from the user's own ratings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RatingHead {
+    /// Mean rating of the log.
+    pub mean: f32,
+    /// Ridge regularization of the user's solve.
+    pub reg: f32,
+    /// Lowest rating in the log (predictions are clamped to it).
+    pub min: f32,
+    /// Highest rating in the log.
+    pub max: f32,
 }
 
 /// Confidence per event type: how much one event says about the user's taste. A
@@ -140,6 +158,22 @@ pub struct ScorerParams {
     pub event_weights: EventWeights,
     /// Half-life of an event's weight, in days (0: no decay).
     pub half_life_days: f32,
+    /// Scenario lift columns per record (after `[q | a | c]`), one per name of the
+    /// manifest's `scenarios`, in that order.
+    #[serde(default)]
+    pub scenarios: usize,
+    /// Weight of an event recorded in another scenario than the request's (1: the
+    /// scenario does not change the user's vectors).
+    #[serde(default = "one")]
+    pub other_scenario_weight: f32,
+    /// The rating head, when the log had explicit ratings; its item bias is the
+    /// record's last column.
+    #[serde(default)]
+    pub rating: Option<RatingHead>,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 fn default_short_profile() -> usize {
@@ -150,9 +184,19 @@ fn default_short_profile() -> usize {
 pub const SHORT_PROFILE: usize = 5;
 
 impl ScorerParams {
-    /// Width of an item's factor record: `k + 2r`.
+    /// Width of an item's factor record: `k + 2r`, the scenario lifts, the rating bias.
     pub fn record_dims(&self) -> usize {
-        self.als_dims + 2 * self.item_rank
+        self.als_dims + 2 * self.item_rank + self.scenarios + usize::from(self.rating.is_some())
+    }
+
+    /// Record column of scenario `s`'s lift.
+    pub fn scenario_column(&self, s: usize) -> usize {
+        self.als_dims + 2 * self.item_rank + s
+    }
+
+    /// Record column of the rating head's item bias.
+    pub fn rating_column(&self) -> usize {
+        self.als_dims + 2 * self.item_rank + self.scenarios
     }
 
     /// Reads and checks params from the manifest's `collaborative.params` object.
@@ -176,7 +220,7 @@ impl ScorerParams {
         }
         if self.record_dims() != record_dims {
             return bad(format!(
-                "als_dims + 2 * item_rank = {} but records have {record_dims} factors",
+                "als_dims + 2 * item_rank + scenarios (+ 1 with a rating head) = {} but records have {record_dims} factors",
                 self.record_dims()
             ));
         }
@@ -205,9 +249,19 @@ impl ScorerParams {
             self.blend.item_item,
             self.blend.semantic,
             self.blend.popularity,
+            self.blend.scenario,
+            self.other_scenario_weight,
         ];
         if finite.iter().any(|v| !v.is_finite()) || self.reg <= 0.0 || self.alpha < 0.0 || self.half_life_days < 0.0 {
             return bad("reg must be > 0, alpha and half_life_days >= 0, all finite".into());
+        }
+        if !(self.other_scenario_weight > 0.0 && self.other_scenario_weight <= 1.0) {
+            return bad(format!("other_scenario_weight {} is outside (0, 1]", self.other_scenario_weight));
+        }
+        if let Some(h) = &self.rating
+            && !([h.mean, h.reg, h.min, h.max].iter().all(|v| v.is_finite()) && h.reg > 0.0 && h.min < h.max)
+        {
+            return bad("rating: reg must be > 0, min < max, all finite".into());
         }
         Ok(())
     }
@@ -348,11 +402,14 @@ mod tests {
             alpha: 10.0,
             gram: Matrix { rows: 2, cols: 2, data: vec![1.0, 0.5, 0.5, 2.0] },
             blend: Blend::default(),
-            short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0 }),
+            short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0, scenario: 0.0 }),
             short_profile: SHORT_PROFILE,
             text_map: Some(Matrix { rows: 4, cols: 3, data: (0..12).map(|v| v as f32 * 0.25).collect() }),
             event_weights: EventWeights::default(),
             half_life_days: 30.0,
+            scenarios: 0,
+            other_scenario_weight: 1.0,
+            rating: None,
         }
     }
 

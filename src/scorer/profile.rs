@@ -261,6 +261,9 @@ mod tests {
             text_map: None,
             event_weights: EventWeights::default(),
             half_life_days: 10.0,
+            scenarios: 0,
+            other_scenario_weight: 1.0,
+            rating: None,
         };
         (items, params)
     }

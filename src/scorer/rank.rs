@@ -23,6 +23,8 @@ pub struct Scorer {
     /// `[n, k + r + d]`: each item's `[q | c | e]`.
     matrix: Tensor<2>,
     bias: Vec<f32>,
+    /// Per scenario, each item's lift, standardized over the items.
+    lift: Vec<Vec<f32>>,
 }
 
 /// One user's three term scores over all items, before blending.
@@ -51,6 +53,8 @@ pub struct RankOptions {
     pub blend: Option<Blend>,
     /// Whether to compute `because` for each result.
     pub explain: bool,
+    /// The request's scenario (an index into the catalog's scenarios).
+    pub scenario: Option<usize>,
 }
 
 /// Why an item was recommended: the contributor whose part of its score was largest.
@@ -103,9 +107,15 @@ impl Scorer {
             data.extend(items.embedding(i));
         }
         let matrix = Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device);
-        let (mean, std) = moments(&items.bias);
-        let bias = items.bias.iter().map(|b| if std > 0.0 { (b - mean) / std } else { 0.0 }).collect();
-        Ok(Scorer { device: device.clone(), items, params, matrix, bias })
+        let standardize = |v: Vec<f32>| -> Vec<f32> {
+            let (mean, std) = moments(&v);
+            v.iter().map(|b| if std > 0.0 { (b - mean) / std } else { 0.0 }).collect()
+        };
+        let bias = standardize(items.bias.clone());
+        let lift = params.as_ref().map_or_else(Vec::new, |p| {
+            (0..p.scenarios).map(|s| standardize((0..items.len).map(|i| items.record(i)[p.scenario_column(s)]).collect())).collect()
+        });
+        Ok(Scorer { device: device.clone(), items, params, matrix, bias, lift })
     }
 
     /// The items scored.
@@ -180,13 +190,20 @@ impl Scorer {
             Some(short) if query.contributors.len() <= p.short_profile => short,
             _ => p.blend,
         });
-        blend.or(catalog).unwrap_or(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 })
+        blend.or(catalog).unwrap_or(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 })
     }
 
-    /// Standardizes each term over `over` (all items when `None`) and blends.
+    /// Number of scenarios the catalog knows.
+    pub fn scenarios(&self) -> usize {
+        self.lift.len()
+    }
+
+    /// Standardizes each term over `over` (all items when `None`) and blends; with a
+    /// `scenario`, its item lifts count with the blend's scenario weight.
     /// Returns the scores and each term's effective multiplier (weight / std), which
     /// explanations need.
-    pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>) -> (Vec<f32>, [f32; 3]) {
+    pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>, scenario: Option<usize>) -> (Vec<f32>, [f32; 3]) {
+        let lift = scenario.and_then(|s| self.lift.get(s)).filter(|_| blend.scenario != 0.0);
         let pick =
             |v: &[f32]| -> Vec<f32> { over.map_or_else(|| v.to_vec(), |o| o.iter().map(|&i| v[i as usize]).collect()) };
         let scale = |v: &[f32], w: f32| -> (f32, f32) {
@@ -201,6 +218,9 @@ impl Scorer {
         let scores = (0..self.items.len)
             .map(|i| {
                 let mut s = (blend.popularity + POPULARITY_TIEBREAK) * self.bias[i];
+                if let Some(lift) = lift {
+                    s += blend.scenario * lift[i];
+                }
                 for (v, (mean, mul)) in &parts {
                     if *mul != 0.0 {
                         s += (v[i] - mean) * mul;
@@ -218,7 +238,12 @@ impl Scorer {
             return Err(Error::new(ErrorKind::Input, format!("diversity {} is outside 0..=1", opts.diversity)));
         }
         let blend = self.blend_for(query, opts.blend);
-        let (scores, multipliers) = self.blend(terms, &blend, opts.only.as_deref());
+        if let Some(s) = opts.scenario
+            && s >= self.lift.len()
+        {
+            return Err(Error::new(ErrorKind::Input, format!("scenario {s} is not one of the catalog's {}", self.lift.len())));
+        }
+        let (scores, multipliers) = self.blend(terms, &blend, opts.only.as_deref(), opts.scenario);
         let mut excluded = opts.exclude.clone();
         if let Some(only) = &opts.only {
             let mut allowed = vec![false; self.items.len];
@@ -339,12 +364,15 @@ mod tests {
             reg: 0.1,
             alpha: 10.0,
             gram: Matrix { rows: 2, cols: 2, data: gram },
-            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0 },
+            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0 },
             short_blend: None,
             short_profile: 5,
             text_map: None,
             event_weights: EventWeights::default(),
             half_life_days: 0.0,
+            scenarios: 0,
+            other_scenario_weight: 1.0,
+            rating: None,
         };
         Scorer::new(items, Some(params), &Device::flex()).unwrap()
     }
@@ -390,7 +418,7 @@ mod tests {
     #[test]
     fn diversity_trades_a_near_duplicate_for_another_taste() {
         let s = scorer();
-        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 });
+        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 });
         let interest = [Interest { embedding: vec![1.0, 0.2], weight: 1.0, age_days: 0.0 }];
         let plain = recommend(&s, &[], &interest, RankOptions { k: 2, blend, ..Default::default() });
         let diverse = recommend(&s, &[], &interest, RankOptions { k: 2, blend, diversity: 0.9, ..Default::default() });

@@ -3,6 +3,8 @@
 //! both (cold items get their factors from their text), a popularity bias, and the
 //! blend weights chosen on held-out users with the same ranking code the browser runs.
 
+use std::collections::{HashMap, HashSet};
+
 use burn::prelude::Device;
 
 use super::als::{self, AlsConfig};
@@ -11,6 +13,7 @@ use super::linalg;
 use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, EventWeights, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams};
 use super::profile::{Event, user_query};
+use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
 use super::sparse::Csr;
 use crate::error::{Error, ErrorKind, Result};
@@ -33,6 +36,33 @@ pub struct TrainConfig {
     pub map_min_count: u32,
     /// Half-life of event weights on the device, in days (0: none).
     pub half_life_days: f32,
+    /// Ridge regularization of the rating head's user solve.
+    pub rating_reg: f32,
+    /// Shrinkage (pseudo-count) of the rating head's item biases.
+    pub rating_item_reg: f32,
+    /// Pseudo-count of a scenario lift: an item needs about this many events before
+    /// its share in a scenario moves away from the catalog's.
+    pub scenario_prior: f32,
+}
+
+/// What an interaction log says besides the positives: the scenario of each positive
+/// and explicit ratings, for the scenario terms and the rating head.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogExtras {
+    /// Scenario names (the manifest's `scenarios`), indexed by the values below.
+    pub scenario_names: Vec<String>,
+    /// The scenario of each positive `(user, item)` that has one.
+    pub scenarios: HashMap<(u32, u32), u32>,
+    /// Explicit ratings `(user, item, value)`, for the rating head.
+    pub ratings: Vec<(u32, u32, f32)>,
+}
+
+impl LogExtras {
+    /// Whether the ratings vary enough to train a rating head on.
+    pub fn has_ratings(&self) -> bool {
+        let mut values = self.ratings.iter().map(|r| r.2);
+        values.next().is_some_and(|first| self.ratings.iter().any(|r| r.2 != first))
+    }
 }
 
 impl Default for TrainConfig {
@@ -45,6 +75,9 @@ impl Default for TrainConfig {
             text_reg: 10.0,
             map_min_count: 5,
             half_life_days: 0.0,
+            rating_reg: 1.0,
+            rating_item_reg: 5.0,
+            scenario_prior: 10.0,
         }
     }
 }
@@ -75,12 +108,14 @@ impl TrainProgress for () {
 }
 
 /// Trains the item side from `user_items` (users x items, values = event confidence)
-/// and the items' unit text embeddings (`items * dims`, catalog order).
+/// and the items' unit text embeddings (`items * dims`, catalog order); with `extras`,
+/// also the scenario lifts and the rating head.
 pub fn train(
     user_items: &Csr,
     embeddings: &[f32],
     dims: usize,
     cfg: &TrainConfig,
+    extras: &LogExtras,
     progress: &mut dyn TrainProgress,
 ) -> Result<Trained> {
     let n = user_items.cols;
@@ -92,7 +127,9 @@ pub fn train(
     }
     let k = cfg.als.factors;
     let r = cfg.item_rank;
-    let record = k + 2 * r;
+    let scenarios = extras.scenario_names.len();
+    let has_rating = extras.has_ratings();
+    let record = k + 2 * r + scenarios + usize::from(has_rating);
     let item_users = user_items.transpose();
     let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
 
@@ -120,6 +157,24 @@ pub fn train(
             dst[k..k + rr].copy_from_slice(&a[pos * rr..(pos + 1) * rr]);
             dst[k + r..k + r + rr].copy_from_slice(&c[pos * rr..(pos + 1) * rr]);
         }
+    }
+    if scenarios > 0 {
+        progress.stage("scenario lifts");
+        let lifts = scenario_lifts(user_items, extras, cfg.scenario_prior);
+        for i in 0..n {
+            factors[i * record + k + 2 * r..i * record + k + 2 * r + scenarios]
+                .copy_from_slice(&lifts[i * scenarios..(i + 1) * scenarios]);
+        }
+    }
+    let mut rating_head = None;
+    if has_rating {
+        progress.stage("rating head");
+        let (head, item_bias) =
+            rating::train(&extras.ratings, user_items.rows, &q, k, cfg.rating_reg, cfg.rating_item_reg, 5)?;
+        for i in 0..n {
+            factors[(i + 1) * record - 1] = item_bias[i];
+        }
+        rating_head = Some(head);
     }
     let mut bias: Vec<f32> = counts.iter().map(|&c| (c as f32).ln_1p()).collect();
 
@@ -170,8 +225,46 @@ pub fn train(
         text_map,
         event_weights: EventWeights::default(),
         half_life_days: cfg.half_life_days,
+        scenarios,
+        other_scenario_weight: 1.0,
+        rating: rating_head,
     };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
+}
+
+/// Per item and scenario (`items x scenarios`), the log of how much more often the
+/// item is chosen in that scenario than its overall count predicts:
+/// `ln((n_is + b pi_s) / ((n_i + b) pi_s))` with `pi_s` the scenario's share of all
+/// positives and `b` the prior; 0 for an item the log never shows in a scenario.
+fn scenario_lifts(user_items: &Csr, extras: &LogExtras, prior: f32) -> Vec<f32> {
+    let s = extras.scenario_names.len();
+    let n = user_items.cols;
+    let mut counts = vec![0.0f64; n * s];
+    let mut per_item = vec![0.0f64; n];
+    let mut per_scenario = vec![0.0f64; s];
+    for u in 0..user_items.rows {
+        for &i in user_items.row(u).0 {
+            if let Some(&c) = extras.scenarios.get(&(u as u32, i))
+                && (c as usize) < s
+            {
+                counts[i as usize * s + c as usize] += 1.0;
+                per_item[i as usize] += 1.0;
+                per_scenario[c as usize] += 1.0;
+            }
+        }
+    }
+    let total: f64 = per_scenario.iter().sum();
+    let b = prior.max(1e-3) as f64;
+    let mut out = vec![0.0f32; n * s];
+    for i in 0..n {
+        for c in 0..s {
+            let pi = per_scenario[c] / total.max(1.0);
+            if pi > 0.0 && per_item[i] > 0.0 {
+                out[i * s + c] = ((counts[i * s + c] + b * pi) / ((per_item[i] + b) * pi)).ln() as f32;
+            }
+        }
+    }
+    out
 }
 
 /// The columns `keep` (ascending) of `m`, renumbered `0..keep.len()`.
@@ -240,39 +333,86 @@ fn apply_map(w: &[f32], dims: usize, targets: usize, e: &[f32]) -> Vec<f32> {
     out
 }
 
-/// One evaluation user: fold-in and held-out item positions.
-#[derive(Clone, Debug, PartialEq)]
+/// One evaluation user: fold-in and held-out item positions, and what the log says
+/// about their scenarios.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EvalUser {
     /// Items the model may see (each with confidence 1).
     pub fold_in: Vec<u32>,
     /// Items to find.
     pub held_out: Vec<u32>,
+    /// The scenario of each fold-in item (empty when unknown).
+    pub fold_in_scenarios: Vec<u32>,
+    /// The scenario of each held-out item (empty when unknown).
+    pub held_out_scenarios: Vec<u32>,
+    /// The request's scenario, when the evaluation asks in one.
+    pub scenario: Option<u32>,
+}
+
+impl EvalUser {
+    /// A user without scenarios.
+    pub fn new(fold_in: Vec<u32>, held_out: Vec<u32>) -> EvalUser {
+        EvalUser { fold_in, held_out, ..EvalUser::default() }
+    }
+}
+
+/// The scenario protocol: each user once per scenario of their held-out items, asking
+/// in that scenario for the items they chose in it (the fold-in stays whole). Users
+/// without known scenarios are left out.
+pub fn split_by_scenario(users: &[EvalUser]) -> Vec<EvalUser> {
+    let mut out = Vec::new();
+    for u in users {
+        if u.held_out_scenarios.len() != u.held_out.len() || u.fold_in_scenarios.len() != u.fold_in.len() {
+            continue;
+        }
+        let mut seen: Vec<u32> = u.held_out_scenarios.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        for c in seen {
+            let held: Vec<u32> =
+                u.held_out.iter().zip(&u.held_out_scenarios).filter(|(_, s)| **s == c).map(|(&i, _)| i).collect();
+            out.push(EvalUser { held_out: held, held_out_scenarios: vec![], scenario: Some(c), ..u.clone() });
+        }
+    }
+    out
+}
+
+/// The fold-in events of `u`: confidence 1, or `other_scenario_weight` for an item
+/// chosen in another scenario than the request's.
+fn eval_events(u: &EvalUser, other_scenario_weight: f32) -> Vec<Event> {
+    u.fold_in
+        .iter()
+        .enumerate()
+        .map(|(j, &item)| {
+            let other = matches!((u.scenario, u.fold_in_scenarios.get(j)), (Some(a), Some(&b)) if a != b);
+            Event { item, weight: if other { other_scenario_weight } else { 1.0 }, age_days: 0.0 }
+        })
+        .collect()
 }
 
 /// The protocol's metrics of `blends` over `users`: each user's fold-in becomes the
 /// profile (like events on the device), every candidate is scored by the scorer, the
 /// fold-in items are excluded, ties go to the lower position. With `only`, just those
-/// candidates are ranked (the cold-item protocol). One [`MetricSums`] per blend.
+/// candidates are ranked (the cold-item protocol). A user with a `scenario` asks in it,
+/// and fold-in items of other scenarios weigh `other_scenario_weight`. One
+/// [`MetricSums`] per blend.
 pub fn evaluate(
     scorer: &Scorer,
     users: &[EvalUser],
     blends: &[Blend],
     only: Option<&[u32]>,
+    other_scenario_weight: f32,
 ) -> Result<Vec<MetricSums>> {
     let mut sums = vec![MetricSums::default(); blends.len()];
     for chunk in users.chunks(64) {
         let queries = chunk
             .iter()
-            .map(|u| {
-                let events: Vec<Event> =
-                    u.fold_in.iter().map(|&item| Event { item, weight: 1.0, age_days: 0.0 }).collect();
-                user_query(scorer.items(), scorer.params(), &events, &[])
-            })
+            .map(|u| user_query(scorer.items(), scorer.params(), &eval_events(u, other_scenario_weight), &[]))
             .collect::<Result<Vec<_>>>()?;
         let terms = scorer.terms(&queries.iter().collect::<Vec<_>>())?;
         for (u, t) in chunk.iter().zip(&terms) {
             for (blend, sum) in blends.iter().zip(&mut sums) {
-                let (scores, _) = scorer.blend(t, blend, only);
+                let (scores, _) = scorer.blend(t, blend, only, u.scenario.map(|s| s as usize));
                 let ranked = match only {
                     Some(only) => {
                         let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
@@ -287,6 +427,83 @@ pub fn evaluate(
     Ok(sums)
 }
 
+/// Scenario weights searched on validation users.
+pub const SCENARIO_GRID: [f32; 7] = [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
+/// Weights of fold-in events from another scenario searched on validation users.
+pub const OTHER_SCENARIO_GRID: [f32; 5] = [1.0, 0.5, 0.25, 0.1, 0.05];
+
+/// One setting of the scenario terms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScenarioSetting {
+    /// Blend weight of the scenario lift (0: none).
+    pub weight: f32,
+    /// Weight of fold-in events from another scenario (1: none).
+    pub other_scenario_weight: f32,
+}
+
+/// The scenario ablation on the scenario protocol (see [`split_by_scenario`]): the
+/// hybrid without scenario terms, with the lift alone, with the event weighting alone,
+/// and with both, each part's setting chosen on validation users.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScenarioTuning {
+    /// The chosen setting (both parts).
+    pub chosen: ScenarioSetting,
+    /// Best lift weight with events unweighted.
+    pub lift_only: ScenarioSetting,
+    /// Best event weight without the lift.
+    pub events_only: ScenarioSetting,
+    /// Metrics of: none, lift only, events only, both.
+    pub sums: [MetricSums; 4],
+}
+
+impl ScenarioTuning {
+    /// The four settings of the ablation, in the order of `sums`.
+    pub fn settings(&self) -> [ScenarioSetting; 4] {
+        [ScenarioSetting { weight: 0.0, other_scenario_weight: 1.0 }, self.lift_only, self.events_only, self.chosen]
+    }
+}
+
+/// Chooses the scenario settings for `blend` on `users` (already split by scenario).
+pub fn tune_scenarios(scorer: &Scorer, users: &[EvalUser], blend: Blend) -> Result<ScenarioTuning> {
+    let key = |s: &MetricSums| {
+        let (r, n, _) = s.means();
+        r + n
+    };
+    let grid: Vec<Blend> = SCENARIO_GRID.iter().map(|&w| Blend { scenario: w, ..blend }).collect();
+    let mut results = Vec::new();
+    for &other in &OTHER_SCENARIO_GRID {
+        let sums = evaluate(scorer, users, &grid, None, other)?;
+        results.extend(grid.iter().zip(sums).map(|(b, s)| (ScenarioSetting { weight: b.scenario, other_scenario_weight: other }, s)));
+    }
+    let best = |filter: &dyn Fn(&ScenarioSetting) -> bool| {
+        results
+            .iter()
+            .filter(|(set, _)| filter(set))
+            .fold(None::<&(ScenarioSetting, MetricSums)>, |b, r| if b.is_none_or(|b| key(&r.1) > key(&b.1)) { Some(r) } else { b })
+            .copied()
+            .ok_or_else(|| Error::new(ErrorKind::Input, "no scenario grid"))
+    };
+    let none = best(&|s| s.weight == 0.0 && s.other_scenario_weight == 1.0)?;
+    let lift = best(&|s| s.other_scenario_weight == 1.0)?;
+    let events = best(&|s| s.weight == 0.0)?;
+    let both = best(&|_| true)?;
+    Ok(ScenarioTuning {
+        chosen: both.0,
+        lift_only: lift.0,
+        events_only: events.0,
+        sums: [none.1, lift.1, events.1, both.1],
+    })
+}
+
+/// The ablation's four settings (from validation) measured on other `users`.
+pub fn scenario_ablation(scorer: &Scorer, users: &[EvalUser], blend: Blend, tuned: &ScenarioTuning) -> Result<[MetricSums; 4]> {
+    let mut out = [MetricSums::default(); 4];
+    for (slot, set) in out.iter_mut().zip(tuned.settings()) {
+        *slot = evaluate(scorer, users, &[Blend { scenario: set.weight, ..blend }], None, set.other_scenario_weight)?[0];
+    }
+    Ok(out)
+}
+
 /// The blend grid searched on validation users: collaborative fixed at 1, the other
 /// weights relative to it.
 pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
@@ -295,7 +512,7 @@ pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> 
     for &ii in item_item {
         for &sem in semantic {
             for &pop in popularity {
-                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop });
+                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop, scenario: 0.0 });
             }
         }
     }
@@ -330,7 +547,7 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Resul
                 f.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
             }
             f.truncate(keep);
-            EvalUser { fold_in: f, held_out: u.held_out.clone() }
+            EvalUser::new(f, u.held_out.clone())
         })
         .collect();
     tune_on_grid(scorer, &short, &SHORT_SEMANTIC_GRID, &SHORT_POPULARITY_GRID)
@@ -338,7 +555,7 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Resul
 
 fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32], popularity: &[f32]) -> Result<(Blend, MetricSums)> {
     let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), semantic, popularity);
-    let sums = evaluate(scorer, users, &grid, None)?;
+    let sums = evaluate(scorer, users, &grid, None, 1.0)?;
     let key = |s: &MetricSums| {
         let (r, n, _) = s.means();
         r + n
@@ -355,66 +572,171 @@ pub fn scorer_for(trained: &Trained, embeddings: &[f32], dims: usize, device: &D
 
 /// Splits users for tuning without a split file: a seeded `fraction` of the users with
 /// at least 5 items are held out, each keeping 80% of their items as fold-in and 20%
-/// as held-out (as in PROTOCOL.md). Returns the training matrix (the other users) and
-/// the held-out users.
-pub fn holdout_users(user_items: &Csr, fraction: f64, seed: u64) -> Result<(Csr, Vec<EvalUser>)> {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        // splitmix64: a fixed, dependency-free stream so builds are reproducible.
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+/// as held-out (as in PROTOCOL.md). Returns the training matrix (the other users), the
+/// held-out users and their rows in `user_items`.
+pub fn holdout_users(user_items: &Csr, fraction: f64, seed: u64) -> Result<(Csr, Vec<EvalUser>, Vec<u32>)> {
+    let mut rng = super::als::SplitMix(seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut triplets = Vec::new();
     let mut users = Vec::new();
+    let mut rows = Vec::new();
     for u in 0..user_items.rows {
         let (idx, val) = user_items.row(u);
-        let draw = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        let draw = rng.uniform();
         if idx.len() >= 5 && draw < fraction {
             let mut order: Vec<usize> = (0..idx.len()).collect();
             for i in (1..order.len()).rev() {
-                order.swap(i, (next() % (i as u64 + 1)) as usize);
+                order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
             }
             let held = (idx.len() / 5).max(1);
-            let mut user = EvalUser { fold_in: Vec::new(), held_out: Vec::new() };
+            let mut user = EvalUser::default();
             for (rank, &p) in order.iter().enumerate() {
                 if rank < held { user.held_out.push(idx[p]) } else { user.fold_in.push(idx[p]) }
             }
             users.push(user);
+            rows.push(u as u32);
         } else {
             triplets.extend(idx.iter().zip(val).map(|(&i, &v)| (u as u32, i, v)));
         }
     }
-    Ok((Csr::from_triplets(user_items.rows, user_items.cols, &triplets)?, users))
+    Ok((Csr::from_triplets(user_items.rows, user_items.cols, &triplets)?, users, rows))
 }
 
-/// Trains for a catalog: the blend is tuned on held-out users (a model trained without
-/// them), then the item side is trained on every user and given that blend.
+/// The rating head's choice on held-out users: its regularization and the errors of the
+/// head and its baselines on their held-out ratings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RatingTuning {
+    /// Chosen ridge regularization of the user solve.
+    pub reg: f32,
+    /// Squared errors on the held-out ratings.
+    pub errors: RatingErrors,
+}
+
+/// What tuning on held-out users chose and measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tuning {
+    /// The chosen hybrid on the held-out users.
+    pub sums: MetricSums,
+    /// The scenario ablation, when the log has scenarios.
+    pub scenario: Option<ScenarioTuning>,
+    /// The rating head, when the log has ratings.
+    pub rating: Option<RatingTuning>,
+}
+
+/// Rating regularizations searched on held-out users.
+pub const RATING_REG_GRID: [f32; 5] = [0.1, 0.3, 1.0, 3.0, 10.0];
+
+/// A held-out user's ratings, 80% to fold in and 20% to predict (seeded draw).
+fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> (Vec<Rated>, Vec<(u32, f32)>) {
+    let mut fold = Vec::new();
+    let mut held = Vec::new();
+    for &(item, value) in ratings {
+        if rng.uniform() < 0.2 { held.push((item, value)) } else { fold.push(Rated { item, value, weight: 1.0 }) }
+    }
+    (fold, held)
+}
+
+/// Chooses the rating head's regularization on held-out users' ratings, over the
+/// tuning model's item factors.
+fn tune_rating(
+    model: &Trained,
+    rest: &[(u32, u32, f32)],
+    held: &[(Vec<Rated>, Vec<(u32, f32)>)],
+    users: usize,
+    embeddings: &[f32],
+    dims: usize,
+    cfg: &TrainConfig,
+) -> Result<RatingTuning> {
+    let record = model.params.record_dims();
+    let k = model.params.als_dims;
+    let n = model.bias.len();
+    let q: Vec<f32> = (0..n).flat_map(|i| model.factors[i * record..i * record + k].iter().copied()).collect();
+    let mut best: Option<RatingTuning> = None;
+    for &reg in &RATING_REG_GRID {
+        let (head, item_bias) = rating::train(rest, users, &q, k, reg, cfg.rating_item_reg, 5)?;
+        let mut factors = model.factors.clone();
+        for i in 0..n {
+            factors[(i + 1) * record - 1] = item_bias[i];
+        }
+        let items = ItemSide::new(record, factors, model.bias.clone(), dims, embeddings);
+        let params = ScorerParams { rating: Some(head), ..model.params.clone() };
+        let mut errors = RatingErrors::default();
+        for (fold, predict) in held {
+            let w = rating::user_rating_vector(&items, &params, fold)?.unwrap_or_default();
+            errors.add(&items, &params, &w, predict);
+        }
+        if best.is_none_or(|b| errors.rmse().2 < b.errors.rmse().2) {
+            best = Some(RatingTuning { reg, errors });
+        }
+    }
+    best.ok_or_else(|| Error::new(ErrorKind::Input, "no rating grid"))
+}
+
+/// Trains for a catalog: the blend (and the scenario weights and the rating head's
+/// regularization, when the log has them) are tuned on held-out users with a model
+/// trained without them, then the item side is trained on every user with those choices.
 pub fn train_tuned(
     user_items: &Csr,
     embeddings: &[f32],
     dims: usize,
     cfg: &TrainConfig,
+    extras: &LogExtras,
     device: &Device,
     progress: &mut dyn TrainProgress,
-) -> Result<(Trained, Option<MetricSums>)> {
-    let (rest, held) = holdout_users(user_items, 0.1, cfg.als.seed)?;
+) -> Result<(Trained, Option<Tuning>)> {
+    let (rest, mut held, rows) = holdout_users(user_items, 0.1, cfg.als.seed)?;
+    let mut cfg = cfg.clone();
     let mut tuned = None;
     if held.len() >= 10 {
-        progress.stage("tuning the blend on held-out users");
-        let model = train(&rest, embeddings, dims, cfg, progress)?;
+        let held_rows: HashSet<u32> = rows.iter().copied().collect();
+        let scenario_of = |u: u32, items: &[u32]| -> Vec<u32> {
+            let s: Option<Vec<u32>> = items.iter().map(|&i| extras.scenarios.get(&(u, i)).copied()).collect();
+            s.unwrap_or_default()
+        };
+        for (user, &u) in held.iter_mut().zip(&rows) {
+            user.fold_in_scenarios = scenario_of(u, &user.fold_in);
+            user.held_out_scenarios = scenario_of(u, &user.held_out);
+        }
+        let rest_extras = LogExtras {
+            ratings: extras.ratings.iter().filter(|r| !held_rows.contains(&r.0)).copied().collect(),
+            ..extras.clone()
+        };
+        progress.stage("tuning on held-out users");
+        let model = train(&rest, embeddings, dims, &cfg, &rest_extras, progress)?;
         let scorer = scorer_for(&model, embeddings, dims, device)?;
-        tuned = Some((tune_blend(&scorer, &held)?, tune_short_blend(&scorer, &held, cfg.als.seed)?.0));
+        let (blend, sums) = tune_blend(&scorer, &held)?;
+        let (short, _) = tune_short_blend(&scorer, &held, cfg.als.seed)?;
+        let scenario = if model.params.scenarios > 0 {
+            let by_scenario = split_by_scenario(&held);
+            if by_scenario.is_empty() { None } else { Some(tune_scenarios(&scorer, &by_scenario, blend)?) }
+        } else {
+            None
+        };
+        let rating = if model.params.rating.is_some() && rest_extras.has_ratings() {
+            let mut rng = super::als::SplitMix(cfg.als.seed ^ 0x4a71);
+            let mut by_user: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+            for &(u, i, v) in &extras.ratings {
+                if held_rows.contains(&u) {
+                    by_user.entry(u).or_default().push((i, v));
+                }
+            }
+            let split: Vec<_> = rows.iter().filter_map(|u| by_user.get(u)).map(|r| split_ratings(r, &mut rng)).collect();
+            let t = tune_rating(&model, &rest_extras.ratings, &split, user_items.rows, embeddings, dims, &cfg)?;
+            cfg.rating_reg = t.reg;
+            Some(t)
+        } else {
+            None
+        };
+        tuned = Some((blend, short, Tuning { sums, scenario, rating }));
     }
     progress.stage("final model on every user");
-    let mut trained = train(user_items, embeddings, dims, cfg, progress)?;
-    if let Some(((blend, _), short)) = tuned {
-        trained.params.blend = blend;
-        trained.params.short_blend = Some(short);
+    let mut trained = train(user_items, embeddings, dims, &cfg, extras, progress)?;
+    if let Some((blend, short, tuning)) = &tuned {
+        let scenario_weight = tuning.scenario.map_or(0.0, |s| s.chosen.weight);
+        trained.params.blend = Blend { scenario: scenario_weight, ..*blend };
+        trained.params.short_blend = Some(Blend { scenario: scenario_weight, ..*short });
+        trained.params.other_scenario_weight = tuning.scenario.map_or(1.0, |s| s.chosen.other_scenario_weight);
     }
-    Ok((trained, tuned.map(|((_, sums), _)| sums)))
+    Ok((trained, tuned.map(|t| t.2)))
 }
 
 #[cfg(test)]
@@ -426,7 +748,8 @@ mod tests {
         let triplets: Vec<(u32, u32, f32)> =
             (0..200u32).flat_map(|u| (0..10u32).map(move |i| (u, (u + i) % 50, 1.0))).collect();
         let m = Csr::from_triplets(200, 50, &triplets).unwrap();
-        let (rest, users) = holdout_users(&m, 0.1, 7).unwrap();
+        let (rest, users, rows) = holdout_users(&m, 0.1, 7).unwrap();
+        assert_eq!(rows.len(), users.len());
         let held: usize = users.iter().map(|u| u.fold_in.len() + u.held_out.len()).sum();
         assert_eq!(rest.nnz() + held, m.nnz());
         assert!(!users.is_empty() && users.len() < 60, "{} users held out", users.len());

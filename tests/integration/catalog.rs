@@ -281,7 +281,8 @@ fn build_reads_back_with_the_input_ids_titles_genres_years_and_embeddings() {
     assert!(manifest.shards.len() >= 3, "40 kB shards split 300 items: {}", manifest.shards.len());
     assert!(manifest.shards.iter().all(|s| s.bytes <= 40_000));
     let collaborative = manifest.collaborative.as_ref().expect("interactions train a collaborative side");
-    assert_eq!((collaborative.dims, collaborative.bias), (8 + 2 * 8, true));
+    // [q | a | c] and the rating head's item bias (the slice's log has ratings).
+    assert_eq!((collaborative.dims, collaborative.bias), (8 + 2 * 8 + 1, true));
     assert!(manifest.scenarios.is_empty());
     let enc = &manifest.encoder;
     assert_eq!(
@@ -297,7 +298,7 @@ fn build_reads_back_with_the_input_ids_titles_genres_years_and_embeddings() {
         assert_eq!((&item.id, &item.title, &item.genres), (&movie.id, &movie.title, &movie.genres));
         let want_meta = movie.year().map(|y| format!("{{\"year\":{y}}}")).unwrap_or_default();
         assert_eq!(item.meta, want_meta, "{}", movie.title);
-        assert!(item.factors.len() == 24 && item.bias.is_some_and(f32::is_finite));
+        assert!(item.factors.len() == 25 && item.bias.is_some_and(f32::is_finite));
     }
     assert!(items.iter().any(|i| i.title.contains(", The")), "the slice has quoted titles with commas");
 
@@ -531,7 +532,7 @@ fn inspect_verifies_a_good_catalog_and_names_a_flipped_or_truncated_shard() {
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["items"], ITEMS);
     assert_eq!(summary["encoder"]["dims"], 384);
-    assert_eq!(summary["collaborative"]["dims"], 24, "{summary}");
+    assert_eq!(summary["collaborative"]["dims"], 25, "{summary}");
     assert_eq!(summary["collaborative"]["params"]["als_dims"], 8);
     assert!(summary["collaborative"]["params"]["gram"].get("f32le").is_none(), "matrices are left out");
     let shards = summary["shards"].as_u64().unwrap();
@@ -539,7 +540,7 @@ fn inspect_verifies_a_good_catalog_and_names_a_flipped_or_truncated_shard() {
     let text = localrec(&["inspect", s(reference)]);
     assert!(text.status.success());
     assert!(
-        String::from_utf8_lossy(&text.stdout).contains("collaborative  24 dims, with bias (ALS 8, item-item rank 8)")
+        String::from_utf8_lossy(&text.stdout).contains("collaborative  25 dims, with bias (ALS 8, item-item rank 8, 0 scenario lifts, rating head: mean")
     );
 
     let copy = scratch("inspect");
@@ -690,7 +691,7 @@ fn a_trained_catalog_recommends_on_the_browser_path_from_its_own_params() {
     assert_ne!(popular.iter().map(|r| r.index).collect::<Vec<_>>(), got.iter().map(|r| r.index).collect::<Vec<_>>());
     // The text term alone finds the same kind of film.
     let semantic =
-        localrec::scorer::model::Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 };
+        localrec::scorer::model::Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 };
     let by_text = scorer
         .rank(
             &query,
@@ -726,7 +727,8 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
         ITEM_RANK,
         "--json",
     ]);
-    assert_eq!(report["collaborative"]["dims"], 24, "{report}");
+    // k + 2r = 24 factors and the rating head's item bias (the log has half-star ratings).
+    assert_eq!(report["collaborative"]["dims"], 25, "{report}");
     // The same items; factors, biases and params equal to float rounding: the text-only
     // build plans other shards, so the encoder saw other batches and its embeddings
     // differ in the last bits (as documented for checkpoints). The shard ranges stay
@@ -735,7 +737,7 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
     let (got_manifest, got_items) = read_catalog(&out);
     let (got_c, want_c) = (got_manifest.collaborative.clone().unwrap(), want_manifest.collaborative.clone().unwrap());
     assert_eq!((got_c.dims, got_c.bias), (want_c.dims, want_c.bias));
-    for key in ["blend", "short_blend", "als_dims", "item_rank", "reg", "alpha"] {
+    for key in ["blend", "short_blend", "als_dims", "item_rank", "reg", "alpha", "rating"] {
         assert_eq!(got_c.params.get(key), want_c.params.get(key), "collaborative.params.{key}");
     }
     assert_eq!(got_items.len(), want_items.len());
@@ -750,5 +752,83 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
     assert_eq!(got_manifest.shards.len(), text_only.shards.len());
     let err = fail(&["train", s(&out), "--interactions", s(&sl.ratings), "--factors", "0"]);
     assert!(err.contains("--factors"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn scenarios_and_the_rating_head_are_trained_tuned_and_used_on_the_browser_path() {
+    use localrec::scorer::api::{RecommendRequest, parse_request, recommend};
+    let (reference, _) = reference();
+    let out = scratch("scenarios");
+    copy_dir(reference, &out);
+    let sl = slice();
+    let report = succeed(&[
+        "train",
+        s(&out),
+        "--interactions",
+        s(&sl.ratings),
+        "--factors",
+        FACTORS,
+        "--item-rank",
+        ITEM_RANK,
+        "--scenario",
+        "weekday-weekend",
+        "--json",
+    ]);
+    let tuning = &report["collaborative"]["tuning"];
+    // The ablation's four rows, each with its setting, chosen on held-out users.
+    for row in ["hybrid", "hybrid+lift", "hybrid+events", "hybrid+scenario"] {
+        let r = &tuning["scenario"][row];
+        assert!(r["recall@20"].as_f64().is_some_and(f64::is_finite) && r["weight"].is_number(), "{row}: {tuning}");
+    }
+    assert_eq!(tuning["scenario"]["hybrid"]["weight"], 0.0);
+    let rmse = &tuning["rating"]["rmse"];
+    assert!(tuning["rating"]["held_out_ratings"].as_u64().unwrap() > 0, "{tuning}");
+    for key in ["mean", "item_bias", "head"] {
+        assert!(rmse[key].as_f64().is_some_and(|v| v > 0.0 && v < 2.5), "{key}: {rmse}");
+    }
+
+    let (store, scorer) = browser_scorer(&out);
+    assert_eq!(store.manifest().scenarios, vec!["weekday", "weekend"]);
+    let params = scorer.params().unwrap();
+    assert_eq!((params.scenarios, params.rating.is_some()), (2, true));
+    assert_eq!(params.record_dims(), 8 + 2 * 8 + 2 + 1);
+    let ids: Vec<String> = (0..4u32).map(|i| store.item(i).unwrap().id.clone()).collect();
+    let ask = |json: serde_json::Value| -> serde_json::Value {
+        let request: RecommendRequest = parse_request(&json.to_string()).unwrap();
+        recommend(&store, &scorer, &request).unwrap()
+    };
+
+    // Ratings give each result a predicted rating on the log's scale.
+    let rated = ask(serde_json::json!({
+        "events": [{"itemId": ids[0], "type": "rate", "value": 5.0}, {"itemId": ids[1], "type": "rate", "value": 1.5}],
+        "k": 5,
+    }));
+    let head = params.rating.unwrap();
+    for r in rated["results"].as_array().unwrap() {
+        let stars = r["predictedRating"].as_f64().expect("predictedRating");
+        assert!((head.min as f64..=head.max as f64).contains(&stars), "{stars}");
+    }
+
+    // A scenario the catalog knows changes nothing that breaks; an unknown one warns.
+    let events = serde_json::json!([{"itemId": ids[0], "type": "like", "scenario": "weekend"}, {"itemId": ids[2], "type": "like", "scenario": "weekday"}]);
+    let weekend = ask(serde_json::json!({"events": events, "k": 10, "scenario": "weekend"}));
+    assert_eq!(weekend["warnings"].as_array().unwrap().len(), 0, "{weekend}");
+    assert_eq!(weekend["results"].as_array().unwrap().len(), 10);
+    let unknown = ask(serde_json::json!({"events": events, "k": 10, "scenario": "holiday"}));
+    let warning = unknown["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("holiday") && warning.contains("weekday, weekend"), "{warning}");
+    let plain = ask(serde_json::json!({"events": events, "k": 10}));
+    assert_eq!(unknown["results"], plain["results"], "an unknown scenario ranks as no scenario");
+
+    // rankBy: similar leaves popularity out; text ranks by the text term alone; others are refused.
+    let similar = ask(serde_json::json!({"events": [{"itemId": ids[0], "type": "like"}], "k": 5, "rankBy": "similar"}));
+    assert!(similar["results"].as_array().unwrap().iter().all(|r| r["itemId"] != ids[0].as_str()));
+    let bad = parse_request(r#"{"rankBy": "vibes"}"#).unwrap();
+    let err = recommend(&store, &scorer, &bad).unwrap_err().to_string();
+    assert!(err.contains("rankBy"), "{err}");
+    let e0 = store.embedding(3).unwrap();
+    let text = ask(serde_json::json!({"interests": [{"embedding": e0}], "k": 1, "rankBy": "text"}));
+    assert_eq!(text["results"][0]["itemId"], ids[3].as_str(), "an item's own embedding finds it first by text");
     std::fs::remove_dir_all(&out).ok();
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use localrec::catalog::build::{
     self, CatalogHead, CollaborativeSide, DEFAULT_SHARD_BYTES, FieldHasher, PARTS_DIR, Part, PartFile, hex,
 };
-use localrec::catalog::input::{Interactions, SourceItem, parse_interactions, parse_items};
+use localrec::catalog::input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 use localrec::catalog::shard::MAX_RECORD_BYTES;
 use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, Manifest, QuantizedRow, ShardEntry};
 use localrec::encoder::web::{self, ModelManifest, WebFile, export_web, sha256_hex};
@@ -23,7 +23,7 @@ use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_
 use localrec::scorer::als::AlsConfig;
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::sparse::Csr;
-use localrec::scorer::train::{TrainConfig, TrainProgress, train_tuned};
+use localrec::scorer::train::{LogExtras, TrainConfig, TrainProgress, Tuning, train_tuned};
 use localrec::{Encoder, Error, ErrorKind, ModelFiles, Result};
 
 /// Folder (under OUT) of build state that is not part of the catalog.
@@ -88,6 +88,10 @@ pub struct BuildArgs {
     /// With ratings, the lowest rating that counts as a positive interaction.
     #[arg(long, default_value_t = 4.0)]
     positive_rating: f32,
+    /// Derive each event's scenario from its timestamp (UTC), replacing a scenario
+    /// column: weekday-weekend or daypart.
+    #[arg(long)]
+    scenario: Option<ScenarioRule>,
     /// Testing: stop with an error once this many items were encoded (checkpoint kept).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -317,16 +321,75 @@ impl TrainProgress for TrainMessages {
     }
 }
 
+/// What the log says besides positives: each positive's scenario (its latest event's)
+/// and the explicit ratings.
+fn log_extras(interactions: &Interactions) -> LogExtras {
+    let mut extras = LogExtras { scenario_names: interactions.scenarios.clone(), ..LogExtras::default() };
+    for r in &interactions.rows {
+        if let Some(s) = r.scenario {
+            extras.scenarios.insert((r.user, r.item), s);
+        }
+        if let Some(v) = r.rating {
+            extras.ratings.push((r.user, r.item, v));
+        }
+    }
+    extras
+}
+
+/// The scenario ablation's four rows (none, lift, events, both) with their settings.
+pub(crate) fn scenario_json(
+    t: &localrec::scorer::train::ScenarioTuning,
+    sums: &[MetricSums; 4],
+    metrics: impl Fn(&MetricSums) -> serde_json::Value,
+) -> serde_json::Value {
+    let names = ["hybrid", "hybrid+lift", "hybrid+events", "hybrid+scenario"];
+    let rows: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(t.settings().iter().zip(sums))
+        .map(|(n, (set, s))| {
+            let mut v = metrics(s);
+            // Through text so that 0.1f32 reads 0.1, not 0.10000000149011612.
+            let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
+            v["weight"] = serde_json::json!(plain(set.weight));
+            v["other_scenario_weight"] = serde_json::json!(plain(set.other_scenario_weight));
+            (n.to_string(), v)
+        })
+        .collect();
+    rows.into()
+}
+
+/// The tuning part of a build or train report.
+pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
+    let metrics = |s: &MetricSums| {
+        let (r, n20, n100) = s.means();
+        serde_json::json!({"users": s.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
+    };
+    let mut out = metrics(&t.sums);
+    if let Some(s) = &t.scenario {
+        out["scenario"] = scenario_json(s, &s.sums, metrics);
+    }
+    if let Some(r) = &t.rating {
+        let (mean, item, head) = r.errors.rmse();
+        out["rating"] = serde_json::json!({
+            "reg": r.reg,
+            "held_out_ratings": r.errors.count,
+            "rmse": {"mean": mean, "item_bias": item, "head": head},
+        });
+    }
+    out
+}
+
 /// Trains the collaborative side: positives (ratings at or above `positive_rating`,
 /// every event when there are no ratings) of each user, repeated events adding
-/// confidence; embeddings as the shards hold them (int8, dequantized, unit length).
+/// confidence; embeddings as the shards hold them (int8, dequantized, unit length);
+/// scenarios and ratings when the log has them.
 pub(crate) fn train_side(
     cfg: &TrainConfig,
     interactions: &Interactions,
     rows: &[QuantizedRow],
     dims: usize,
     positive_rating: f32,
-) -> Result<(CollaborativeSide, Option<MetricSums>)> {
+) -> Result<(CollaborativeSide, Option<Tuning>)> {
     let triplets: Vec<(u32, u32, f32)> = interactions
         .rows
         .iter()
@@ -343,16 +406,19 @@ pub(crate) fn train_side(
         localrec::scorer::model::normalize(&mut e);
         embeddings.extend(e);
     }
+    let extras = log_extras(interactions);
     let t = Instant::now();
     let device = NativeBackend::Cpu.device()?;
-    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, &device, &mut TrainMessages)?;
+    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, &extras, &device, &mut TrainMessages)?;
     eprintln!(
-        "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} items from text only",
+        "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} scenarios, rating head: {}, {} items from text only",
         t.elapsed().as_secs_f64(),
         interactions.users.len(),
         matrix.nnz(),
         cfg.als.factors,
         cfg.item_rank,
+        trained.params.scenarios,
+        if trained.params.rating.is_some() { "yes" } else { "no" },
         trained.cold_items
     );
     let params = serde_json::to_value(&trained.params)
@@ -362,7 +428,7 @@ pub(crate) fn train_side(
     };
     let side = CollaborativeSide {
         manifest: localrec::catalog::Collaborative { dims: trained.params.record_dims(), bias: true, params },
-        scenarios: Vec::new(),
+        scenarios: extras.scenario_names,
         factors: trained.factors,
         bias: Some(trained.bias),
     };
@@ -392,7 +458,10 @@ pub fn build(args: BuildArgs) -> Result<()> {
             let bytes = read_input(path)?;
             let index: HashMap<&str, u32> =
                 items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
-            let parsed = parse_interactions(&bytes, &display(path), &index)?;
+            let mut parsed = parse_interactions(&bytes, &display(path), &index)?;
+            if let Some(rule) = args.scenario {
+                parsed.derive_scenarios(rule).map_err(|e| e.context(display(path)))?;
+            }
             eprintln!(
                 "read {} interactions from {}: {} used, {} skipped (item id not in the catalog{}), {} users",
                 parsed.lines,
@@ -451,7 +520,14 @@ pub fn build(args: BuildArgs) -> Result<()> {
         }
         _ => None,
     };
-    let factor_dims = train_cfg.as_ref().map_or(0, |c| c.als.factors + 2 * c.item_rank);
+    // Records: [q | a | c], a lift per scenario, the rating head's bias when rated.
+    let factor_dims = match (&train_cfg, &interactions) {
+        (Some(c), Some(i)) => {
+            let extras = log_extras(i);
+            c.als.factors + 2 * c.item_rank + extras.scenario_names.len() + usize::from(extras.has_ratings())
+        }
+        _ => 0,
+    };
     let has_bias = train_cfg.is_some();
     let lens = build::record_lens(&items, dims, factor_dims, has_bias);
     if let Some((item, len)) = items.iter().zip(&lens).find(|(_, len)| **len - 4 > MAX_RECORD_BYTES) {
@@ -633,10 +709,7 @@ pub fn build(args: BuildArgs) -> Result<()> {
             "collaborative": collaborative.as_ref().map(|c| serde_json::json!({
                 "dims": c.manifest.dims,
                 "blend": c.manifest.params.get("blend"),
-                "tuning": tuning.map(|t: MetricSums| {
-                    let (r, n20, n100) = t.means();
-                    serde_json::json!({"users": t.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
-                }),
+                "tuning": tuning.as_ref().map(tuning_json),
             })),
             "seconds": started.elapsed().as_secs_f64(),
         });

@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use localrec::catalog::{Interactions, SourceItem, parse_interactions, parse_items};
+use localrec::catalog::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 use localrec::native::{NativeBackend, read_input, read_model_dir};
 use localrec::scorer::als::AlsConfig;
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::model::Blend;
 use localrec::scorer::sparse::Csr;
 use localrec::scorer::train::{
-    EvalUser, TrainConfig, TrainProgress, Trained, evaluate, scorer_for, train, tune_blend, tune_short_blend,
+    EvalUser, LogExtras, TrainConfig, TrainProgress, Trained, evaluate, scenario_ablation, scorer_for, split_by_scenario,
+    train, tune_blend, tune_scenarios, tune_short_blend,
 };
 use localrec::{Encoder, Error, ErrorKind, Result};
 
@@ -55,15 +56,55 @@ pub struct EvalArgs {
     /// EASE regularization of the item-item model.
     #[arg(long, default_value_t = 500.0)]
     ease_lambda: f32,
+    /// An interaction log with timestamps or a scenario column (e.g. ML-1M's
+    /// ratings_pos.dat.gz), joined to the split's rows by user and item id: the
+    /// scenario ablation runs when its events have scenarios.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Derive each logged event's scenario from its timestamp (UTC):
+    /// weekday-weekend or daypart.
+    #[arg(long, requires = "log")]
+    scenario: Option<ScenarioRule>,
+}
+
+/// Scenario of each (user id, catalog item) of a log, and the scenario names.
+struct ScenarioLog {
+    names: Vec<String>,
+    of: HashMap<(String, u32), u32>,
+}
+
+impl ScenarioLog {
+    fn read(path: &Path, rule: Option<ScenarioRule>, index: &HashMap<&str, u32>) -> Result<Option<ScenarioLog>> {
+        let mut log = parse_interactions(&read_input(path)?, &path.display().to_string(), index)?;
+        if let Some(rule) = rule {
+            log.derive_scenarios(rule)?;
+        }
+        if log.scenarios.is_empty() {
+            eprintln!("{}: no scenario column and no --scenario rule: no scenario ablation", path.display());
+            return Ok(None);
+        }
+        // The latest event on a pair decides (the file order is the log's).
+        let mut of = HashMap::new();
+        for r in &log.rows {
+            if let Some(s) = r.scenario {
+                of.insert((log.users[r.user as usize].clone(), r.item), s);
+            }
+        }
+        Ok(Some(ScenarioLog { names: log.scenarios, of }))
+    }
+
+    fn get(&self, rows: &Interactions, user: u32, item: u32) -> Option<u32> {
+        self.of.get(&(rows.users[user as usize].clone(), item)).copied()
+    }
 }
 
 const MODELS: [&str; 4] = ["popularity", "collaborative", "semantic", "hybrid"];
 
 fn blends(hybrid: Blend) -> [Blend; 4] {
     [
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0 },
-        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0 },
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0 },
+        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 },
         hybrid,
     ]
 }
@@ -117,21 +158,45 @@ fn matrix(rows: &Interactions, candidates: &Candidates) -> Result<Csr> {
 }
 
 /// Evaluation users from a fold-in and a held-out file, by user id; items outside
-/// the candidates are dropped, as the protocol says.
-fn users(fold_in: &Interactions, held_out: &Interactions, candidates: &Candidates) -> Vec<EvalUser> {
-    let mut by_user: BTreeMap<&str, EvalUser> = BTreeMap::new();
+/// the candidates are dropped, as the protocol says. With a scenario log, each item's
+/// scenario (all of a user's, or none).
+fn users(
+    fold_in: &Interactions,
+    held_out: &Interactions,
+    candidates: &Candidates,
+    log: Option<&ScenarioLog>,
+) -> Vec<EvalUser> {
+    let mut by_user: BTreeMap<&str, (EvalUser, bool)> = BTreeMap::new();
     for (file, is_held) in [(fold_in, false), (held_out, true)] {
         for r in &file.rows {
             let Some(&p) = candidates.position.get(&r.item) else {
                 continue;
             };
-            let user = by_user
-                .entry(file.users[r.user as usize].as_str())
-                .or_insert(EvalUser { fold_in: vec![], held_out: vec![] });
-            if is_held { user.held_out.push(p) } else { user.fold_in.push(p) }
+            let (user, complete) =
+                by_user.entry(file.users[r.user as usize].as_str()).or_insert((EvalUser::default(), true));
+            let scenario = log.and_then(|l| l.get(file, r.user, r.item));
+            *complete &= scenario.is_some();
+            let s = scenario.unwrap_or(0);
+            if is_held {
+                user.held_out.push(p);
+                user.held_out_scenarios.push(s);
+            } else {
+                user.fold_in.push(p);
+                user.fold_in_scenarios.push(s);
+            }
         }
     }
-    by_user.into_values().filter(|u| !u.held_out.is_empty()).collect()
+    by_user
+        .into_values()
+        .filter(|(u, _)| !u.held_out.is_empty())
+        .map(|(mut u, complete)| {
+            if !complete {
+                u.fold_in_scenarios.clear();
+                u.held_out_scenarios.clear();
+            }
+            u
+        })
+        .collect()
 }
 
 fn row(s: &MetricSums) -> serde_json::Value {
@@ -185,17 +250,42 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         ease_lambda: args.ease_lambda,
         ..TrainConfig::default()
     };
+    let scenario_log = match &args.log {
+        Some(path) => ScenarioLog::read(path, args.scenario, &index)?,
+        None => None,
+    };
+    let mut extras = LogExtras::default();
+    if let Some(log) = &scenario_log {
+        extras.scenario_names = log.names.clone();
+        for r in &train_rows.rows {
+            if let (Some(&p), Some(s)) = (candidates.position.get(&r.item), log.get(&train_rows, r.user, r.item)) {
+                extras.scenarios.insert((r.user, p), s);
+            }
+        }
+        eprintln!(
+            "scenarios {:?}: {} of {} training positives have one",
+            log.names,
+            extras.scenarios.len(),
+            train_rows.rows.len()
+        );
+    }
     let device = NativeBackend::Cpu.device()?;
     let t = Instant::now();
-    let trained: Trained =
-        train(&matrix(&train_rows, &candidates)?, &candidate_embeddings(&candidates), dims, &cfg, &mut Stderr)?;
+    let trained: Trained = train(
+        &matrix(&train_rows, &candidates)?,
+        &candidate_embeddings(&candidates),
+        dims,
+        &cfg,
+        &extras,
+        &mut Stderr,
+    )?;
     eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
     let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
 
     let split_users = |name: &str, c: &Candidates| -> Result<Vec<EvalUser>> {
         let f = read_split(&args.splits, &format!("{name}_foldin.csv"), &index)?;
         let h = read_split(&args.splits, &format!("{name}_holdout.csv"), &index)?;
-        Ok(users(&f, &h, c))
+        Ok(users(&f, &h, c, scenario_log.as_ref()))
     };
     let validation = split_users("validation", &candidates)?;
     let test = split_users("test", &candidates)?;
@@ -213,10 +303,30 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     );
     let mut report = serde_json::Map::new();
     for (name, users) in [("validation", &validation), ("test", &test)] {
-        let sums = evaluate(&scorer, users, &blends(hybrid), None)?;
+        let sums = evaluate(&scorer, users, &blends(hybrid), None, 1.0)?;
         let models: serde_json::Map<String, serde_json::Value> =
             MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
         report.insert(name.into(), models.into());
+    }
+
+    if let Some(log) = &scenario_log {
+        let (val, tst) = (split_by_scenario(&validation), split_by_scenario(&test));
+        let tuned = tune_scenarios(&scorer, &val, hybrid)?;
+        eprintln!(
+            "scenario terms chosen on {} validation (user, scenario) groups: {:?}",
+            val.len(),
+            tuned.chosen
+        );
+        let mut ablation = serde_json::Map::new();
+        ablation.insert("names".into(), serde_json::json!(log.names));
+        ablation.insert("rule".into(), serde_json::json!(args.scenario.map(ScenarioRule::name)));
+        for (name, groups) in [("validation", &val), ("test", &tst)] {
+            let sums = scenario_ablation(&scorer, groups, hybrid, &tuned)?;
+            let mut rows = super::catalog::scenario_json(&tuned, &sums, row);
+            rows["groups"] = serde_json::json!(groups.len());
+            ablation.insert(name.into(), rows);
+        }
+        report.insert("scenarios".into(), ablation.into());
     }
 
     let cold_file = args.splits.join("cold_items.txt");
@@ -243,12 +353,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             &candidate_embeddings(&cold_candidates),
             dims,
             &cfg,
+            &LogExtras::default(),
             &mut Stderr,
         )?;
         let cold_scorer = scorer_for(&cold_trained, &candidate_embeddings(&cold_candidates), dims, &device)?;
         let only: Vec<u32> = cold_catalog.iter().map(|i| cold_candidates.position[i]).collect();
         let cold_users = split_users("cold_test", &cold_candidates)?;
-        let sums = evaluate(&cold_scorer, &cold_users, &[blends(hybrid)[2], hybrid], Some(&only))?;
+        let sums = evaluate(&cold_scorer, &cold_users, &[blends(hybrid)[2], hybrid], Some(&only), 1.0)?;
         let mut models = serde_json::Map::new();
         for (m, s) in ["semantic", "hybrid"].iter().zip(&sums) {
             let (r, n, _) = s.means();
@@ -272,13 +383,33 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::Value::Object(report));
         return Ok(());
     }
-    for (split, models) in &report {
+    for (split, models) in report.iter().filter(|(k, _)| *k != "scenarios") {
         println!("{split}");
         println!("  {:<14} {:>9} {:>9} {:>9}", "model", "Recall@20", "NDCG@20", "NDCG@100");
         if let Some(models) = models.as_object() {
             for (m, v) in models {
                 let f = |key: &str| v.get(key).and_then(|x| x.as_f64()).map_or("-".to_string(), |x| format!("{x:.4}"));
                 println!("  {:<14} {:>9} {:>9} {:>9}", m, f("recall@20"), f("ndcg@20"), f("ndcg@100"));
+            }
+        }
+    }
+    if let Some(a) = report.get("scenarios") {
+        println!("scenarios {} (the scenario protocol: each user once per scenario of their held-out items)", a["names"]);
+        println!("  {:<11} {:>6} {:<16} {:>6} {:>6} {:>9} {:>9}", "split", "groups", "model", "lift", "other", "Recall@20", "NDCG@20");
+        for split in ["validation", "test"] {
+            for m in ["hybrid", "hybrid+lift", "hybrid+events", "hybrid+scenario"] {
+                let v = &a[split][m];
+                let f = |key: &str| v[key].as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
+                println!(
+                    "  {:<11} {:>6} {:<16} {:>6} {:>6} {:>9} {:>9}",
+                    split,
+                    a[split]["groups"].to_string(),
+                    m,
+                    v["weight"].to_string(),
+                    v["other_scenario_weight"].to_string(),
+                    f("recall@20"),
+                    f("ndcg@20")
+                );
             }
         }
     }

@@ -427,12 +427,16 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         match &manifest.collaborative {
             Some(c) => {
                 let get = |k: &str| c.params.get(k).map_or_else(|| "?".to_string(), |v| v.to_string());
+                let rating = c.params.get("rating").filter(|v| !v.is_null()).map_or(String::new(), |r| {
+                    format!(", rating head: mean {} on {}..{}", r["mean"], r["min"], r["max"])
+                });
                 println!(
-                    "collaborative  {} dims{} (ALS {}, item-item rank {}), blend {}",
+                    "collaborative  {} dims{} (ALS {}, item-item rank {}, {} scenario lifts{rating}), blend {}",
                     c.dims,
                     if c.bias { ", with bias" } else { "" },
                     get("als_dims"),
                     get("item_rank"),
+                    c.params.get("scenarios").map_or_else(|| "0".to_string(), |v| v.to_string()),
                     get("blend")
                 );
             }

@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// With ratings, the lowest rating that counts as a positive interaction.
     #[arg(long, default_value_t = 4.0)]
     positive_rating: f32,
+    /// Derive each event's scenario from its timestamp (UTC), replacing a scenario
+    /// column: weekday-weekend or daypart.
+    #[arg(long)]
+    scenario: Option<localrec::catalog::ScenarioRule>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -67,7 +71,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
     let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
     let log = args.interactions.display().to_string();
-    let interactions = parse_interactions(&read_input(&args.interactions)?, &log, &index)?;
+    let mut interactions = parse_interactions(&read_input(&args.interactions)?, &log, &index)?;
+    if let Some(rule) = args.scenario {
+        interactions.derive_scenarios(rule).map_err(|e| e.context(&log))?;
+    }
     eprintln!(
         "read {} interactions from {log}: {} used, {} skipped (item id not in the catalog), {} users",
         interactions.lines,
@@ -128,10 +135,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             "collaborative": {
                 "dims": factor_dims,
                 "blend": side.manifest.params.get("blend"),
-                "tuning": tuning.map(|t| {
-                    let (r, n20, n100) = t.means();
-                    serde_json::json!({"users": t.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
-                }),
+                "tuning": tuning.as_ref().map(super::catalog::tuning_json),
             },
             "seconds": started.elapsed().as_secs_f64(),
         });
