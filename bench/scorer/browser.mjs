@@ -71,17 +71,18 @@ try {
       await bench.recommendAsync();
       const recommend = await best(() => (gpu ? bench.recommendAsync() : bench.recommend()));
       const bytesPerItem = bench.bytesPerItem();
+      const matrix = bench.precision();
       let brute = null;
       let bruteError = null;
       try {
         const width = bench.width();
-        const matrix = bench.matrix();
+        const rows = bench.matrix();
         const query = new Float32Array(width).map((_, i) => Math.sin(i));
         const scores = new Float32Array(items);
         brute = await best(() => {
           for (let i = 0, o = 0; i < items; i++, o += width) {
             let s = 0;
-            for (let j = 0; j < width; j++) s += matrix[o + j] * query[j];
+            for (let j = 0; j < width; j++) s += rows[o + j] * query[j];
             scores[i] = s;
           }
           // Top 20 by a bounded insertion list, as a page would write it.
@@ -100,14 +101,14 @@ try {
         bruteError = `brute force does not fit: ${e?.message ?? e}`;
       }
       bench.free();
-      return { items, backend, foldInMs: foldIn, foldInMsPerEvent: foldIn / events, recommendMs: recommend, bruteForceMs: brute, ratio: brute ? recommend / brute : null, bytesPerItem, bruteError };
+      return { items, backend, foldInMs: foldIn, foldInMsPerEvent: foldIn / events, recommendMs: recommend, bruteForceMs: brute, ratio: brute ? recommend / brute : null, bytesPerItem, matrix, bruteError };
     }, { items, runs: RUNS, factors: FACTORS, itemRank: ITEM_RANK, events: EVENTS, backend }).catch((e) => ({ items, backend, error: String(e.message ?? e).split('\n')[0] }));
     rows.push(row);
     await page.close().catch(() => {});
     const f = (x, d = 2) => (x === null || x === undefined ? '-' : x.toFixed(d));
     console.log(row.error
       ? `${backend} ${items}: ${row.error}`
-      : `${backend} ${items} items: fold-in ${f(row.foldInMs, 3)} ms (${f(row.foldInMsPerEvent, 4)} ms/event), recommend ${f(row.recommendMs)} ms, JS brute force ${f(row.bruteForceMs)} ms (ratio ${f(row.ratio)}), ${f(row.bytesPerItem, 0)} bytes/item${row.bruteError ? `; ${row.bruteError}` : ''}`);
+      : `${backend} ${items} items: fold-in ${f(row.foldInMs, 3)} ms (${f(row.foldInMsPerEvent, 4)} ms/event), recommend ${f(row.recommendMs)} ms, JS brute force ${f(row.bruteForceMs)} ms (ratio ${f(row.ratio)}), ${f(row.bytesPerItem, 0)} bytes/item (${row.matrix} matrix)${row.bruteError ? `; ${row.bruteError}` : ''}`);
   }
 } finally {
   await browser.close();

@@ -21,9 +21,17 @@ pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerPar
     let mut rng = Lcg(7);
     let record = k + 2 * r;
     let factors: Vec<f32> = (0..n * record).map(|_| rng.next() * 0.2).collect();
-    let mut embeddings: Vec<f32> = (0..n * d).map(|_| rng.next()).collect();
-    for row in embeddings.chunks_exact_mut(d) {
-        normalize(row);
+    // Embeddings are drawn and quantized a row at a time (as shards arrive): a million
+    // f32 rows would not fit beside everything else in a wasm module.
+    let mut side = ItemSide::new(record, Vec::new(), Vec::new(), d, &[]);
+    side.embeddings.reserve_exact(n * d);
+    side.scales.reserve_exact(n);
+    let mut row = vec![0.0f32; d];
+    for _ in 0..n {
+        row.iter_mut().for_each(|v| *v = rng.next());
+        normalize(&mut row);
+        let q = crate::catalog::QuantizedRow::quantize(&row);
+        side.push_embedding(q.scale, &q.values);
     }
     let bias: Vec<f32> = (0..n).map(|_| rng.next()).collect();
     let mut gram = vec![0.0f32; k * k];
@@ -51,7 +59,10 @@ pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerPar
         other_scenario_weight: 1.0,
         rating: None,
     };
-    (ItemSide::new(record, factors, bias, d, &embeddings), params)
+    side.len = n;
+    side.factors = factors;
+    side.bias = bias;
+    (side, params)
 }
 
 /// `count` like events spread over `n` items.

@@ -338,7 +338,8 @@ impl ItemSide {
         &self.factors[i * self.record_dims..(i + 1) * self.record_dims]
     }
 
-    fn row(&self, i: usize) -> &[i8] {
+    /// Item `i`'s int8 embedding row (times `scales[i]`: unit length).
+    pub fn row(&self, i: usize) -> &[i8] {
         &self.embeddings[i * self.embedding_dims..(i + 1) * self.embedding_dims]
     }
 

@@ -14,6 +14,41 @@ use crate::error::{Error, ErrorKind, Result};
 /// ranks by popularity for a user with nothing else to go on.
 pub const POPULARITY_TIEBREAK: f32 = 1e-3;
 
+/// How the item matrix is held on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 values, one upload (the default).
+    #[default]
+    F32,
+    /// Only `[q | c]` in f32 on the device; the text term is computed on the host from
+    /// the int8 embedding rows the item side already holds (the query quantized to int8,
+    /// integer dot products): a third of the bytes, for catalogs whose full f32 matrix
+    /// would not fit in a wasm module's 4 GiB.
+    Compact,
+    /// f32 values uploaded in blocks of rows and joined on the device, so the host never
+    /// holds a second copy of the whole matrix (GPU devices).
+    F32Blocks,
+}
+
+impl Precision {
+    /// For `device`: on burn's CPU backend [`Precision::cpu`], elsewhere (a GPU) f32 in blocks.
+    pub fn for_device(device: &Device, items: usize, width: usize) -> Precision {
+        if *device == Device::flex() { Precision::cpu(items, width) } else { Precision::F32Blocks }
+    }
+
+    /// For burn's CPU backend: the full f32 matrix up to `COMPACT_ABOVE_BYTES`, compact above.
+    pub fn cpu(items: usize, width: usize) -> Precision {
+        if items.saturating_mul(width).saturating_mul(4) > COMPACT_ABOVE_BYTES { Precision::Compact } else { Precision::F32 }
+    }
+}
+
+/// Size of a full f32 item matrix above which the CPU backend goes compact.
+pub const COMPACT_ABOVE_BYTES: usize = 1 << 30;
+
+/// Rows per upload block with [`Precision::F32Blocks`].
+// Small in tests, so that they join several blocks.
+const BLOCK_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
+
 /// The item matrix on a burn device and what ranking needs besides it.
 #[derive(Debug)]
 pub struct Scorer {
@@ -25,6 +60,7 @@ pub struct Scorer {
     bias: Vec<f32>,
     /// Per scenario, each item's lift, standardized over the items.
     lift: Vec<Vec<f32>>,
+    precision: Precision,
 }
 
 /// One user's three term scores over all items, before blending.
@@ -89,8 +125,20 @@ fn moments(v: &[f32]) -> (f32, f32) {
 }
 
 impl Scorer {
-    /// Puts the item matrix on `device`. `params` is `None` for a text-only catalog.
+    /// Puts the item matrix on `device` in f32. `params` is `None` for a text-only catalog.
     pub fn new(items: ItemSide, params: Option<ScorerParams>, device: &Device) -> Result<Scorer> {
+        Scorer::with_precision(items, params, device, Precision::F32)
+    }
+
+    /// [`Scorer::new`] with the matrix held as [`Precision::for_device`] chooses.
+    pub fn for_device(items: ItemSide, params: Option<ScorerParams>, device: &Device) -> Result<Scorer> {
+        let width = params.as_ref().map_or(0, |p| p.als_dims + p.item_rank) + items.embedding_dims;
+        let precision = Precision::for_device(device, items.len, width);
+        Scorer::with_precision(items, params, device, precision)
+    }
+
+    /// [`Scorer::new`] with the matrix held as `precision` says.
+    pub fn with_precision(items: ItemSide, params: Option<ScorerParams>, device: &Device, precision: Precision) -> Result<Scorer> {
         items.check()?;
         if let Some(p) = &params {
             p.check(items.record_dims, items.embedding_dims)?;
@@ -99,14 +147,49 @@ impl Scorer {
         }
         let (k, r) = params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
         let width = k + r + items.embedding_dims;
-        let mut data = Vec::with_capacity(items.len * width);
-        for i in 0..items.len {
-            let record = items.record(i);
-            data.extend_from_slice(&record[..k]);
-            data.extend_from_slice(&record[k + r..k + 2 * r]);
-            data.extend(items.embedding(i));
-        }
-        let matrix = Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device);
+        // Rows `range` of the matrix, converted as they are written: the host never holds
+        // the whole matrix in a second precision.
+        let rows = |range: std::ops::Range<usize>, out: &mut dyn FnMut(&[f32])| {
+            for i in range {
+                let record = items.record(i);
+                out(&record[..k]);
+                out(&record[k + r..k + 2 * r]);
+                out(&items.embedding(i));
+            }
+        };
+        let matrix = match precision {
+            Precision::F32 => {
+                let mut data = Vec::with_capacity(items.len * width);
+                rows(0..items.len, &mut |v| data.extend_from_slice(v));
+                Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device)
+            }
+            Precision::Compact => {
+                // At least one column, so a text-only catalog still has a matrix.
+                let cols = (k + r).max(1);
+                let mut data = Vec::with_capacity(items.len * cols);
+                for i in 0..items.len {
+                    let record = items.record(i);
+                    data.extend_from_slice(&record[..k]);
+                    data.extend_from_slice(&record[k + r..k + 2 * r]);
+                    if k + r == 0 {
+                        data.push(0.0);
+                    }
+                }
+                Tensor::<2>::from_data(TensorData::new(data, [items.len, cols]), device)
+            }
+            Precision::F32Blocks => {
+                let blocks: Vec<Tensor<2>> = (0..items.len.div_ceil(BLOCK_ROWS).max(1))
+                    .map(|b| {
+                        let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(items.len);
+                        let mut data = Vec::with_capacity(range.len() * width);
+                        let n = range.len();
+                        rows(range, &mut |v| data.extend_from_slice(v));
+                        Tensor::<2>::from_data(TensorData::new(data, [n, width]), device)
+                    })
+                    .collect();
+                if blocks.len() == 1 { blocks.into_iter().next().unwrap_or_else(|| unreachable!()) } else { Tensor::cat(blocks, 0) }
+            }
+        };
         let standardize = |v: Vec<f32>| -> Vec<f32> {
             let (mean, std) = moments(&v);
             v.iter().map(|b| if std > 0.0 { (b - mean) / std } else { 0.0 }).collect()
@@ -115,7 +198,18 @@ impl Scorer {
         let lift = params.as_ref().map_or_else(Vec::new, |p| {
             (0..p.scenarios).map(|s| standardize((0..items.len).map(|i| items.record(i)[p.scenario_column(s)]).collect())).collect()
         });
-        Ok(Scorer { device: device.clone(), items, params, matrix, bias, lift })
+        Ok(Scorer { device: device.clone(), items, params, matrix, bias, lift, precision })
+    }
+
+    /// How the item matrix is held.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of the item matrix on the device.
+    pub fn matrix_bytes(&self) -> usize {
+        let [n, w] = self.matrix.dims();
+        n * w * 4
     }
 
     /// The items scored.
@@ -132,14 +226,14 @@ impl Scorer {
     pub fn terms(&self, queries: &[&UserQuery]) -> Result<Vec<Terms>> {
         let out = self.product(queries)?;
         let data = out.try_into_data().map_err(read_failed)?;
-        self.split(data, queries.len())
+        self.split(data, queries)
     }
 
     /// [`Scorer::terms`] for devices read back asynchronously (WebGPU in a browser).
     pub async fn terms_async(&self, queries: &[&UserQuery]) -> Result<Vec<Terms>> {
         let out = self.product(queries)?;
         let data = out.into_data_async().await.map_err(read_failed)?;
-        self.split(data, queries.len())
+        self.split(data, queries)
     }
 
     /// # Shapes
@@ -164,11 +258,20 @@ impl Scorer {
                 q[(k + r + j) * cols + 3 * u + 2] = *v;
             }
         }
+        if self.precision == Precision::Compact {
+            // The text rows are not on the device: keep `[q | c]`'s rows (or the one zero column).
+            let rows = self.matrix.dims()[1];
+            q.truncate(rows * cols);
+            q.resize(rows * cols, 0.0);
+            let q = Tensor::<2>::from_data(TensorData::new(q, [rows, cols]), &self.device);
+            return Ok(self.matrix.clone().matmul(q));
+        }
         let q = Tensor::<2>::from_data(TensorData::new(q, [width, cols]), &self.device);
         Ok(self.matrix.clone().matmul(q))
     }
 
-    fn split(&self, data: TensorData, users: usize) -> Result<Vec<Terms>> {
+    fn split(&self, data: TensorData, queries: &[&UserQuery]) -> Result<Vec<Terms>> {
+        let users = queries.len();
         let values = data.try_into_vec::<f32>().map_err(read_failed)?;
         let n = self.items.len;
         if values.len() != n * 3 * users {
@@ -178,9 +281,28 @@ impl Scorer {
         Ok((0..users)
             .map(|u| {
                 let column = |t: usize| (0..n).map(|i| values[i * cols + 3 * u + t]).collect();
-                Terms { collaborative: column(0), item_item: column(1), semantic: column(2) }
+                let semantic =
+                    if self.precision == Precision::Compact { self.text_scores(&queries[u].s) } else { column(2) };
+                Terms { collaborative: column(0), item_item: column(1), semantic }
             })
             .collect())
+    }
+
+    /// `<s, e_i>` for every item from the int8 rows: `s` quantized to int8 with one
+    /// scale, integer dot products, each rescaled by both rows' scales.
+    fn text_scores(&self, s: &[f32]) -> Vec<f32> {
+        let max = s.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if max == 0.0 {
+            return vec![0.0; self.items.len];
+        }
+        let scale = max / 127.0;
+        let sq: Vec<i8> = s.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8).collect();
+        (0..self.items.len)
+            .map(|i| {
+                let dot: i32 = self.items.row(i).iter().zip(&sq).map(|(&a, &b)| a as i32 * b as i32).sum();
+                dot as f32 * self.items.scales[i] * scale
+            })
+            .collect()
     }
 
     /// The weights for `query`: `blend` when given, else the catalog's (its short-profile
@@ -443,5 +565,29 @@ mod tests {
         );
         assert_eq!(got.len(), 2);
         assert!(got.iter().all(|r| r.index >= 2));
+    }
+
+    #[test]
+    fn a_compact_matrix_and_one_uploaded_in_blocks_rank_as_the_full_f32_matrix_does() {
+        use crate::scorer::bench::{synthetic, synthetic_events};
+        let (items, params) = synthetic(3000, 16, 8, 32);
+        let events = synthetic_events(3000, 20);
+        let rank = |precision: Precision| {
+            let s = Scorer::with_precision(items.clone(), Some(params.clone()), &Device::flex(), precision).unwrap();
+            let query = user_query(s.items(), s.params(), &events, &[]).unwrap();
+            let terms = s.terms(&[&query]).unwrap().remove(0);
+            let exclude = events.iter().map(|e| e.item).collect();
+            let got = s.rank(&query, &terms, &RankOptions { k: 20, exclude, ..Default::default() }).unwrap();
+            (got.iter().map(|r| r.index).collect::<Vec<_>>(), s.matrix_bytes())
+        };
+        let (f32s, bytes32) = rank(Precision::F32);
+        let (blocks, _) = rank(Precision::F32Blocks);
+        let (compact, compact_bytes) = rank(Precision::Compact);
+        assert_eq!(blocks, f32s);
+        assert_eq!(compact_bytes * (16 + 8 + 32), bytes32 * (16 + 8), "the compact matrix holds [q | c] only");
+        let shared = compact.iter().filter(|i| f32s.contains(i)).count();
+        assert!(shared >= 18, "the int8 text term keeps {shared} of the f32 top 20");
+        assert_eq!(Precision::cpu(1000, 576), Precision::F32);
+        assert_eq!(Precision::cpu(1_000_000, 576), Precision::Compact);
     }
 }

@@ -90,7 +90,7 @@ pub fn train(
     rounds: usize,
 ) -> Result<(RatingHead, Vec<f32>)> {
     use rayon::prelude::*;
-    if ratings.is_empty() || k == 0 || q.len() % k != 0 {
+    if ratings.is_empty() || k == 0 || !q.len().is_multiple_of(k) {
         return Err(Error::new(ErrorKind::Input, "the rating head needs ratings and item factors"));
     }
     let n = q.len() / k;

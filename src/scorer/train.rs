@@ -626,7 +626,7 @@ pub struct Tuning {
 pub const RATING_REG_GRID: [f32; 5] = [0.1, 0.3, 1.0, 3.0, 10.0];
 
 /// A held-out user's ratings, 80% to fold in and 20% to predict (seeded draw).
-fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> (Vec<Rated>, Vec<(u32, f32)>) {
+fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> HeldRatings {
     let mut fold = Vec::new();
     let mut held = Vec::new();
     for &(item, value) in ratings {
@@ -635,12 +635,15 @@ fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> (Vec
     (fold, held)
 }
 
+/// A held-out user's ratings: to fold in, and to predict.
+type HeldRatings = (Vec<Rated>, Vec<(u32, f32)>);
+
 /// Chooses the rating head's regularization on held-out users' ratings, over the
 /// tuning model's item factors.
 fn tune_rating(
     model: &Trained,
     rest: &[(u32, u32, f32)],
-    held: &[(Vec<Rated>, Vec<(u32, f32)>)],
+    held: &[HeldRatings],
     users: usize,
     embeddings: &[f32],
     dims: usize,

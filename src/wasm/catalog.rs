@@ -276,7 +276,7 @@ impl WasmCatalog {
             return Ok(scorer.clone());
         }
         let (items, params) = model::from_store(&self.store).map_err(to_js)?;
-        let scorer = Rc::new(Scorer::new(items, params, &self.device).map_err(to_js)?);
+        let scorer = Rc::new(Scorer::for_device(items, params, &self.device).map_err(to_js)?);
         self.scorer = Some((self.store.len(), scorer.clone()));
         Ok(scorer)
     }

@@ -30,7 +30,7 @@ struct Inner {
 impl Inner {
     fn new(items: usize, factors: usize, item_rank: usize, events: usize, device: &burn::prelude::Device) -> Result<Inner, JsValue> {
         let (side, params) = synthetic(items, factors, item_rank, 384);
-        let scorer = Scorer::new(side, Some(params), device).map_err(to_js)?;
+        let scorer = Scorer::for_device(side, Some(params), device).map_err(to_js)?;
         Ok(Inner { scorer, events: synthetic_events(items, events), k: factors, r: item_rank })
     }
 
@@ -120,6 +120,12 @@ impl WasmScorerBench {
     /// Bytes the scorer holds per item: its item side and the matrix on the device.
     #[wasm_bindgen(js_name = bytesPerItem)]
     pub fn bytes_per_item(&self) -> f64 {
-        (self.inner.scorer.items().bytes_per_item() + self.width() * 4) as f64
+        let scorer = &self.inner.scorer;
+        scorer.items().bytes_per_item() as f64 + scorer.matrix_bytes() as f64 / scorer.items().len.max(1) as f64
+    }
+
+    /// How the item matrix is held: `f32`, `f32blocks` or `compact` (see `Precision`).
+    pub fn precision(&self) -> String {
+        format!("{:?}", self.inner.scorer.precision()).to_lowercase()
     }
 }

@@ -9,7 +9,7 @@ use localrec::native::NativeBackend;
 use localrec::scorer::metrics::top_k;
 use localrec::scorer::bench::{synthetic, synthetic_events};
 use localrec::scorer::profile::user_query;
-use localrec::scorer::rank::{RankOptions, Scorer};
+use localrec::scorer::rank::{Precision, RankOptions, Scorer};
 use localrec::{Error, ErrorKind, Result};
 
 /// `localrec bench-scorer` arguments.
@@ -51,8 +51,8 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
     let d = 384;
     if !args.json {
         println!(
-            "{:>9} {:>12} {:>14} {:>14} {:>10} {:>12}",
-            "items", "fold-in ms", "recommend ms", "brute ms", "ratio", "bytes/item"
+            "{:>9} {:>12} {:>14} {:>14} {:>10} {:>12} {:>7}",
+            "items", "fold-in ms", "recommend ms", "brute ms", "ratio", "bytes/item", "matrix"
         );
     }
     for &n in &args.items {
@@ -62,8 +62,10 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
         let (items, params) = synthetic(n, args.factors, args.item_rank, d);
         let events = synthetic_events(n, args.events);
         let side_bytes = items.bytes_per_item() * n;
-        let scorer = Scorer::new(items, Some(params), &device)?;
-        let matrix_bytes = n * (args.factors + args.item_rank + d) * 4;
+        // The browser's CPU rule: f16 once the f32 matrix passes 1 GiB.
+        let precision = Precision::cpu(n, args.factors + args.item_rank + d);
+        let scorer = Scorer::with_precision(items, Some(params), &device, precision)?;
+        let matrix_bytes = scorer.matrix_bytes();
         let fold_in = best(args.repeat, || user_query(scorer.items(), scorer.params(), &events, &[]).map(|_| ()))?;
         let exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
         let recommend = best(args.repeat, || {
@@ -89,13 +91,14 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
                     "items": n, "factors": args.factors, "item_rank": args.item_rank, "events": args.events,
                     "fold_in_ms": fold_in, "fold_in_ms_per_event": fold_in / args.events as f64,
                     "recommend_ms": recommend, "brute_force_ms": brute, "ratio": recommend / brute,
-                    "bytes_per_item": per_item,
+                    "bytes_per_item": per_item, "matrix": format!("{precision:?}").to_lowercase(),
                 })
             );
         } else {
             println!(
-                "{n:>9} {fold_in:>12.3} {recommend:>14.2} {brute:>14.2} {:>10.2} {per_item:>12.0}",
-                recommend / brute
+                "{n:>9} {fold_in:>12.3} {recommend:>14.2} {brute:>14.2} {:>10.2} {per_item:>12.0} {:>7}",
+                recommend / brute,
+                format!("{precision:?}").to_lowercase()
             );
         }
     }
