@@ -77,12 +77,12 @@ pkg:
 	./scripts/build-pkg.sh
 
 # The build is deterministic, so a catalog that still verifies with this CLI (and has its
-# collaborative side) is kept.
+# collaborative side, its weekday/weekend scenarios and its rating head) is kept.
 catalog: cli
 	./scripts/fetch-model.sh
-	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep -q '"collaborative":{'; then \
+	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep '"rating":{' | grep -q '"scenarios":\["weekday","weekend"\]'; then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
-	    --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
+	    --scenario weekday-weekend --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
 
 # Built once and kept while it verifies (the build is deterministic).
 catalog-87k: cli

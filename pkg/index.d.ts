@@ -296,10 +296,24 @@ export interface RecommendRequest {
    */
   scenario?: string;
   /**
-   * 'blend' (default): the catalog's tuned blend; 'similar': collaborative and text
-   * similarity without popularity (what `similar()` uses); 'text': the text term alone.
+   * 'blend' (default): the catalog's tuned blend; 'similar': the item-item model and the
+   * text, without the ALS fold-in or popularity (what `similar()` uses); 'text': the text
+   * term alone.
    */
   rankBy?: 'blend' | 'similar' | 'text';
+  /** Confidence per event type instead of the catalog's defaults (any subset). */
+  eventWeights?: EventWeights;
+}
+
+/** Confidence per event type; a negative one (dislike) marks a known non-preference. */
+export interface EventWeights {
+  view?: number;
+  click?: number;
+  like?: number;
+  dislike?: number;
+  purchase?: number;
+  /** Per star above or below 3 for 'rate'. */
+  rate?: number;
 }
 
 export interface Recommendation {
@@ -319,4 +333,122 @@ export interface Recommendations {
   partial: boolean;
   /** E.g. events on items the catalog does not hold. */
   warnings: string[];
+}
+
+/** An event as the page records it. */
+export interface RecordEvent {
+  itemId: string | number;
+  type: 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
+  /** The rating for 'rate' (the catalog's scale, 0 to 10); a weight multiplier for the other types. */
+  value?: number;
+  /** One of `manifest.scenarios`. */
+  scenario?: string;
+  /** Milliseconds since the epoch (default now); older events weigh less when the catalog sets a half-life. */
+  time?: number;
+}
+
+export interface StoredEvent extends RecordEvent {
+  itemId: string;
+  time: number;
+  /** Its key in the profile. */
+  id: number;
+}
+
+export interface RecommenderOptions {
+  /** Where items are scored and text is encoded (default 'auto'). */
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** Catalog loading (`phase: 'catalog'`, with the catalog status) and, once needed, model download (`phase: 'model:...'`). */
+  onProgress?: (progress: { phase: string; [key: string]: unknown }) => void;
+  /** Where the profile is kept (default 'indexeddb'; falls back to memory, with `profile.summary().persistent` false). */
+  storage?: 'indexeddb' | 'memory';
+  /** Several profiles may live side by side (default 'default'). */
+  profileName?: string;
+  /** Confidence per event type instead of the catalog's defaults. */
+  eventWeights?: EventWeights;
+  /** The encoder's folder (default: the catalog's `model/`). */
+  modelUrl?: string;
+  /** When `open` resolves: after the first verified shard (default), the manifest, or all shards. */
+  wait?: 'first' | 'manifest' | 'all';
+}
+
+export interface RecommendOptions {
+  /** Results wanted (default 10, at most 1000). */
+  k?: number;
+  /** One of `manifest.scenarios`: the catalog's scenario terms apply. */
+  scenario?: string;
+  /** MMR diversity from 0 (none) to 1. */
+  diversity?: number;
+  /** Item ids never to return, besides the ones acted on. */
+  exclude?: (string | number)[];
+  /** Keeps only the items it returns true for. */
+  filter?: (item: CatalogItem) => boolean;
+}
+
+export interface RecommenderResult {
+  itemId: string;
+  score: number;
+  item: CatalogItem;
+  /** The liked item (and its event) or typed interest (with its text) that contributed most. */
+  because?: { itemId?: string; event?: number; interest?: number; interestId?: number; text?: string; contribution: number } | null;
+  predictedRating?: number;
+}
+
+export interface ProfileSummary {
+  storage: 'indexeddb' | 'memory';
+  /** False when the profile lives only in this page's memory. */
+  persistent: boolean;
+  /** Why IndexedDB is not in use although it was asked for. */
+  fallbackReason: string | null;
+  events: number;
+  eventsByType: Record<string, number>;
+  interests: { id: number; text: string; time: number }[];
+  /** Distinct items with events. */
+  items: number;
+  firstEvent: number | null;
+  lastEvent: number | null;
+}
+
+/** `profile.export()`: the whole profile, versioned. */
+export interface ProfileDocument {
+  format: 'localrec-profile';
+  version: 1;
+  exportedAt: string;
+  catalog: string;
+  encoder: string;
+  events: RecordEvent[];
+  interests: { text: string; embedding: number[]; time: number }[];
+}
+
+export interface Profile {
+  summary(): Promise<ProfileSummary>;
+  export(): Promise<ProfileDocument>;
+  /** Replaces the profile; a bad document rejects with `localrec/input` and changes nothing. */
+  import(doc: ProfileDocument | string): Promise<ProfileSummary>;
+  clear(): Promise<void>;
+}
+
+export interface BackendInfo {
+  /** Where items are scored. */
+  scoring: 'cpu' | 'webgpu';
+  requested: 'auto' | 'webgpu' | 'cpu';
+  /** Null until the encoder is needed (typed interests, search). */
+  encoder: { backend: 'cpu' | 'webgpu'; calibration: unknown; adapter: unknown; fallbackReason: string | null } | null;
+  profile: { storage: 'indexeddb' | 'memory'; persistent: boolean; fallbackReason: string | null };
+}
+
+/** Recommendations computed in the visitor's browser from a static catalog and a profile that never leaves the device. */
+export class Recommender {
+  static open(catalogUrl: string | URL, options?: RecommenderOptions): Promise<Recommender>;
+  readonly catalog: Catalog;
+  readonly profile: Profile;
+  /** Warnings of the last `recommend` (events on items the catalog does not hold, an unknown scenario). */
+  readonly warnings: string[];
+  record(event: RecordEvent): Promise<StoredEvent>;
+  addInterest(text: string): Promise<{ id: number; text: string }>;
+  removeInterest(id: number): Promise<void>;
+  recommend(options?: RecommendOptions): Promise<RecommenderResult[]>;
+  similar(itemId: string | number, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
+  search(text: string, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
+  backendInfo(): BackendInfo;
+  close(): Promise<void>;
 }

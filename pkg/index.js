@@ -3,6 +3,8 @@
 
 /** The Cache Storage cache that keeps verified model files: `caches.delete(MODEL_CACHE_NAME)` empties it. */
 export { CACHE_NAME as MODEL_CACHE_NAME } from './fetch.js';
+/** Recommendations from a catalog and the visitor's profile on this device. */
+export { Recommender } from './recommender.js';
 /** The Cache Storage cache that keeps verified catalog shards. */
 export const CATALOG_CACHE_NAME = 'localrec-catalog-v1';
 
@@ -386,7 +388,7 @@ export class Catalog {
    * because}], partial, warnings}`; events on items the catalog does not hold are ignored
    * with a warning. Items acted on are never returned.
    */
-  async recommend({ events = [], interests = [], k = 10, diversity = 0, exclude = [] } = {}) {
+  async recommend({ events = [], interests = [], k = 10, diversity = 0, exclude = [], scenario, rankBy, eventWeights } = {}) {
     this.checkOpen();
     checkWhole(k, 'k', 1, 'recommend');
     if (!Array.isArray(events) || !Array.isArray(interests) || !Array.isArray(exclude)) {
@@ -401,6 +403,9 @@ export class Catalog {
       k,
       diversity,
       exclude: exclude.map(String),
+      ...(scenario === undefined ? {} : { scenario }),
+      ...(rankBy === undefined ? {} : { rankBy }),
+      ...(eventWeights === undefined ? {} : { eventWeights }),
     });
     return this.client.call({ op: 'catalogRecommend', request });
   }

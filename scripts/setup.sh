@@ -47,10 +47,11 @@ setup_wasm() {
   fi
 }
 
-# npm packages: binaryen (wasm-opt; Debian's is too old for the wasm Rust emits now) and
-# playwright-core (drives Debian's chromium; it never downloads a browser).
+# npm packages: binaryen (wasm-opt; Debian's is too old for the wasm Rust emits now),
+# playwright-core (drives Debian's chromium; it never downloads a browser) and vite (the
+# package test bundles an app with it).
 setup_npm() {
-  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/vite ] \
      || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi

@@ -79,10 +79,48 @@ pub struct RecommendRequest {
     #[serde(default)]
     pub scenario: Option<String>,
     /// How to rank: `blend` (default: the catalog's tuned blend), `similar` (items
-    /// like the profile's, popularity left out: `similar(itemId)`) or `text` (the
-    /// text term alone: `search(text)`).
+    /// like the profile's: the item-item model and the text, equally weighted, without
+    /// the ALS fold-in or popularity, which pull towards what everyone watched; what
+    /// `similar(itemId)` uses) or `text` (the text term alone: `search(text)`).
     #[serde(default)]
     pub rank_by: Option<String>,
+    /// Confidence per event type instead of the catalog's defaults (any subset).
+    #[serde(default)]
+    pub event_weights: Option<EventWeightsIn>,
+}
+
+/// Per-type event confidences a page sets (`view`, `click`, `like`, `dislike`,
+/// `purchase`, `rate`); the ones left out keep the catalog's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventWeightsIn {
+    view: Option<f32>,
+    click: Option<f32>,
+    like: Option<f32>,
+    dislike: Option<f32>,
+    purchase: Option<f32>,
+    rate: Option<f32>,
+}
+
+impl EventWeightsIn {
+    /// `base` with these weights put in; a non-finite one is refused.
+    pub fn apply(&self, base: &EventWeights) -> Result<EventWeights> {
+        let pick = |name: &str, given: Option<f32>, default: f32| match given {
+            Some(v) if !v.is_finite() => {
+                Err(Error::new(ErrorKind::Input, format!("eventWeights.{name} must be a finite number")))
+            }
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        Ok(EventWeights {
+            view: pick("view", self.view, base.view)?,
+            click: pick("click", self.click, base.click)?,
+            like: pick("like", self.like, base.like)?,
+            dislike: pick("dislike", self.dislike, base.dislike)?,
+            purchase: pick("purchase", self.purchase, base.purchase)?,
+            rate: pick("rate", self.rate, base.rate)?,
+        })
+    }
 }
 
 /// The confidence of an event: its type's weight, or for `rate` the rating above or
@@ -142,7 +180,10 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
     if k > MAX_K {
         return Err(Error::new(ErrorKind::Input, format!("k is {k}; at most {MAX_K}")));
     }
-    let weights = scorer.params().map(|p| p.event_weights.clone()).unwrap_or_default();
+    let mut weights = scorer.params().map(|p| p.event_weights.clone()).unwrap_or_default();
+    if let Some(custom) = &request.event_weights {
+        weights = custom.apply(&weights)?;
+    }
     let mut warnings = Vec::new();
     let names = &store.manifest().scenarios;
     let scenario = match &request.scenario {
@@ -161,8 +202,16 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
     let blend = match request.rank_by.as_deref() {
         None | Some("blend") => None,
         Some("similar") => {
-            let b = scorer.params().map(|p| p.blend).unwrap_or(Blend { semantic: 1.0, ..Blend::default() });
-            Some(Blend { popularity: 0.0, ..b })
+            // Item to item: the item-item model (or ALS without one) and the text, with
+            // neither the ALS fold-in's nor the bias's pull towards what everyone watched.
+            let item_item = scorer.params().is_some_and(|p| p.item_rank > 0);
+            Some(Blend {
+                collaborative: if item_item { 0.0 } else { 1.0 },
+                item_item: if item_item { 1.0 } else { 0.0 },
+                semantic: 1.0,
+                popularity: 0.0,
+                scenario: 0.0,
+            })
         }
         Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 }),
         Some(other) => {
@@ -281,6 +330,16 @@ mod tests {
         assert_eq!(answer["warnings"].as_array().unwrap().len(), 1);
         assert_eq!(answer["results"].as_array().unwrap().len(), 30, "k past the catalog returns every item");
         assert_eq!(answer["partial"], false);
+    }
+
+    #[test]
+    fn custom_event_weights_replace_the_catalogs_and_bad_ones_are_refused() {
+        let request = parse_request(r#"{"eventWeights": {"view": 0.1, "like": 2}}"#).unwrap();
+        let w = request.event_weights.unwrap().apply(&EventWeights::default()).unwrap();
+        assert_eq!((w.view, w.like, w.click), (0.1, 2.0, EventWeights::default().click));
+        assert!(parse_request(r#"{"eventWeights": {"stare": 1}}"#).is_err());
+        let bad = EventWeightsIn { view: Some(f32::NAN), ..Default::default() };
+        assert!(bad.apply(&EventWeights::default()).unwrap_err().to_string().contains("eventWeights.view"));
     }
 
     #[test]

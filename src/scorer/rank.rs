@@ -25,8 +25,9 @@ pub enum Precision {
     /// integer dot products): a third of the bytes, for catalogs whose full f32 matrix
     /// would not fit in a wasm module's 4 GiB.
     Compact,
-    /// f32 values uploaded in blocks of rows and joined on the device, so the host never
-    /// holds a second copy of the whole matrix (GPU devices).
+    /// f32 values in blocks of rows, each its own device buffer and product: the host
+    /// never holds a second copy of the whole matrix, and no buffer passes a GPU's
+    /// binding limits (WebGPU's default is 128 MiB).
     F32Blocks,
 }
 
@@ -46,8 +47,9 @@ impl Precision {
 pub const COMPACT_ABOVE_BYTES: usize = 1 << 30;
 
 /// Rows per upload block with [`Precision::F32Blocks`].
-// Small in tests, so that they join several blocks.
-const BLOCK_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 16 };
+// 32,768 rows of 576 f32 values are 72 MiB, under WebGPU's default binding limit; small in
+// tests, so that they use several blocks.
+const BLOCK_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 15 };
 
 /// The item matrix on a burn device and what ranking needs besides it.
 #[derive(Debug)]
@@ -55,8 +57,9 @@ pub struct Scorer {
     device: Device,
     items: ItemSide,
     params: Option<ScorerParams>,
-    /// `[n, k + r + d]`: each item's `[q | c | e]`.
-    matrix: Tensor<2>,
+    /// `[n, k + r + d]`: each item's `[q | c | e]`, in row blocks (one block unless
+    /// [`Precision::F32Blocks`]).
+    matrix: Vec<Tensor<2>>,
     bias: Vec<f32>,
     /// Per scenario, each item's lift, standardized over the items.
     lift: Vec<Vec<f32>>,
@@ -161,7 +164,7 @@ impl Scorer {
             Precision::F32 => {
                 let mut data = Vec::with_capacity(items.len * width);
                 rows(0..items.len, &mut |v| data.extend_from_slice(v));
-                Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device)
+                vec![Tensor::<2>::from_data(TensorData::new(data, [items.len, width]), device)]
             }
             Precision::Compact => {
                 // At least one column, so a text-only catalog still has a matrix.
@@ -175,20 +178,17 @@ impl Scorer {
                         data.push(0.0);
                     }
                 }
-                Tensor::<2>::from_data(TensorData::new(data, [items.len, cols]), device)
+                vec![Tensor::<2>::from_data(TensorData::new(data, [items.len, cols]), device)]
             }
-            Precision::F32Blocks => {
-                let blocks: Vec<Tensor<2>> = (0..items.len.div_ceil(BLOCK_ROWS).max(1))
-                    .map(|b| {
-                        let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(items.len);
-                        let mut data = Vec::with_capacity(range.len() * width);
-                        let n = range.len();
-                        rows(range, &mut |v| data.extend_from_slice(v));
-                        Tensor::<2>::from_data(TensorData::new(data, [n, width]), device)
-                    })
-                    .collect();
-                if blocks.len() == 1 { blocks.into_iter().next().unwrap_or_else(|| unreachable!()) } else { Tensor::cat(blocks, 0) }
-            }
+            Precision::F32Blocks => (0..items.len.div_ceil(BLOCK_ROWS).max(1))
+                .map(|b| {
+                    let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(items.len);
+                    let mut data = Vec::with_capacity(range.len() * width);
+                    let n = range.len();
+                    rows(range, &mut |v| data.extend_from_slice(v));
+                    Tensor::<2>::from_data(TensorData::new(data, [n, width]), device)
+                })
+                .collect(),
         };
         let standardize = |v: Vec<f32>| -> Vec<f32> {
             let (mean, std) = moments(&v);
@@ -208,8 +208,7 @@ impl Scorer {
 
     /// Bytes of the item matrix on the device.
     pub fn matrix_bytes(&self) -> usize {
-        let [n, w] = self.matrix.dims();
-        n * w * 4
+        self.matrix.iter().map(|m| m.dims()[0] * m.dims()[1] * 4).sum()
     }
 
     /// The items scored.
@@ -260,14 +259,23 @@ impl Scorer {
         }
         if self.precision == Precision::Compact {
             // The text rows are not on the device: keep `[q | c]`'s rows (or the one zero column).
-            let rows = self.matrix.dims()[1];
+            let rows = self.matrix.first().map_or(1, |m| m.dims()[1]);
             q.truncate(rows * cols);
             q.resize(rows * cols, 0.0);
             let q = Tensor::<2>::from_data(TensorData::new(q, [rows, cols]), &self.device);
-            return Ok(self.matrix.clone().matmul(q));
+            return Ok(self.multiply(q));
         }
         let q = Tensor::<2>::from_data(TensorData::new(q, [width, cols]), &self.device);
-        Ok(self.matrix.clone().matmul(q))
+        Ok(self.multiply(q))
+    }
+
+    /// Every block of the matrix times `q`, the results stacked.
+    fn multiply(&self, q: Tensor<2>) -> Tensor<2> {
+        let mut parts: Vec<Tensor<2>> = self.matrix.iter().map(|m| m.clone().matmul(q.clone())).collect();
+        match parts.len() {
+            1 => parts.swap_remove(0),
+            _ => Tensor::cat(parts, 0),
+        }
     }
 
     fn split(&self, data: TensorData, queries: &[&UserQuery]) -> Result<Vec<Terms>> {

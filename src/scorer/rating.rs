@@ -5,7 +5,9 @@
 //! `w_u` is the same ridge solve over the user's own ratings (a `(k+1) x (k+1)` system).
 
 use super::linalg;
-use super::model::{ItemSide, RatingHead, ScorerParams};
+#[cfg(not(target_arch = "wasm32"))]
+use super::model::RatingHead;
+use super::model::{ItemSide, ScorerParams};
 use crate::error::{Error, ErrorKind, Result};
 
 /// One rating by the user: item position, stars, and a weight (decay).

@@ -519,6 +519,21 @@ pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> 
     grid
 }
 
+/// The short-profile grid: [`blend_grid`], and the same without the ALS fold-in (the
+/// item-item model at weight 1), whose prior leans towards popular items when it has
+/// only a few events to go on.
+pub fn short_blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
+    let mut grid = blend_grid(has_item_item, semantic, popularity);
+    if has_item_item {
+        for &sem in semantic {
+            for &pop in popularity {
+                grid.push(Blend { collaborative: 0.0, item_item: 1.0, semantic: sem, popularity: pop, scenario: 0.0 });
+            }
+        }
+    }
+    grid
+}
+
 /// Semantic weights searched for full profiles.
 pub const SEMANTIC_GRID: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
 /// Popularity weights searched for full profiles.
@@ -531,7 +546,8 @@ pub const SHORT_SEMANTIC_GRID: [f32; 7] = [0.0, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0];
 
 /// The grid blend with the best sum of Recall@20 and NDCG@20 on `users`, and its sums.
 pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricSums)> {
-    tune_on_grid(scorer, users, &SEMANTIC_GRID, &POPULARITY_GRID)
+    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), &SEMANTIC_GRID, &POPULARITY_GRID);
+    tune_on_grid(scorer, users, grid)
 }
 
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
@@ -550,11 +566,12 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Resul
             EvalUser::new(f, u.held_out.clone())
         })
         .collect();
-    tune_on_grid(scorer, &short, &SHORT_SEMANTIC_GRID, &SHORT_POPULARITY_GRID)
+    let grid =
+        short_blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), &SHORT_SEMANTIC_GRID, &SHORT_POPULARITY_GRID);
+    tune_on_grid(scorer, &short, grid)
 }
 
-fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], semantic: &[f32], popularity: &[f32]) -> Result<(Blend, MetricSums)> {
-    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), semantic, popularity);
+fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], grid: Vec<Blend>) -> Result<(Blend, MetricSums)> {
     let sums = evaluate(scorer, users, &grid, None, 1.0)?;
     let key = |s: &MetricSums| {
         let (r, n, _) = s.means();

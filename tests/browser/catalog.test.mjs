@@ -208,7 +208,7 @@ test('open resolves on the first verified shard; queries on a partial catalog sa
   assert.equal(r.final.itemsLoaded, manifest.items - manifest.shards[4].items);
   assert.equal(r.similar.partial, true);
   assert.equal(r.similar.results.length, 3);
-  assert.ok(r.similar.results.every((x) => x.score <= 1.0001 && x.item.title));
+  assert.ok(r.similar.results.every((x, i, all) => Number.isFinite(x.score) && x.item.title && (i === 0 || all[i - 1].score >= x.score)));
   assert.equal(r.missing.code, 'localrec/not-found');
   assert.equal(r.wrongWidth.code, 'localrec/input');
   assert.equal(r.afterClose.code, 'localrec/closed');
@@ -384,7 +384,7 @@ test('ml-latest-small (make catalog) reads back in Chromium exactly as natively,
   await page.close();
 });
 
-test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer does (CPU and WebGPU), with reasons and no liked film', async () => {
+test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer does (CPU and WebGPU), with reasons, scenarios, predicted ratings and no liked film', async () => {
   if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
     assert.fail(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
   }
@@ -398,14 +398,28 @@ test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer
     ],
     k: 10,
   };
-  const native = JSON.parse(execFileSync(LOCALREC_BIN, ['inspect', FULL_CATALOG, '--recommend', '-'], {
-    input: JSON.stringify(request), maxBuffer: 1 << 26,
+  // The catalog's scenarios and rating head: events in scenarios, a request in one, ratings.
+  const inScenario = {
+    events: [
+      { itemId: '1', type: 'like', scenario: 'weekend' },
+      { itemId: '2355', type: 'rate', value: 4.5, scenario: 'weekday' },
+      { itemId: '296', type: 'rate', value: 1, scenario: 'weekend' },
+    ],
+    scenario: 'weekend',
+    k: 10,
+  };
+  const nativeOf = (req) => JSON.parse(execFileSync(LOCALREC_BIN, ['inspect', FULL_CATALOG, '--recommend', '-'], {
+    input: JSON.stringify(req), maxBuffer: 1 << 26,
   }).toString());
+  const native = nativeOf(request);
+  const nativeScenario = nativeOf(inScenario);
   const { page, errors } = await freshPage();
-  const r = await page.evaluate(async (request) => {
+  const r = await page.evaluate(async ([request, inScenario]) => {
     const { Catalog } = await import('/pkg/index.js');
     const catalog = await Catalog.open('/full/', { wait: 'all' });
     const recs = await catalog.recommend(request);
+    const scenario = await catalog.recommend(inScenario);
+    const scenarios = catalog.manifest.scenarios;
     const diverse = await catalog.recommend({ ...request, diversity: 0.7 });
     let badType = null;
     try {
@@ -420,8 +434,15 @@ test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer
     const gpu = await gpuCatalog.recommend(request);
     const scoring = gpuCatalog.scoring;
     await gpuCatalog.close();
-    return { recs, diverse, badType, cold, gpu, scoring };
-  }, request);
+    return { recs, diverse, badType, cold, gpu, scoring, scenario, scenarios };
+  }, [request, inScenario]);
+  assert.deepEqual(r.scenarios, ['weekday', 'weekend'], 'make catalog derives weekday/weekend scenarios');
+  assert.deepEqual(r.scenario.warnings, []);
+  assert.deepEqual(r.scenario.results.map((x) => x.itemId), nativeScenario.results.map((x) => x.itemId));
+  for (let i = 0; i < nativeScenario.results.length; i++) {
+    const [got, want] = [r.scenario.results[i].predictedRating, nativeScenario.results[i].predictedRating];
+    assert.ok(typeof got === 'number' && got >= 0.5 && got <= 5 && Math.abs(got - want) < 1e-3, `predictedRating ${i}: ${got} vs ${want}`);
+  }
   assert.deepEqual(r.recs.results.map((x) => x.itemId), native.results.map((x) => x.itemId));
   for (let i = 0; i < native.results.length; i++) {
     assert.ok(Math.abs(r.recs.results[i].score - native.results[i].score) < 1e-3, `result ${i}`);

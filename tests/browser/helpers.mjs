@@ -91,6 +91,35 @@ export function stopServer(server) {
   server?.close();
 }
 
+/** Page init script: `window.settle(fn, ms)` (see `openPage`). */
+export const SETTLE_SCRIPT = () => {
+  window.settle = (fn, ms = 120_000) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ hung: true }), ms);
+      const done = (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      let promise;
+      try {
+        promise = Promise.resolve(fn());
+      } catch (e) {
+        promise = Promise.reject(e);
+      }
+      promise.then(
+        (value) => done({ ok: true, value }),
+        (e) =>
+          done({
+            ok: false,
+            code: e?.code,
+            message: String(e?.message ?? e),
+            name: e?.name,
+            isError: e instanceof Error,
+          }),
+      );
+    });
+};
+
 /**
  * A new page (its own browser context, so its own Cache Storage) at `url`, with
  * `window.settle(fn, ms)`: runs `fn` and resolves to {ok, value} or {ok: false, code,
@@ -106,33 +135,7 @@ export async function openPage(browser, url) {
   page.on('console', (m) => {
     if (m.text().includes('localrec: internal error')) errors.push(m.text());
   });
-  await page.addInitScript(() => {
-    window.settle = (fn, ms = 120_000) =>
-      new Promise((resolve) => {
-        const timer = setTimeout(() => resolve({ hung: true }), ms);
-        const done = (outcome) => {
-          clearTimeout(timer);
-          resolve(outcome);
-        };
-        let promise;
-        try {
-          promise = Promise.resolve(fn());
-        } catch (e) {
-          promise = Promise.reject(e);
-        }
-        promise.then(
-          (value) => done({ ok: true, value }),
-          (e) =>
-            done({
-              ok: false,
-              code: e?.code,
-              message: String(e?.message ?? e),
-              name: e?.name,
-              isError: e instanceof Error,
-            }),
-        );
-      });
-  });
+  await page.addInitScript(SETTLE_SCRIPT);
   await page.goto(url);
   return { page, errors };
 }
