@@ -26,6 +26,9 @@
 #                event, bytes per item, beside a brute-force top-k: bench-results/scorer-native.jsonl
 #   make bench-scorer-browser  the same in headless Chromium (CPU backend), beside a JS
 #                brute-force top-k: bench-results/scorer-browser.json
+#   make bench-recommender  the Recommender in headless Chromium: open to first
+#                recommendations (before and after the encoder), cold and warm, worker
+#                memory, package size: bench-results/recommender-browser.json
 #   make eval    quality on ML-1M's fixed splits (PROTOCOL.md; ML1M=path, default
 #                ../shared/datasets/ml-1m): popularity, collaborative, semantic, hybrid, cold items
 
@@ -44,7 +47,7 @@ FUZZ_SECONDS ?= 60
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
 
 demo: setup-demo pkg web-model serve
 
@@ -111,7 +114,13 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
 	done
 
-bench: bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser
+bench: bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender
+
+# The Recommender in headless Chromium: open to first recommendations (before and after the
+# encoder), cold and warm, worker memory, package size; ml-latest-small and the 87k catalog.
+bench-recommender: pkg catalog catalog-87k
+	./scripts/setup.sh browser
+	node bench/recommender/browser.mjs
 
 # recommend() in headless Chromium on synthetic catalogs, beside a JS brute-force top-k.
 bench-scorer-browser: pkg

@@ -118,6 +118,8 @@ export class Encoder {
   /** Token ids of each text, as the model sees them. */
   tokenize(texts: string[]): Promise<number[][]>;
   /** Frees the model and stops the worker. */
+  /** Bytes of the worker's wasm memories, for diagnostics. */
+  memory(): Promise<WorkerMemory>;
   close(): Promise<void>;
 }
 
@@ -259,6 +261,8 @@ export class Catalog {
   /** Ranks the loaded items for a profile passed in with the call (nothing is kept). */
   recommend(request?: RecommendRequest): Promise<Recommendations>;
   /** Stops loading and frees the catalog and its worker. */
+  /** Bytes of the worker's wasm memories, for diagnostics. */
+  memory(): Promise<WorkerMemory>;
   close(): Promise<void>;
 }
 
@@ -450,5 +454,14 @@ export class Recommender {
   similar(itemId: string | number, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
   search(text: string, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
   backendInfo(): BackendInfo;
+  /** Memory of the catalog's and the encoder's workers (wasm linear memories in bytes), for diagnostics. */
+  memory(): Promise<{ catalog: WorkerMemory; encoder: WorkerMemory | null }>;
   close(): Promise<void>;
+}
+
+export interface WorkerMemory {
+  /** Bytes of each instantiated module's linear memory. */
+  wasm: { cpu?: number | null; webgpu?: number | null };
+  /** The worker's used JS heap, where the browser reports it. */
+  jsHeapUsed: number | null;
 }

@@ -210,6 +210,12 @@ export class Encoder {
     return this.onLiveBackend({ op: 'tokenize', texts });
   }
 
+  /** Bytes of the worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */
+  async memory() {
+    this.checkOpen();
+    return this.client.call({ op: 'memory' });
+  }
+
   /** Frees the model and stops the worker. */
   async close() {
     if (this.closed) return;
@@ -408,6 +414,12 @@ export class Catalog {
       ...(eventWeights === undefined ? {} : { eventWeights }),
     });
     return this.client.call({ op: 'catalogRecommend', request });
+  }
+
+  /** Bytes of the catalog worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */
+  async memory() {
+    this.checkOpen();
+    return this.client.call({ op: 'memory' });
   }
 
   /** Stops loading, frees the catalog and its worker. */

@@ -274,6 +274,13 @@ export class Recommender {
     };
   }
 
+  /** Memory of the workers (wasm linear memories, JS heap where known), for diagnostics. */
+  async memory() {
+    this.checkOpen();
+    const enc = this.encoderInstance;
+    return { catalog: await this.catalog.memory(), encoder: enc ? await enc.memory() : null };
+  }
+
   /** Frees the catalog, the encoder and their workers; the stored profile stays. */
   async close() {
     if (this.closed) return;

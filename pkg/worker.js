@@ -87,7 +87,10 @@ let wasmReady = null;
 /** The CPU module (the relaxed-SIMD build where the engine has it), instantiated once. */
 function cpuWasm() {
   const wasmFile = relaxedSimd ? 'localrec_wasm_relaxed_bg.wasm' : 'localrec_wasm_bg.wasm';
-  return (wasmReady ??= instantiate(init, wasmFile).catch((e) => {
+  return (wasmReady ??= instantiate(init, wasmFile).then((exports) => {
+    instances.cpu = exports;
+    return exports;
+  }, (e) => {
     wasmReady = null;
     throw e;
   }));
@@ -146,12 +149,14 @@ async function probeWebGpu() {
 }
 
 let webgpuModule = null;
+// The instantiated modules' exports, for `memory` (their linear memories).
+const instances = {};
 
 /** The WebGPU build, a separate and much larger module, imported on first use. */
 async function webgpuWasm() {
   webgpuModule ??= (async () => {
     const module = await import('./wasm/localrec_webgpu.js');
-    await instantiate(module.default, 'localrec_webgpu_bg.wasm');
+    instances.webgpu = await instantiate(module.default, 'localrec_webgpu_bg.wasm');
     return module;
   })();
   try {
@@ -403,6 +408,12 @@ self.onmessage = async (event) => {
       result = gpuDevice !== null;
     }
     else if (op === 'tokenize') result = tokenize(event.data);
+    else if (op === 'memory') {
+      // Bytes of each instantiated module's linear memory (wasm memory only grows), and
+      // the worker's JS heap where the browser tells it.
+      const wasm = Object.fromEntries(Object.entries(instances).map(([k, v]) => [k, v?.memory?.buffer?.byteLength ?? null]));
+      result = { wasm, jsHeapUsed: globalThis.performance?.memory?.usedJSHeapSize ?? null };
+    }
     else if (op === 'catalogOpen') result = await catalogOpen(event.data);
     else if (op === 'catalogStatus') result = openCatalog().loader.status();
     else if (op === 'catalogItem') result = JSON.parse(openCatalog().store.item(String(event.data.itemId)));
