@@ -241,6 +241,8 @@ export class Catalog {
    * shard is fetched). Failures of single shards do not reject: see `status.failed`.
    */
   static open(url: string | URL, options?: CatalogOpenOptions): Promise<Catalog>;
+  /** Why `scoring` is what it was chosen to be (asked for, adapter present or not). */
+  readonly scoringReason: string;
   readonly manifest: CatalogManifest;
   /** The latest status. */
   readonly status: CatalogStatus;
@@ -432,9 +434,9 @@ export interface Profile {
 }
 
 export interface BackendInfo {
-  /** Where items are scored. */
-  scoring: 'cpu' | 'webgpu';
   requested: 'auto' | 'webgpu' | 'cpu';
+  /** Where items are scored, why, and how fast the last `recommend` was. */
+  scoring: { backend: 'cpu' | 'webgpu'; reason: string; itemsLoaded: number; lastRecommendMs: number | null };
   /** Null until the encoder is needed (typed interests, search). */
   encoder: { backend: 'cpu' | 'webgpu'; calibration: unknown; adapter: unknown; fallbackReason: string | null } | null;
   profile: { storage: 'indexeddb' | 'memory'; persistent: boolean; fallbackReason: string | null };
@@ -447,6 +449,8 @@ export class Recommender {
   readonly profile: Profile;
   /** Warnings of the last `recommend` (events on items the catalog does not hold, an unknown scenario). */
   readonly warnings: string[];
+  /** How long the last `recommend` took, in ms. */
+  readonly lastRecommendMs: number | null;
   record(event: RecordEvent): Promise<StoredEvent>;
   addInterest(text: string): Promise<{ id: number; text: string }>;
   removeInterest(id: number): Promise<void>;

@@ -263,6 +263,8 @@ export class Catalog {
     this.closed = false;
     /** Where `recommend` scores: 'cpu' (burn's Flex in wasm) or 'webgpu'. */
     this.scoring = 'cpu';
+    /** Why `scoring` is what it is. */
+    this.scoringReason = '';
     /** Resolves with the final status once every shard has loaded or failed. */
     this.loaded = new Promise((resolve) => {
       this.settle = resolve;
@@ -319,11 +321,12 @@ export class Catalog {
       }
     };
     try {
-      const { manifest, status, scoring } = await client.call({
+      const { manifest, status, scoring, scoringReason } = await client.call({
         op: 'catalogOpen', url: href, cache: Boolean(cache), retries, backoffMs, maxBytes, wait, backend,
       });
       catalog = new Catalog(client, manifest, status, href);
       catalog.scoring = scoring;
+      catalog.scoringReason = scoringReason;
       for (const s of early) catalog.update(s);
       return catalog;
     } catch (e) {

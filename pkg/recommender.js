@@ -105,6 +105,8 @@ export class Recommender {
     this.closed = false;
     /** Warnings of the last `recommend` (e.g. events on items the catalog no longer has). */
     this.warnings = [];
+    /** How long the last `recommend` took in the worker and back, in ms. */
+    this.lastRecommendMs = null;
     /** See, export, import and delete the profile. */
     this.profile = new Profile(this);
   }
@@ -232,7 +234,9 @@ export class Recommender {
       ...(scenario === undefined ? {} : { scenario }),
       ...(this.options.eventWeights ? { eventWeights: this.options.eventWeights } : {}),
     };
+    const t0 = performance.now();
     const answer = await this.catalog.recommend(request);
+    this.lastRecommendMs = performance.now() - t0;
     this.warnings = answer.warnings;
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
@@ -265,8 +269,13 @@ export class Recommender {
   backendInfo() {
     const enc = this.encoderInstance;
     return {
-      scoring: this.catalog.scoring,
       requested: this.options.backend,
+      scoring: {
+        backend: this.catalog.scoring,
+        reason: this.catalog.scoringReason,
+        itemsLoaded: this.catalog.status.itemsLoaded,
+        lastRecommendMs: this.lastRecommendMs ?? null,
+      },
       encoder: enc
         ? { backend: enc.backend, calibration: enc.calibration, adapter: enc.adapter, fallbackReason: enc.fallbackReason }
         : null,

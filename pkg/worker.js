@@ -317,15 +317,23 @@ async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait, bac
   const { WasmCatalog: Store } = useGpu ? await wasm : (await wasm, { WasmCatalog });
   const store = new Store(bytes, maxBytes ?? DEFAULT_MAX_BYTES);
   let scoring = 'cpu';
+  // Why this backend scores, for backendInfo().
+  let reason = backend === 'cpu' ? 'the CPU was asked for'
+    : probe?.why ? `no usable WebGPU adapter (${probe.why})`
+      : `the WebGPU adapter is a fallback (CPU-emulated) one, slower than the CPU`;
   if (useGpu) {
     try {
       await store.useWebGpu();
-      if (store.takeWebGpu()) scoring = 'webgpu';
+      if (store.takeWebGpu()) {
+        scoring = 'webgpu';
+        reason = backend === 'webgpu' ? 'WebGPU was asked for' : 'a hardware WebGPU adapter is present';
+      }
     } catch (e) {
       if (backend === 'webgpu') {
         store.free();
         throw fail('localrec/backend-unavailable', `webgpu: ${e.message}`);
       }
+      reason = `WebGPU failed to start (${e.message})`;
     }
   }
   const manifest = JSON.parse(store.manifestJson());
@@ -342,7 +350,7 @@ async function catalogOpen({ url, cache, retries, backoffMs, maxBytes, wait, bac
   emit(loader.status());
   if (wait === 'all') await all;
   else if (wait !== 'manifest') await first;
-  return { manifest, status: loader.status(), scoring };
+  return { manifest, status: loader.status(), scoring, scoringReason: reason };
 }
 
 function catalogClose() {

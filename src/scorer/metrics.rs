@@ -68,6 +68,9 @@ pub struct MetricSums {
     pub ndcg20: f64,
     /// Sum of NDCG@100.
     pub ndcg100: f64,
+    /// Sum of the share of each user's top 20 that is also in the popularity top 20
+    /// (the same exclusions): how little of the list is personal.
+    pub popular20: f64,
 }
 
 impl MetricSums {
@@ -77,6 +80,18 @@ impl MetricSums {
         self.recall20 += recall_at(ranked, held_out, 20);
         self.ndcg20 += ndcg_at(ranked, held_out, 20);
         self.ndcg100 += ndcg_at(ranked, held_out, 100);
+    }
+
+    /// Adds how much of a user's top 20 is the popularity top 20 (`popular`).
+    pub fn add_popular_overlap(&mut self, ranked: &[u32], popular: &[u32]) {
+        let top = &ranked[..ranked.len().min(20)];
+        let popular = &popular[..popular.len().min(20)];
+        self.popular20 += top.iter().filter(|i| popular.contains(i)).count() as f64 / 20.0;
+    }
+
+    /// Mean share of the top 20 that is the popularity top 20.
+    pub fn popular_overlap(&self) -> f64 {
+        self.popular20 / self.users.max(1) as f64
     }
 
     /// Means over the users added: (Recall@20, NDCG@20, NDCG@100).
@@ -119,5 +134,15 @@ mod tests {
         assert!((recall_at(&ranked, &held, 20) - 1.0).abs() < 1e-12);
         assert!((ndcg_at(&ranked, &held, 20) - 1.0).abs() < 1e-12);
         assert_eq!(recall_at(&ranked, &[], 20), 0.0);
+    }
+
+    #[test]
+    fn popular_overlap_counts_the_shared_part_of_the_two_top_twenties() {
+        let mut sums = MetricSums::default();
+        let ranked: Vec<u32> = (0..30).collect();
+        let popular: Vec<u32> = (10..40).collect();
+        sums.add(&ranked, &[0]);
+        sums.add_popular_overlap(&ranked, &popular);
+        assert!((sums.popular_overlap() - 0.5).abs() < 1e-12, "items 10..20 are in both top 20s");
     }
 }

@@ -410,17 +410,23 @@ pub fn evaluate(
             .map(|u| user_query(scorer.items(), scorer.params(), &eval_events(u, other_scenario_weight), &[]))
             .collect::<Result<Vec<_>>>()?;
         let terms = scorer.terms(&queries.iter().collect::<Vec<_>>())?;
+        let rank = |scores: &[f32], u: &EvalUser| -> Vec<u32> {
+            match only {
+                Some(only) => {
+                    let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
+                    top_k(&sub, 100, &[]).into_iter().map(|p| only[p as usize]).collect()
+                }
+                None => top_k(&scores, 100, &u.fold_in),
+            }
+        };
+        let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0 };
         for (u, t) in chunk.iter().zip(&terms) {
+            let popular = rank(&scorer.blend(t, &popularity, only, None).0, u);
             for (blend, sum) in blends.iter().zip(&mut sums) {
                 let (scores, _) = scorer.blend(t, blend, only, u.scenario.map(|s| s as usize));
-                let ranked = match only {
-                    Some(only) => {
-                        let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
-                        top_k(&sub, 100, &[]).into_iter().map(|p| only[p as usize]).collect()
-                    }
-                    None => top_k(&scores, 100, &u.fold_in),
-                };
+                let ranked = rank(&scores, u);
                 sum.add(&ranked, &u.held_out);
+                sum.add_popular_overlap(&ranked, &popular);
             }
         }
     }
@@ -551,7 +557,8 @@ pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricS
 }
 
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
-/// items drawn with `seed` (held-out items unchanged).
+/// items drawn with `seed` (held-out items unchanged). Its metrics also say how much of
+/// each list is the popularity top 20 (`MetricSums::popular_overlap`).
 pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Result<(Blend, MetricSums)> {
     let mut rng = super::als::SplitMix(seed ^ 0x5407);
     let keep = SHORT_PROFILE.saturating_sub(2).max(1);

@@ -153,6 +153,9 @@ test('without IndexedDB the profile lives in memory with a visible flag, and not
   assert.equal(r.summary.events, 1);
   assert.equal(r.top.length, 3);
   assert.equal(r.info.profile.persistent, false);
+  assert.equal(r.info.scoring.backend, 'cpu');
+  assert.match(r.info.scoring.reason, /CPU was asked for/);
+  assert.ok(r.info.scoring.lastRecommendMs > 0, 'the last recommend is timed');
   assert.equal(r.info.encoder, null, 'no text was needed, so no encoder was loaded');
   assert.deepEqual(errors, []);
   await ctx.close();

@@ -292,7 +292,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let (hybrid, _) = tune_blend(&scorer, &validation)?;
     let (short, short_sums) = tune_short_blend(&scorer, &validation, cfg.als.seed)?;
     let (sr, sn, _) = short_sums.means();
-    eprintln!("short-profile blend (3 fold-in items): {short:?}, validation Recall@20 {sr:.4}, NDCG@20 {sn:.4}");
+    eprintln!(
+        "short-profile blend (3 fold-in items): {short:?}, validation Recall@20 {sr:.4}, NDCG@20 {sn:.4}, {:.0}% of each top 20 also in the popularity top 20",
+        100.0 * short_sums.popular_overlap()
+    );
     eprintln!(
         "blend chosen on {} validation users: collaborative {}, item-item {}, semantic {}, popularity {}",
         validation.len(),
