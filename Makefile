@@ -1,7 +1,8 @@
 # localrec entry points. `make demo` and `make test` install what they need first.
 #
-#   make demo    build the wasm package and the web model, serve the demo on
-#                http://127.0.0.1:8080/ (PORT overrides the port)
+#   make demo    build the wasm package and the ml-latest-small catalog, serve the movie
+#                recommender demo on http://127.0.0.1:8080/ (PORT overrides the port;
+#                DEMO=87k serves the 87k-title catalog instead)
 #   make test    every test: Rust unit, integration and parity tests, browser tests
 #   make pkg     build the npm package in pkg/ (wasm-bindgen + wasm-opt)
 #   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
@@ -49,10 +50,12 @@ FUZZ_SANITIZER ?= none
 
 .PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
 
-demo: setup-demo pkg web-model serve
+# `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
+DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
+demo: setup-demo pkg web-model $(if $(filter 87k,$(DEMO)),catalog-87k,catalog) serve
 
 serve:
-	node www/serve.mjs --mount /pkg=pkg --mount /model=$(WEB_MODEL) www
+	node www/serve.mjs --mount /pkg=pkg --mount /model=$(WEB_MODEL) --mount /catalog=$(DEMO_CATALOG) www
 
 setup-demo:
 	./scripts/setup.sh demo

@@ -120,6 +120,8 @@ export class Encoder {
   /** Frees the model and stops the worker. */
   /** Bytes of the worker's wasm memories, for diagnostics. */
   memory(): Promise<WorkerMemory>;
+  /** Network requests the worker has made (resource timing), for diagnostics. */
+  requestCount(): Promise<number | null>;
   close(): Promise<void>;
 }
 
@@ -265,6 +267,8 @@ export class Catalog {
   /** Stops loading and frees the catalog and its worker. */
   /** Bytes of the worker's wasm memories, for diagnostics. */
   memory(): Promise<WorkerMemory>;
+  /** Network requests the worker has made (resource timing), for diagnostics. */
+  requestCount(): Promise<number | null>;
   close(): Promise<void>;
 }
 
@@ -460,6 +464,8 @@ export class Recommender {
   backendInfo(): BackendInfo;
   /** Memory of the catalog's and the encoder's workers (wasm linear memories in bytes), for diagnostics. */
   memory(): Promise<{ catalog: WorkerMemory; encoder: WorkerMemory | null }>;
+  /** Network requests the catalog's and encoder's workers have made (resource timing). */
+  requestCount(): Promise<number>;
   close(): Promise<void>;
 }
 

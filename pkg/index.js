@@ -210,6 +210,12 @@ export class Encoder {
     return this.onLiveBackend({ op: 'tokenize', texts });
   }
 
+  /** How many network requests the encoder's worker has made (resource timing), for diagnostics. */
+  async requestCount() {
+    this.checkOpen();
+    return this.client.call({ op: 'requests' });
+  }
+
   /** Bytes of the worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */
   async memory() {
     this.checkOpen();
@@ -417,6 +423,12 @@ export class Catalog {
       ...(eventWeights === undefined ? {} : { eventWeights }),
     });
     return this.client.call({ op: 'catalogRecommend', request });
+  }
+
+  /** How many network requests the catalog's worker has made (resource timing), for diagnostics. */
+  async requestCount() {
+    this.checkOpen();
+    return this.client.call({ op: 'requests' });
   }
 
   /** Bytes of the catalog worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */

@@ -283,6 +283,18 @@ export class Recommender {
     };
   }
 
+  /**
+   * Network requests the catalog's and the encoder's workers have made so far (resource
+   * timing; files served from Cache Storage are not requests). Add the page's own
+   * `performance.getEntriesByType('resource')` for the whole picture.
+   */
+  async requestCount() {
+    this.checkOpen();
+    const enc = this.encoderInstance;
+    const [a, b] = await Promise.all([this.catalog.requestCount(), enc ? enc.requestCount() : 0]);
+    return (a ?? 0) + (b ?? 0);
+  }
+
   /** Memory of the workers (wasm linear memories, JS heap where known), for diagnostics. */
   async memory() {
     this.checkOpen();

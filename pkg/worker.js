@@ -390,16 +390,24 @@ async function catalogNearest({ vector, itemId, k, excludeId }) {
   return { results, partial: !status.complete, itemsSearched: status.itemsLoaded };
 }
 
-/** On WebGPU the scores are read back asynchronously: prepare, run, then rank. */
+/**
+ * On WebGPU the scores are read back asynchronously: prepare, run, then rank. A shard
+ * verified while the scores were on their way makes the job stale: it is asked again
+ * over the grown catalog (a few times at most; shards stop arriving).
+ */
 async function catalogRecommend(request) {
-  const { store, scoring } = openCatalog();
-  if (scoring !== 'webgpu') return JSON.parse(store.recommend(request));
-  const job = store.prepareRecommend(request);
-  try {
-    await job.run();
-    return JSON.parse(openCatalog().store.finishRecommend(job));
-  } finally {
-    job.free();
+  for (let attempt = 0; ; attempt++) {
+    const { store, scoring } = openCatalog();
+    if (scoring !== 'webgpu') return JSON.parse(store.recommend(request));
+    const job = store.prepareRecommend(request);
+    try {
+      await job.run();
+      return JSON.parse(openCatalog().store.finishRecommend(job));
+    } catch (e) {
+      if (attempt >= 8 || !/grew while scoring/.test(String(e?.message ?? e))) throw e;
+    } finally {
+      job.free();
+    }
   }
 }
 
@@ -416,7 +424,10 @@ self.onmessage = async (event) => {
       result = gpuDevice !== null;
     }
     else if (op === 'tokenize') result = tokenize(event.data);
-    else if (op === 'memory') {
+    else if (op === 'requests') {
+      // Network requests this worker made (resource timing; Cache Storage hits are not requests).
+      result = globalThis.performance?.getEntriesByType?.('resource')?.length ?? null;
+    } else if (op === 'memory') {
       // Bytes of each instantiated module's linear memory (wasm memory only grows), and
       // the worker's JS heap where the browser tells it.
       const wasm = Object.fromEntries(Object.entries(instances).map(([k, v]) => [k, v?.memory?.buffer?.byteLength ?? null]));

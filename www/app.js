@@ -1,76 +1,287 @@
-// The demo page: loads the encoder through the public `localrec` API and shows what
-// a typed text becomes.
-import { Encoder } from './pkg/index.js';
+// The demo page: a movie recommender on the public `localrec` API. The catalog
+// (ml-latest-small by default) and the profile live in this browser; the page only
+// renders what the Recommender returns and records what the visitor does.
+import { Recommender } from './pkg/index.js';
 
 const $ = (id) => document.getElementById(id);
-const status = $('model-status');
-const bar = $('model-progress');
-const files = new Map();
+const params = new URLSearchParams(location.search);
+// ?backend=cpu|webgpu|auto (tests force each); ?catalog=URL for another catalog.
+const BACKEND = params.get('backend') ?? 'auto';
+const CATALOG = params.get('catalog') ?? 'catalog/';
+const ANIMATION_ROW = 6;
 
-function showProgress(p) {
-  if (p.phase === 'init') {
-    status.textContent = 'Starting the model…';
-    return;
+let rec = null;
+const titles = new Map(); // itemId -> title, for reasons
+
+/** Requests this page and its workers made (resource timing; cached files are not requests). */
+async function requestCount() {
+  const page = performance.getEntriesByType('resource').length;
+  const workers = rec ? await rec.requestCount().catch(() => 0) : 0;
+  return page + workers;
+}
+
+let lastActionRequests = 0;
+async function showRequests() {
+  $('requests').textContent = String(await requestCount());
+  $('requests-last').textContent = String(lastActionRequests);
+}
+
+/** Runs a visitor's action, counting the requests it caused; `data-acted` counts finished actions. */
+async function act(fn) {
+  const before = await requestCount();
+  try {
+    await fn();
+  } catch (e) {
+    showError(e);
   }
-  files.set(p.file, p);
-  let loaded = 0;
-  let total = 0;
-  for (const f of files.values()) {
-    loaded += f.loaded;
-    total += f.total;
+  lastActionRequests = (await requestCount()) - before;
+  await showRequests();
+  document.body.dataset.acted = String(Number(document.body.dataset.acted ?? 0) + 1);
+}
+
+function showError(e) {
+  const p = $('backend');
+  p.textContent = `Something went wrong: ${e.message}${e.code ? ` (${e.code})` : ''}`;
+  p.classList.add('error');
+}
+
+function year(item) {
+  return item.year ?? item.meta?.year ?? '';
+}
+
+function reason(r) {
+  const b = r.because;
+  if (!b) return '';
+  if (b.text) return `matches: ${b.text}`;
+  if (b.itemId) return `because you liked ${titles.get(b.itemId) ?? 'a film you liked'}`;
+  return '';
+}
+
+/** One movie card with its actions; `data-item-id` and `data-action` are stable test hooks. */
+function card(r, { why = true } = {}) {
+  const item = r.item;
+  titles.set(r.itemId, item.title);
+  const el = document.createElement('article');
+  el.className = 'card';
+  el.dataset.itemId = r.itemId;
+  el.dataset.genres = (item.genres ?? []).join('|');
+  const h = document.createElement('h3');
+  h.textContent = item.title;
+  const meta = document.createElement('p');
+  meta.className = 'meta';
+  meta.textContent = [year(item), (item.genres ?? []).join(', ')].filter(Boolean).join(' · ');
+  el.append(h, meta);
+  if (why) {
+    const text = reason(r);
+    if (text) {
+      const p = document.createElement('p');
+      p.className = 'why';
+      p.textContent = text;
+      el.append(p);
+    }
   }
-  bar.max = Math.max(total, 1);
-  bar.value = loaded;
-  status.textContent = `Downloading the model: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  for (const [action, label] of [['like', 'Like'], ['dislike', 'Dislike'], ['hide', 'Not interested']]) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.action = action;
+    b.textContent = label;
+    b.setAttribute('aria-label', `${label}: ${item.title}`);
+    actions.append(b);
+  }
+  el.append(actions);
+  return el;
+}
+
+async function onCardAction(event) {
+  const button = event.target.closest('button[data-action]');
+  const el = event.target.closest('[data-item-id]');
+  if (!button || !el || !rec) return;
+  const itemId = el.dataset.itemId;
+  const scenario = $('scenario').value || undefined;
+  const action = button.dataset.action;
+  await act(async () => {
+    // "Not interested" is a weak dislike: the film is never shown again, and counts a little against its kind.
+    const event = action === 'hide' ? { itemId, type: 'dislike', value: 0.3, scenario } : { itemId, type: action, scenario };
+    await rec.record(event);
+    if (el.closest('#search-results')) el.remove();
+    await refresh();
+  });
+}
+
+// Refreshes run one after another, so a slow one (WebGPU) never overwrites a newer list.
+let refreshing = Promise.resolve();
+function refresh() {
+  refreshing = refreshing.then(redraw, redraw);
+  return refreshing;
+}
+
+async function redraw() {
+  const summary = await rec.profile.summary();
+  const k = 12;
+  const results = await rec.recommend({
+    k,
+    scenario: $('scenario').value || undefined,
+    diversity: Number($('diversity').value),
+  });
+  const personal = summary.events > 0 || summary.interests.length > 0;
+  $('recs-h').textContent = personal ? 'Recommended for you' : 'Popular movies';
+  const grid = $('recommendations');
+  grid.replaceChildren(...results.map((r) => card(r, { why: personal })));
+  grid.setAttribute('aria-busy', 'false');
+  document.body.dataset.recommendations = String(Date.now());
+  showStored(summary);
+  renderInterests(summary.interests);
+  const info = rec.backendInfo();
+  const ms = info.scoring.lastRecommendMs;
+  const enc = info.encoder
+    ? `; language model on ${info.encoder.backend}${info.encoder.calibration?.[info.encoder.backend]?.sentencesPerSecond ? ` (${info.encoder.calibration[info.encoder.backend].sentencesPerSecond.toFixed(0)} sentences/s)` : ''}`
+    : '';
+  $('backend').textContent = `Scoring ${info.scoring.itemsLoaded} movies on ${info.scoring.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} (${info.scoring.reason}), ${ms ? `${ms.toFixed(0)} ms per list` : ''}${enc}.`;
+  document.body.dataset.backend = info.scoring.backend;
+}
+
+function showStored(summary) {
+  const t = summary.eventsByType;
+  const parts = [`${summary.events} events (${t.like} likes, ${t.dislike} dislikes or hidden, ${t.rate} ratings, ${t.view + t.click} views and clicks)`,
+    `${summary.interests.length} typed interests, each with its 384-number vector`];
+  $('stored').textContent = summary.events || summary.interests.length
+    ? `Stored in this browser: ${parts.join('; ')}.`
+    : 'Nothing stored yet.';
+  $('storage-note').textContent = summary.persistent
+    ? 'Kept in this browser\u2019s IndexedDB; nothing of it is ever sent anywhere.'
+    : `Kept in this page\u2019s memory only (${summary.fallbackReason ?? 'by choice'}): it is gone when you leave.`;
+  document.body.dataset.events = String(summary.events);
+}
+
+function renderInterests(interests) {
+  const list = $('interests');
+  list.replaceChildren(...interests.map((it) => {
+    const li = document.createElement('li');
+    li.textContent = it.text;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = '×';
+    b.setAttribute('aria-label', `Remove interest: ${it.text}`);
+    b.addEventListener('click', () => act(async () => {
+      await rec.removeInterest(it.id);
+      await refresh();
+    }));
+    li.append(b);
+    return li;
+  }));
+}
+
+const modelFiles = new Map();
+function onProgress(p) {
+  if (p.phase === 'catalog') {
+    const bar = $('catalog-progress');
+    bar.max = Math.max(p.itemsTotal ?? 1, 1);
+    bar.value = p.itemsLoaded ?? 0;
+    const mb = (x) => ((x ?? 0) / 1e6).toFixed(1);
+    $('catalog-status').textContent = p.complete
+      ? `Catalog: ${p.itemsLoaded} movies, ${mb(p.total)} MB, verified`
+      : `Catalog: ${p.itemsLoaded ?? 0} of ${p.itemsTotal ?? '?'} movies (${mb(p.loaded)} of ${mb(p.total)} MB)`;
+  } else if (p.phase?.startsWith('model:')) {
+    if (p.file) modelFiles.set(p.file, p);
+    let loaded = 0;
+    let total = 0;
+    for (const f of modelFiles.values()) {
+      loaded += f.loaded ?? 0;
+      total += f.total ?? 0;
+    }
+    const bar = $('model-progress');
+    bar.max = Math.max(total, 1);
+    bar.value = loaded;
+    $('model-status').textContent = p.phase === 'model:init'
+      ? 'Language model: starting…'
+      : `Language model: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+  }
+}
+
+function modelReady() {
+  const bar = $('model-progress');
+  bar.value = bar.max;
+  $('model-status').textContent = 'Language model: ready';
+}
+
+async function onSearch(event) {
+  event.preventDefault();
+  const q = $('search').value.trim();
+  if (!q) return;
+  await act(async () => {
+    const found = await rec.search(q, { k: ANIMATION_ROW });
+    modelReady();
+    $('search-results').replaceChildren(...found.map((r) => card(r, { why: false })));
+    document.body.dataset.searched = String(Date.now());
+  });
+}
+
+async function onInterest(event) {
+  event.preventDefault();
+  const text = $('interest').value.trim();
+  if (!text) return;
+  await act(async () => {
+    await rec.addInterest(text);
+    modelReady();
+    $('interest').value = '';
+    await refresh();
+  });
+}
+
+function download(name, text) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
 async function main() {
-  const started = performance.now();
-  let encoder;
   try {
-    encoder = await Encoder.load(new URL('model/', location.href), { backend: 'auto', onProgress: showProgress });
+    rec = await Recommender.open(CATALOG, { backend: BACKEND, onProgress });
   } catch (e) {
-    status.textContent = `The model could not be loaded: ${e.message} (${e.code ?? 'error'})`;
-    status.classList.add('error');
+    $('catalog-status').textContent = `The catalog could not be loaded: ${e.message} (${e.code ?? 'error'})`;
+    $('catalog-status').classList.add('error');
     return;
   }
-  bar.value = bar.max;
-  status.textContent = `Model ready in ${((performance.now() - started) / 1000).toFixed(2)} s`;
-  $('backend').textContent = `Backend: ${encoder.backend}, ${encoder.dims} dimensions`;
+  const scenario = $('scenario');
+  const names = rec.catalog.manifest.scenarios ?? [];
+  scenario.replaceChildren(new Option('Any time', ''), ...names.map((n) => new Option(n === 'weekday' ? 'A weeknight' : n === 'weekend' ? 'The weekend' : n, n)));
+  const day = new Date().getDay();
+  if (names.includes('weekend') && names.includes('weekday')) scenario.value = day === 0 || day === 6 ? 'weekend' : 'weekday';
+  scenario.addEventListener('change', () => act(refresh));
+  $('diversity').addEventListener('change', () => act(async () => {
+    $('diversity-value').textContent = $('diversity').value;
+    await refresh();
+  }));
+  $('diversity').addEventListener('input', () => ($('diversity-value').textContent = $('diversity').value));
+  $('recommendations').addEventListener('click', onCardAction);
+  $('search-results').addEventListener('click', onCardAction);
+  $('search-form').addEventListener('submit', onSearch);
+  $('interest-form').addEventListener('submit', onInterest);
+  $('export').addEventListener('click', () => act(async () => {
+    download('localrec-profile.json', JSON.stringify(await rec.profile.export(), null, 2));
+  }));
+  $('import').addEventListener('change', () => act(async () => {
+    const file = $('import').files?.[0];
+    if (!file) return;
+    await rec.profile.import(await file.text());
+    $('import').value = '';
+    await refresh();
+  }));
+  $('delete').addEventListener('click', () => act(async () => {
+    await rec.profile.clear();
+    $('search-results').replaceChildren();
+    await refresh();
+  }));
+  for (const id of ['search', 'search-button', 'interest', 'interest-button']) $(id).disabled = false;
+  await refresh().catch(showError);
+  rec.catalog.loaded.then(() => refresh().catch(showError));
   document.body.dataset.ready = 'true';
-  const input = $('text');
-  const button = $('encode');
-  input.disabled = false;
-  button.disabled = false;
-  input.focus();
-
-  $('encode-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    button.disabled = true;
-    const text = input.value;
-    const result = $('result');
-    try {
-      const t0 = performance.now();
-      const [vector, [ids]] = await Promise.all([encoder.embed([text]), encoder.tokenize([text])]);
-      const ms = performance.now() - t0;
-      const first = Array.from(vector.slice(0, 8), (v) => v.toFixed(4)).join(', ');
-      result.replaceChildren();
-      const p1 = document.createElement('p');
-      p1.innerHTML = `<strong>${ids.length}</strong> tokens → <strong>${encoder.dims}</strong>-d vector in <strong id="ms"></strong>`;
-      p1.querySelector('#ms').textContent = `${ms.toFixed(1)} ms`;
-      const p2 = document.createElement('p');
-      p2.className = 'vector';
-      p2.id = 'vector';
-      p2.textContent = `[${first}, …]`;
-      result.append(p1, p2);
-      result.dataset.values = JSON.stringify(Array.from(vector.slice(0, 8)));
-    } catch (e) {
-      result.textContent = `Encoding failed: ${e.message}`;
-      result.className = 'error';
-    } finally {
-      button.disabled = false;
-    }
-  });
+  setInterval(showRequests, 1000);
+  await showRequests();
 }
 
 main();

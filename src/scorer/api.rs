@@ -211,9 +211,10 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
                 semantic: 1.0,
                 popularity: 0.0,
                 scenario: 0.0,
+                interest: super::model::INTEREST_WEIGHT,
             })
         }
-        Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 }),
+        Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: super::model::INTEREST_WEIGHT }),
         Some(other) => {
             return Err(Error::new(ErrorKind::Input, format!("rankBy {other:?} is not blend, similar or text")));
         }

@@ -49,7 +49,7 @@ pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerPar
         reg: 100.0,
         alpha: 10.0,
         gram: Matrix { rows: k, cols: k, data: gram },
-        blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05, scenario: 0.0 },
+        blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05, scenario: 0.0, interest: crate::scorer::model::INTEREST_WEIGHT },
         short_blend: None,
         short_profile: SHORT_PROFILE,
         text_map: None,

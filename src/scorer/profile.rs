@@ -76,6 +76,10 @@ pub struct UserQuery {
     pub contributors: Vec<Contributor>,
     /// Norm of the semantic sum before normalizing (explanations rescale by it).
     pub s_norm: f32,
+    /// Unit text vector of the typed interests alone (zero without any): the interest term.
+    pub t: Vec<f32>,
+    /// Norm of the interests' sum before normalizing.
+    pub t_norm: f32,
 }
 
 impl UserQuery {
@@ -167,12 +171,18 @@ pub fn user_query(
     }
     let s_norm = s.iter().map(|x| x * x).sum::<f32>().sqrt();
     normalize(&mut s);
+    let mut t = vec![0.0f32; d];
+    for c in contributors.iter().filter(|c| matches!(c.source, Source::Interest(_))) {
+        c.e.iter().zip(&mut t).for_each(|(x, y)| *y += c.weight * x);
+    }
+    let t_norm = t.iter().map(|x| x * x).sum::<f32>().sqrt();
+    normalize(&mut t);
 
     let (p, chol) = match params {
         Some(params) if k > 0 => fold_in(params, &contributors)?,
         _ => (Vec::new(), Vec::new()),
     };
-    Ok(UserQuery { p, a, s, chol, contributors, s_norm })
+    Ok(UserQuery { p, a, s, chol, contributors, s_norm, t, t_norm })
 }
 
 /// `[e, 1] W`: the text map's estimate of the user-side factors `[q | a]`.

@@ -46,6 +46,9 @@ impl Precision {
 /// Size of a full f32 item matrix above which the CPU backend goes compact.
 pub const COMPACT_ABOVE_BYTES: usize = 1 << 30;
 
+/// Score columns per user in the product: collaborative, item-item, semantic, interest.
+const TERMS: usize = 4;
+
 /// Rows per upload block with [`Precision::F32Blocks`].
 // 32,768 rows of 576 f32 values are 72 MiB, under WebGPU's default binding limit; small in
 // tests, so that they use several blocks.
@@ -75,6 +78,8 @@ pub struct Terms {
     pub item_item: Vec<f32>,
     /// `<s_u, e_i>` per item.
     pub semantic: Vec<f32>,
+    /// `<t_u, e_i>` per item (the typed interests alone).
+    pub interest: Vec<f32>,
 }
 
 /// How to rank.
@@ -236,25 +241,27 @@ impl Scorer {
     }
 
     /// # Shapes
-    /// - output: `[n, 3 * queries]`, columns per query: collaborative, item-item, semantic
+    /// - output: `[n, 4 * queries]`, columns per query: collaborative, item-item, semantic, interest
     fn product(&self, queries: &[&UserQuery]) -> Result<Tensor<2>> {
         let (k, r) = self.params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
         let d = self.items.embedding_dims;
         let width = k + r + d;
-        let cols = 3 * queries.len();
+        let cols = TERMS * queries.len();
         let mut q = vec![0.0f32; width * cols];
         for (u, query) in queries.iter().enumerate() {
-            if query.p.len() != k || query.a.len() != r || query.s.len() != d {
+            if query.p.len() != k || query.a.len() != r || query.s.len() != d || query.t.len() != d {
                 return Err(Error::new(ErrorKind::Input, "a user query does not match the catalog's dimensions"));
             }
+            let c = TERMS * u;
             for (j, v) in query.p.iter().enumerate() {
-                q[j * cols + 3 * u] = *v;
+                q[j * cols + c] = *v;
             }
             for (j, v) in query.a.iter().enumerate() {
-                q[(k + j) * cols + 3 * u + 1] = *v;
+                q[(k + j) * cols + c + 1] = *v;
             }
-            for (j, v) in query.s.iter().enumerate() {
-                q[(k + r + j) * cols + 3 * u + 2] = *v;
+            for (j, (v, w)) in query.s.iter().zip(&query.t).enumerate() {
+                q[(k + r + j) * cols + c + 2] = *v;
+                q[(k + r + j) * cols + c + 3] = *w;
             }
         }
         if self.precision == Precision::Compact {
@@ -282,16 +289,19 @@ impl Scorer {
         let users = queries.len();
         let values = data.try_into_vec::<f32>().map_err(read_failed)?;
         let n = self.items.len;
-        if values.len() != n * 3 * users {
+        if values.len() != n * TERMS * users {
             return Err(Error::new(ErrorKind::Backend, "the device returned a wrongly sized score matrix"));
         }
-        let cols = 3 * users;
+        let cols = TERMS * users;
         Ok((0..users)
             .map(|u| {
-                let column = |t: usize| (0..n).map(|i| values[i * cols + 3 * u + t]).collect();
-                let semantic =
-                    if self.precision == Precision::Compact { self.text_scores(&queries[u].s) } else { column(2) };
-                Terms { collaborative: column(0), item_item: column(1), semantic }
+                let column = |t: usize| (0..n).map(|i| values[i * cols + TERMS * u + t]).collect();
+                let (semantic, interest) = if self.precision == Precision::Compact {
+                    (self.text_scores(&queries[u].s), self.text_scores(&queries[u].t))
+                } else {
+                    (column(2), column(3))
+                };
+                Terms { collaborative: column(0), item_item: column(1), semantic, interest }
             })
             .collect())
     }
@@ -320,7 +330,7 @@ impl Scorer {
             Some(short) if query.contributors.len() <= p.short_profile => short,
             _ => p.blend,
         });
-        blend.or(catalog).unwrap_or(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 })
+        blend.or(catalog).unwrap_or(Blend { semantic: 1.0, collaborative: 0.0, item_item: 0.0, ..Blend::default() })
     }
 
     /// Number of scenarios the catalog knows.
@@ -332,7 +342,7 @@ impl Scorer {
     /// `scenario`, its item lifts count with the blend's scenario weight.
     /// Returns the scores and each term's effective multiplier (weight / std), which
     /// explanations need.
-    pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>, scenario: Option<usize>) -> (Vec<f32>, [f32; 3]) {
+    pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>, scenario: Option<usize>) -> (Vec<f32>, [f32; 4]) {
         let lift = scenario.and_then(|s| self.lift.get(s)).filter(|_| blend.scenario != 0.0);
         let pick =
             |v: &[f32]| -> Vec<f32> { over.map_or_else(|| v.to_vec(), |o| o.iter().map(|&i| v[i as usize]).collect()) };
@@ -344,6 +354,7 @@ impl Scorer {
             (&terms.collaborative, scale(&terms.collaborative, blend.collaborative)),
             (&terms.item_item, scale(&terms.item_item, blend.item_item)),
             (&terms.semantic, scale(&terms.semantic, blend.semantic)),
+            (&terms.interest, scale(&terms.interest, blend.interest)),
         ];
         let scores = (0..self.items.len)
             .map(|i| {
@@ -359,7 +370,7 @@ impl Scorer {
                 s
             })
             .collect();
-        (scores, [parts[0].1.1, parts[1].1.1, parts[2].1.1])
+        (scores, [parts[0].1.1, parts[1].1.1, parts[2].1.1, parts[3].1.1])
     }
 
     /// Ranks for one user whose terms were computed: blend, exclude, top-k, MMR, reasons.
@@ -401,7 +412,7 @@ impl Scorer {
     }
 
     /// The contributor with the largest positive part in item `index`'s score.
-    fn because(&self, query: &UserQuery, index: u32, multipliers: &[f32; 3]) -> Option<Because> {
+    fn because(&self, query: &UserQuery, index: u32, multipliers: &[f32; 4]) -> Option<Because> {
         let (k, r) = self.params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
         let alpha = self.params.as_ref().map_or(0.0, |p| p.alpha);
         let record = self.items.record(index as usize);
@@ -421,6 +432,9 @@ impl Scorer {
                 part += multipliers[1] * c.weight * dot(&c.a, c_i);
                 if query.s_norm > 0.0 {
                     part += multipliers[2] * c.weight * dot(&c.e, e_i) / query.s_norm;
+                }
+                if query.t_norm > 0.0 && matches!(c.source, Source::Interest(_)) {
+                    part += multipliers[3] * c.weight * dot(&c.e, e_i) / query.t_norm;
                 }
                 Because { source: c.source, contribution: part }
             })
@@ -494,7 +508,7 @@ mod tests {
             reg: 0.1,
             alpha: 10.0,
             gram: Matrix { rows: 2, cols: 2, data: gram },
-            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0 },
+            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
             short_blend: None,
             short_profile: 5,
             text_map: None,
@@ -548,7 +562,7 @@ mod tests {
     #[test]
     fn diversity_trades_a_near_duplicate_for_another_taste() {
         let s = scorer();
-        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 });
+        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 });
         let interest = [Interest { embedding: vec![1.0, 0.2], weight: 1.0, age_days: 0.0 }];
         let plain = recommend(&s, &[], &interest, RankOptions { k: 2, blend, ..Default::default() });
         let diverse = recommend(&s, &[], &interest, RankOptions { k: 2, blend, diversity: 0.9, ..Default::default() });
@@ -597,5 +611,21 @@ mod tests {
         assert!(shared >= 18, "the int8 text term keeps {shared} of the f32 top 20");
         assert_eq!(Precision::cpu(1000, 576), Precision::F32);
         assert_eq!(Precision::cpu(1_000_000, 576), Precision::Compact);
+    }
+
+    #[test]
+    fn a_typed_interest_moves_the_list_its_way_over_a_history_and_explains_it() {
+        let s = scorer();
+        let history = [Event { item: 0, weight: 1.0, age_days: 0.0 }];
+        let blend = Some(Blend { interest: crate::scorer::model::INTEREST_WEIGHT, ..s.params().unwrap().blend });
+        let opts = RankOptions { k: 3, exclude: vec![0], blend, explain: true, ..Default::default() };
+        let before = recommend(&s, &history, &[], opts.clone());
+        assert_eq!(before[0].index, 1, "taste A first");
+        // Typing something like taste B (item 2's text).
+        let interest = [Interest { embedding: vec![0.0, 1.0], weight: 1.0, age_days: 0.0 }];
+        let after = recommend(&s, &history, &interest, opts);
+        let at = |list: &[Ranked]| list.iter().position(|r| r.index == 2).unwrap_or(usize::MAX);
+        assert!(at(&after) < at(&before), "item 2 (taste B) moves up: {before:?} -> {after:?}");
+        assert_eq!(after[at(&after)].because.map(|b| b.source), Some(Source::Interest(0)), "and the interest is why");
     }
 }

@@ -11,7 +11,7 @@ use super::als::{self, AlsConfig};
 use super::ease;
 use super::linalg;
 use super::metrics::{MetricSums, top_k};
-use super::model::{Blend, EventWeights, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams};
+use super::model::{Blend, EventWeights, INTEREST_WEIGHT, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams};
 use super::profile::{Event, user_query};
 use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
@@ -416,10 +416,10 @@ pub fn evaluate(
                     let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
                     top_k(&sub, 100, &[]).into_iter().map(|p| only[p as usize]).collect()
                 }
-                None => top_k(&scores, 100, &u.fold_in),
+                None => top_k(scores, 100, &u.fold_in),
             }
         };
-        let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0 };
+        let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 };
         for (u, t) in chunk.iter().zip(&terms) {
             let popular = rank(&scorer.blend(t, &popularity, only, None).0, u);
             for (blend, sum) in blends.iter().zip(&mut sums) {
@@ -518,7 +518,7 @@ pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> 
     for &ii in item_item {
         for &sem in semantic {
             for &pop in popularity {
-                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop, scenario: 0.0 });
+                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop, scenario: 0.0, interest: INTEREST_WEIGHT });
             }
         }
     }
@@ -533,7 +533,7 @@ pub fn short_blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32
     if has_item_item {
         for &sem in semantic {
             for &pop in popularity {
-                grid.push(Blend { collaborative: 0.0, item_item: 1.0, semantic: sem, popularity: pop, scenario: 0.0 });
+                grid.push(Blend { collaborative: 0.0, item_item: 1.0, semantic: sem, popularity: pop, scenario: 0.0, interest: INTEREST_WEIGHT });
             }
         }
     }

@@ -691,7 +691,7 @@ fn a_trained_catalog_recommends_on_the_browser_path_from_its_own_params() {
     assert_ne!(popular.iter().map(|r| r.index).collect::<Vec<_>>(), got.iter().map(|r| r.index).collect::<Vec<_>>());
     // The text term alone finds the same kind of film.
     let semantic =
-        localrec::scorer::model::Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 };
+        localrec::scorer::model::Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 };
     let by_text = scorer
         .rank(
             &query,

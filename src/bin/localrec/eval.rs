@@ -102,9 +102,9 @@ const MODELS: [&str; 4] = ["popularity", "collaborative", "semantic", "hybrid"];
 
 fn blends(hybrid: Blend) -> [Blend; 4] {
     [
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0 },
-        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0 },
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 },
+        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
         hybrid,
     ]
 }
