@@ -97,6 +97,12 @@ function checkTexts(texts, method) {
   }
 }
 
+/** A diagnostics question (`requests`, `memory`) to the worker of an open Encoder or Catalog. */
+function askWorker(owner, op) {
+  owner.checkOpen();
+  return owner.client.call({ op });
+}
+
 function describe(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -212,14 +218,12 @@ export class Encoder {
 
   /** How many network requests the encoder's worker has made (resource timing), for diagnostics. */
   async requestCount() {
-    this.checkOpen();
-    return this.client.call({ op: 'requests' });
+    return askWorker(this, 'requests');
   }
 
   /** Bytes of the worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */
   async memory() {
-    this.checkOpen();
-    return this.client.call({ op: 'memory' });
+    return askWorker(this, 'memory');
   }
 
   /** Frees the model and stops the worker. */
@@ -427,14 +431,12 @@ export class Catalog {
 
   /** How many network requests the catalog's worker has made (resource timing), for diagnostics. */
   async requestCount() {
-    this.checkOpen();
-    return this.client.call({ op: 'requests' });
+    return askWorker(this, 'requests');
   }
 
   /** Bytes of the catalog worker's wasm memories (`{wasm: {cpu, webgpu}, jsHeapUsed}`), for diagnostics. */
   async memory() {
-    this.checkOpen();
-    return this.client.call({ op: 'memory' });
+    return askWorker(this, 'memory');
   }
 
   /** Stops loading, frees the catalog and its worker. */

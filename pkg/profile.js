@@ -60,6 +60,11 @@ class IndexedDbBackend {
     return id;
   }
 
+  async count(store) {
+    const tx = this.db.transaction(store, 'readonly');
+    return promised(tx.objectStore(store).count());
+  }
+
   async delete(store, id) {
     const tx = this.db.transaction(store, 'readwrite');
     tx.objectStore(store).delete(id);
@@ -100,6 +105,10 @@ class MemoryBackend {
     const id = this.next++;
     this.data[store].push({ ...value, id });
     return id;
+  }
+
+  async count(store) {
+    return this.data[store].length;
   }
 
   async delete(store, id) {
@@ -241,6 +250,15 @@ export class ProfileStore {
 
   removeInterest(id) {
     return this.write((b) => b.delete('interests', id));
+  }
+
+  /** How many events or interests (`store`) the profile holds. */
+  async count(store) {
+    try {
+      return await this.backend.count(store);
+    } catch {
+      return 0;
+    }
   }
 
   async all() {

@@ -182,8 +182,7 @@ export class Recommender {
     } catch (e) {
       throw inputError(e.message);
     }
-    const { events } = await this.store.all();
-    if (events.length >= MAX_EVENTS) throw inputError(`record(): the profile holds ${MAX_EVENTS} events, the most it keeps`);
+    if ((await this.store.count('events')) >= MAX_EVENTS) throw inputError(`record(): the profile holds ${MAX_EVENTS} events, the most it keeps`);
     const id = await this.store.addEvent(clean);
     return { ...clean, id };
   }
@@ -194,8 +193,7 @@ export class Recommender {
     if (typeof text !== 'string' || text.trim() === '' || text.length > 10_000) {
       throw inputError('addInterest() takes a non-empty string of at most 10,000 characters');
     }
-    const { interests } = await this.store.all();
-    if (interests.length >= MAX_INTERESTS) throw inputError(`addInterest(): the profile holds ${MAX_INTERESTS} interests, the most it keeps`);
+    if ((await this.store.count('interests')) >= MAX_INTERESTS) throw inputError(`addInterest(): the profile holds ${MAX_INTERESTS} interests, the most it keeps`);
     const enc = await this.encoder();
     const embedding = await enc.embed([text]);
     const clean = cleanInterest({ text, embedding }, enc.dims);

@@ -677,14 +677,14 @@ fn tune_rating(
     let k = model.params.als_dims;
     let n = model.bias.len();
     let q: Vec<f32> = (0..n).flat_map(|i| model.factors[i * record..i * record + k].iter().copied()).collect();
+    // The embeddings are quantized once; each setting only rewrites the rating column.
+    let mut items = ItemSide::new(record, model.factors.clone(), model.bias.clone(), dims, embeddings);
     let mut best: Option<RatingTuning> = None;
     for &reg in &RATING_REG_GRID {
         let (head, item_bias) = rating::train(rest, users, &q, k, reg, cfg.rating_item_reg, 5)?;
-        let mut factors = model.factors.clone();
-        for i in 0..n {
-            factors[(i + 1) * record - 1] = item_bias[i];
+        for (i, b) in item_bias.iter().enumerate() {
+            items.factors[(i + 1) * record - 1] = *b;
         }
-        let items = ItemSide::new(record, factors, model.bias.clone(), dims, embeddings);
         let params = ScorerParams { rating: Some(head), ..model.params.clone() };
         let mut errors = RatingErrors::default();
         for (fold, predict) in held {

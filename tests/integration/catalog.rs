@@ -205,6 +205,15 @@ fn build_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// Arguments of `localrec train` on `out` with the reference build's settings, plus `extra`.
+fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let sl = slice();
+    let mut args =
+        vec!["train", s(out), "--interactions", s(&sl.ratings), "--factors", FACTORS, "--item-rank", ITEM_RANK, "--json"];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn model_dir_static() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(model_dir)
@@ -715,18 +724,7 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
     succeed(&build_args(&out, &["--no-train"]));
     let (text_only, _) = read_catalog(&out);
     assert!(text_only.collaborative.is_none());
-    let sl = slice();
-    let report = succeed(&[
-        "train",
-        s(&out),
-        "--interactions",
-        s(&sl.ratings),
-        "--factors",
-        FACTORS,
-        "--item-rank",
-        ITEM_RANK,
-        "--json",
-    ]);
+    let report = succeed(&train_args(&out, &[]));
     // k + 2r = 24 factors and the rating head's item bias (the log has half-star ratings).
     assert_eq!(report["collaborative"]["dims"], 25, "{report}");
     // The same items; factors, biases and params equal to float rounding: the text-only
@@ -750,7 +748,7 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
         assert!(close(got.bias.unwrap(), want.bias.unwrap()), "{}: bias", got.id);
     }
     assert_eq!(got_manifest.shards.len(), text_only.shards.len());
-    let err = fail(&["train", s(&out), "--interactions", s(&sl.ratings), "--factors", "0"]);
+    let err = fail(&["train", s(&out), "--interactions", s(&slice().ratings), "--factors", "0"]);
     assert!(err.contains("--factors"), "{err}");
     std::fs::remove_dir_all(&out).ok();
 }
@@ -761,20 +759,7 @@ fn scenarios_and_the_rating_head_are_trained_tuned_and_used_on_the_browser_path(
     let (reference, _) = reference();
     let out = scratch("scenarios");
     copy_dir(reference, &out);
-    let sl = slice();
-    let report = succeed(&[
-        "train",
-        s(&out),
-        "--interactions",
-        s(&sl.ratings),
-        "--factors",
-        FACTORS,
-        "--item-rank",
-        ITEM_RANK,
-        "--scenario",
-        "weekday-weekend",
-        "--json",
-    ]);
+    let report = succeed(&train_args(&out, &["--scenario", "weekday-weekend"]));
     let tuning = &report["collaborative"]["tuning"];
     // The ablation's four rows, each with its setting, chosen on held-out users.
     for row in ["hybrid", "hybrid+lift", "hybrid+events", "hybrid+scenario"] {

@@ -323,7 +323,7 @@ impl TrainProgress for TrainMessages {
 
 /// What the log says besides positives: each positive's scenario (its latest event's)
 /// and the explicit ratings.
-fn log_extras(interactions: &Interactions) -> LogExtras {
+pub(crate) fn log_extras(interactions: &Interactions) -> LogExtras {
     let mut extras = LogExtras { scenario_names: interactions.scenarios.clone(), ..LogExtras::default() };
     for r in &interactions.rows {
         if let Some(s) = r.scenario {
@@ -386,6 +386,7 @@ pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
 pub(crate) fn train_side(
     cfg: &TrainConfig,
     interactions: &Interactions,
+    extras: &LogExtras,
     rows: &[QuantizedRow],
     dims: usize,
     positive_rating: f32,
@@ -406,10 +407,9 @@ pub(crate) fn train_side(
         localrec::scorer::model::normalize(&mut e);
         embeddings.extend(e);
     }
-    let extras = log_extras(interactions);
     let t = Instant::now();
     let device = NativeBackend::Cpu.device()?;
-    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, &extras, &device, &mut TrainMessages)?;
+    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, extras, &device, &mut TrainMessages)?;
     eprintln!(
         "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} scenarios, rating head: {}, {} items from text only",
         t.elapsed().as_secs_f64(),
@@ -428,7 +428,7 @@ pub(crate) fn train_side(
     };
     let side = CollaborativeSide {
         manifest: localrec::catalog::Collaborative { dims: trained.params.record_dims(), bias: true, params },
-        scenarios: extras.scenario_names,
+        scenarios: extras.scenario_names.clone(),
         factors: trained.factors,
         bias: Some(trained.bias),
     };
@@ -521,11 +521,12 @@ pub fn build(args: BuildArgs) -> Result<()> {
         _ => None,
     };
     // Records: [q | a | c], a lift per scenario, the rating head's bias when rated.
-    let factor_dims = match (&train_cfg, &interactions) {
-        (Some(c), Some(i)) => {
-            let extras = log_extras(i);
-            c.als.factors + 2 * c.item_rank + extras.scenario_names.len() + usize::from(extras.has_ratings())
-        }
+    let extras = match (&train_cfg, &interactions) {
+        (Some(_), Some(i)) => Some(log_extras(i)),
+        _ => None,
+    };
+    let factor_dims = match (&train_cfg, &extras) {
+        (Some(c), Some(e)) => c.als.factors + 2 * c.item_rank + e.scenario_names.len() + usize::from(e.has_ratings()),
         _ => 0,
     };
     let has_bias = train_cfg.is_some();
@@ -607,9 +608,9 @@ pub fn build(args: BuildArgs) -> Result<()> {
 
     // 4. Train the collaborative side on the embeddings as the browser will see them.
     let mut tuning = None;
-    let collaborative: Option<CollaborativeSide> = match (&train_cfg, &interactions) {
-        (Some(cfg), Some(interactions)) => {
-            let (side, sums) = train_side(cfg, interactions, &encoded.rows, dims, args.positive_rating)?;
+    let collaborative: Option<CollaborativeSide> = match (&train_cfg, &interactions, &extras) {
+        (Some(cfg), Some(interactions), Some(extras)) => {
+            let (side, sums) = train_side(cfg, interactions, extras, &encoded.rows, dims, args.positive_rating)?;
             build::check_collaborative(&side, items.len())?;
             tuning = sums;
             Some(side)

@@ -89,7 +89,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
     let dims = manifest.encoder.dims;
-    let (side, tuning) = super::catalog::train_side(&cfg, &interactions, &rows, dims, args.positive_rating)?;
+    let (side, tuning) = super::catalog::train_side(&cfg, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;
     localrec::catalog::build::check_collaborative(&side, items.len())?;
 
     let factor_dims = side.manifest.dims;
