@@ -460,6 +460,11 @@ export class Recommender {
   removeInterest(id: number): Promise<void>;
   recommend(options?: RecommendOptions): Promise<RecommenderResult[]>;
   similar(itemId: string | number, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
+  /**
+   * Items whose text means what `text` says (the encoder's cosine), a title equal to the
+   * query (articles, years and punctuation aside) first and titles starting with it
+   * raised: "the lion king" finds "Lion King, The (1994)" before its sequels.
+   */
   search(text: string, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
   backendInfo(): BackendInfo;
   /** Memory of the catalog's and the encoder's workers (wasm linear memories in bytes), for diagnostics. */

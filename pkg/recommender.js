@@ -7,6 +7,7 @@ import {
   EVENT_TYPES, MAX_EVENTS, MAX_INTERESTS, PROFILE_FORMAT, PROFILE_VERSION, ProfileStore, cleanEvent, cleanInterest,
   parseProfileDocument,
 } from './profile.js';
+import { rerankByTitle } from './search.js';
 
 const DAY_MS = 86_400_000;
 
@@ -259,8 +260,11 @@ export class Recommender {
     }
     const enc = await this.encoder();
     const embedding = Array.from(await enc.embed([text]));
-    const answer = await this.catalog.recommend({ interests: [{ embedding }], k, rankBy: 'text' });
-    return answer.results.map(({ itemId, score, item }) => ({ itemId, score, item }));
+    // Title matches are re-ranked from a wider pool, so that a typed title comes first
+    // even where the encoder ranks a sequel above it.
+    const pool = Math.min(1000, Math.max(50, 5 * k));
+    const answer = await this.catalog.recommend({ interests: [{ embedding }], k: pool, rankBy: 'text' });
+    return rerankByTitle(text, answer.results.map(({ itemId, score, item }) => ({ itemId, score, item }))).slice(0, k);
   }
 
   /** Which backends are in use, why, and their measured speed (the encoder's once loaded). */

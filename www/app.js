@@ -1,7 +1,31 @@
 // The demo page: a movie recommender on the public `localrec` API. The catalog
 // (ml-latest-small by default) and the profile live in this browser; the page only
 // renders what the Recommender returns and records what the visitor does.
-import { Recommender } from './pkg/index.js';
+
+/**
+ * Registers the service worker (sw.js) that lets the page open offline once loaded, and
+ * waits (at most 3 s) until it controls the page: on a first visit the package, its worker
+ * and the manifests then already go through it. Without service workers (an insecure
+ * origin) the page works as before, online only.
+ */
+async function offlineReady() {
+  if (!('serviceWorker' in navigator)) return false;
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    if (!navigator.serviceWorker.controller) {
+      await Promise.race([
+        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true })),
+        new Promise((resolve) => setTimeout(resolve, 3000)),
+      ]);
+    }
+    return Boolean(navigator.serviceWorker.controller);
+  } catch {
+    return false;
+  }
+}
+const OFFLINE = await offlineReady();
+document.body.dataset.offline = String(OFFLINE);
+const { Recommender } = await import('./pkg/index.js');
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -126,6 +150,12 @@ async function redraw() {
     diversity: Number($('diversity').value),
   });
   const personal = summary.events > 0 || summary.interests.length > 0;
+  // Reasons name the liked film; after a reload it may not have been on screen yet.
+  const unnamed = [...new Set(results.map((r) => r.because?.itemId).filter((id) => id && !titles.has(id)))];
+  await Promise.all(unnamed.map(async (id) => {
+    const item = await rec.catalog.item(id).catch(() => null);
+    if (item) titles.set(id, item.title);
+  }));
   $('recs-h').textContent = personal ? 'Recommended for you' : 'Popular movies';
   const grid = $('recommendations');
   grid.replaceChildren(...results.map((r) => card(r, { why: personal })));
@@ -152,6 +182,9 @@ function showStored(summary) {
   $('storage-note').textContent = summary.persistent
     ? 'Kept in this browser\u2019s IndexedDB; nothing of it is ever sent anywhere.'
     : `Kept in this page\u2019s memory only (${summary.fallbackReason ?? 'by choice'}): it is gone when you leave.`;
+  $('storage-note').textContent += OFFLINE
+    ? ' This page, the catalog and the model are kept too, so it opens without a network next time.'
+    : '';
   document.body.dataset.events = String(summary.events);
 }
 

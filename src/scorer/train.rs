@@ -43,6 +43,9 @@ pub struct TrainConfig {
     /// Pseudo-count of a scenario lift: an item needs about this many events before
     /// its share in a scenario moves away from the catalog's.
     pub scenario_prior: f32,
+    /// Share of the best held-out Recall@20 + NDCG@20 the short-profile blend may give
+    /// up for lists less like the popularity chart (see [`tune_short_blend`]).
+    pub short_tolerance: f64,
 }
 
 /// What an interaction log says besides the positives: the scenario of each positive
@@ -78,6 +81,7 @@ impl Default for TrainConfig {
             rating_reg: 1.0,
             rating_item_reg: 5.0,
             scenario_prior: 10.0,
+            short_tolerance: SHORT_TOLERANCE,
         }
     }
 }
@@ -556,10 +560,30 @@ pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricS
     tune_on_grid(scorer, users, grid)
 }
 
+/// Default [`TrainConfig::short_tolerance`]. On a random three of a user's items, the
+/// most accurate short blend is mostly the popularity chart (about half of each top 20 on
+/// ml-latest-small): a visitor who liked three animated films is shown Forrest Gump and
+/// Pulp Fiction. Within 15% of that accuracy there are blends whose lists follow the
+/// three items (a fifth to a quarter of the chart), which is what a short profile is for.
+pub const SHORT_TOLERANCE: f64 = 0.15;
+
+/// The short-profile blend, and the most accurate one it was chosen against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShortTuning {
+    /// The blend shipped: the least chart-like within the tolerance.
+    pub chosen: (Blend, MetricSums),
+    /// The blend with the best Recall@20 + NDCG@20.
+    pub most_accurate: (Blend, MetricSums),
+}
+
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
-/// items drawn with `seed` (held-out items unchanged). Its metrics also say how much of
-/// each list is the popularity top 20 (`MetricSums::popular_overlap`).
-pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Result<(Blend, MetricSums)> {
+/// items drawn with `seed` (held-out items unchanged). Of the grid blends whose Recall@20
+/// + NDCG@20 is within `tolerance` (a share) of the best, the one whose lists share the
+/// least with the popularity top 20 (`MetricSums::popular_overlap`) is chosen.
+pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64, tolerance: f64) -> Result<ShortTuning> {
+    if !(0.0..1.0).contains(&tolerance) {
+        return Err(Error::new(ErrorKind::Input, format!("the short-profile tolerance must be in [0, 1), not {tolerance}")));
+    }
     let mut rng = super::als::SplitMix(seed ^ 0x5407);
     let keep = SHORT_PROFILE.saturating_sub(2).max(1);
     let short: Vec<EvalUser> = users
@@ -575,16 +599,38 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64) -> Resul
         .collect();
     let grid =
         short_blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), &SHORT_SEMANTIC_GRID, &SHORT_POPULARITY_GRID);
-    tune_on_grid(scorer, &short, grid)
+    let sums = evaluate(scorer, &short, &grid, None, 1.0)?;
+    let (chosen, best) =
+        least_popular_within(&sums, tolerance).ok_or_else(|| Error::new(ErrorKind::Input, "no short-profile grid"))?;
+    Ok(ShortTuning { chosen: (grid[chosen], sums[chosen]), most_accurate: (grid[best], sums[best]) })
+}
+
+/// Of `sums` within `tolerance` of the best accuracy, the index of the one least like the
+/// popularity chart (the most accurate of equals), and the index of the most accurate.
+fn least_popular_within(sums: &[MetricSums], tolerance: f64) -> Option<(usize, usize)> {
+    let best = best_on_grid(sums)?;
+    let floor = (1.0 - tolerance) * accuracy(&sums[best]);
+    let chosen = (0..sums.len()).filter(|&i| accuracy(&sums[i]) >= floor).fold(best, |b, i| {
+        let (o, ob) = (sums[i].popular_overlap(), sums[b].popular_overlap());
+        if o < ob || (o == ob && accuracy(&sums[i]) > accuracy(&sums[b])) { i } else { b }
+    });
+    Some((chosen, best))
+}
+
+/// Mean Recall@20 + NDCG@20: what blends are tuned on.
+fn accuracy(s: &MetricSums) -> f64 {
+    let (r, n, _) = s.means();
+    r + n
+}
+
+/// The index of the most accurate of `sums` (the first of equals).
+fn best_on_grid(sums: &[MetricSums]) -> Option<usize> {
+    (0..sums.len()).reduce(|b, i| if accuracy(&sums[i]) > accuracy(&sums[b]) { i } else { b })
 }
 
 fn tune_on_grid(scorer: &Scorer, users: &[EvalUser], grid: Vec<Blend>) -> Result<(Blend, MetricSums)> {
     let sums = evaluate(scorer, users, &grid, None, 1.0)?;
-    let key = |s: &MetricSums| {
-        let (r, n, _) = s.means();
-        r + n
-    };
-    let best = (0..grid.len()).fold(0, |b, i| if key(&sums[i]) > key(&sums[b]) { i } else { b });
+    let best = best_on_grid(&sums).ok_or_else(|| Error::new(ErrorKind::Input, "no blend grid"))?;
     Ok((grid[best], sums[best]))
 }
 
@@ -640,6 +686,8 @@ pub struct RatingTuning {
 pub struct Tuning {
     /// The chosen hybrid on the held-out users.
     pub sums: MetricSums,
+    /// The short-profile blend on the held-out users cut to short profiles.
+    pub short: Option<ShortTuning>,
     /// The scenario ablation, when the log has scenarios.
     pub scenario: Option<ScenarioTuning>,
     /// The rating head, when the log has ratings.
@@ -731,7 +779,7 @@ pub fn train_tuned(
         let model = train(&rest, embeddings, dims, &cfg, &rest_extras, progress)?;
         let scorer = scorer_for(&model, embeddings, dims, device)?;
         let (blend, sums) = tune_blend(&scorer, &held)?;
-        let (short, _) = tune_short_blend(&scorer, &held, cfg.als.seed)?;
+        let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
         let scenario = if model.params.scenarios > 0 {
             let by_scenario = split_by_scenario(&held);
             if by_scenario.is_empty() { None } else { Some(tune_scenarios(&scorer, &by_scenario, blend)?) }
@@ -753,7 +801,7 @@ pub fn train_tuned(
         } else {
             None
         };
-        tuned = Some((blend, short, Tuning { sums, scenario, rating }));
+        tuned = Some((blend, short.chosen.0, Tuning { sums, short: Some(short), scenario, rating }));
     }
     progress.stage("final model on every user");
     let mut trained = train(user_items, embeddings, dims, &cfg, extras, progress)?;
@@ -782,6 +830,16 @@ mod tests {
         assert!(!users.is_empty() && users.len() < 60, "{} users held out", users.len());
         assert!(users.iter().all(|u| u.held_out.len() == 2 && u.fold_in.len() == 8));
         assert_eq!(holdout_users(&m, 0.1, 7).unwrap().1, users);
+    }
+
+    #[test]
+    fn short_blend_is_the_least_chart_like_within_the_tolerance() {
+        let sums = |recall: f64, popular: f64| MetricSums { users: 1, recall20: recall, ndcg20: 0.0, ndcg100: 0.0, popular20: popular };
+        let grid = [sums(0.30, 0.5), sums(0.28, 0.3), sums(0.26, 0.2), sums(0.20, 0.1), sums(0.27, 0.2)];
+        assert_eq!(least_popular_within(&grid, 0.0), Some((0, 0)), "no tolerance: the most accurate");
+        assert_eq!(least_popular_within(&grid, 0.1), Some((4, 0)), "0.27 and 0.26 tie on overlap; 0.20 is too far");
+        assert_eq!(least_popular_within(&grid, 0.5), Some((3, 0)));
+        assert_eq!(least_popular_within(&[], 0.1), None);
     }
 
     #[test]

@@ -86,12 +86,14 @@ for (const backend of ['cpu', 'webgpu']) {
 
     const liked = [];
     for (const q of ['Toy Story', 'The Lion King', 'Finding Nemo']) liked.push(await likeFromSearch(page, q));
+    assert.deepEqual(liked, ['1', '364', '6377'], 'each typed title is found first (Toy Story, Lion King, The (1994), Finding Nemo)');
     const afterLikes = await cards(page);
     const top10 = afterLikes.slice(0, 10);
     assert.ok(top10.every((c) => !liked.includes(c.id)), 'no liked film is recommended');
     assert.ok(top10.some((c) => /because you liked/.test(c.why)), 'cards say why');
     await page.screenshot({ path: path.join(SHOTS, `${backend}-2-three-likes.png`), fullPage: true });
     const kids = top10.filter((c) => KIDS.test(c.genres)).length;
+    assert.ok(kids >= 5, `at least half of the top 10 are animated or children's films after three such likes: ${JSON.stringify(top10.map((c) => `${c.title} ${c.genres}`))}`);
 
     // Acting on the page sends nothing: like, dislike, hide, scenario, diversity.
     const mark = requests.length;
@@ -136,10 +138,47 @@ for (const backend of ['cpu', 'webgpu']) {
     await page.screenshot({ path: path.join(SHOTS, `${backend}-4-deleted.png`), fullPage: true });
     assert.deepEqual(errors, []);
     await ctx.close();
-    // Measured, not yet the goal (issue 9 asks for at least 5 of 10): reported, not asserted here.
     console.log(`# demo ${backend}: ${kids} of the top 10 are animated or children's films after three such likes`);
   });
 }
+
+test('once loaded, the demo opens and searches with its server gone', async () => {
+  // A server of its own, so that stopping it leaves the other tests theirs.
+  const own = await serveDemo({ mounts: [{ url: '/catalog', dir: FULL_CATALOG }] });
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  try {
+    await page.goto(`${own.url}?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.offline), 'true', 'the service worker controls the page');
+    const id = await likeFromSearch(page, 'Toy Story');
+    await page.waitForFunction(() => document.body.dataset.events === '1');
+
+    stopServer(own.server);
+    const refused = await page.evaluate((u) => fetch(u).then(() => 'answered', () => 'refused'), `${own.url}no-such-file-${Date.now()}`);
+    assert.equal(refused, 'refused', 'the server is gone');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    await page.waitForFunction(() => document.body.dataset.events === '1', null, { timeout: 60_000 });
+    assert.equal(await page.textContent('#recs-h'), 'Recommended for you');
+    const offline = await cards(page);
+    assert.ok(offline.length >= 10 && !offline.some((c) => c.id === id), 'recommendations from the cached catalog');
+    assert.ok(offline.some((c) => /because you liked Toy Story \(1995\)/.test(c.why)), `reasons name the film liked before the reload: ${JSON.stringify(offline.map((c) => c.why))}`);
+    await redrawn(page, async () => {
+      await page.fill('input[type="search"]', 'Finding Nemo');
+      await page.press('input[type="search"]', 'Enter');
+    });
+    const found = await page.$$eval('#search-results [data-item-id] h3', (els) => els.map((e) => e.textContent));
+    assert.ok(found.some((t) => /Finding Nemo/.test(t)), `search runs on the cached model: ${JSON.stringify(found)}`);
+    await page.screenshot({ path: path.join(SHOTS, 'offline.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    stopServer(own.server);
+  }
+});
 
 test('the demo is usable on a phone-sized viewport and by keyboard', async () => {
   const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });

@@ -92,6 +92,10 @@ pub struct BuildArgs {
     /// column: weekday-weekend or daypart.
     #[arg(long)]
     scenario: Option<ScenarioRule>,
+    /// Share of the best held-out accuracy (Recall@20 + NDCG@20) the short-profile blend
+    /// (at most 5 events) may give up for lists less like the popularity chart.
+    #[arg(long, default_value_t = localrec::scorer::train::SHORT_TOLERANCE)]
+    short_tolerance: f64,
     /// Testing: stop with an error once this many items were encoded (checkpoint kept).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -358,13 +362,30 @@ pub(crate) fn scenario_json(
     rows.into()
 }
 
+/// The short-profile tuning: the chosen blend and the most accurate one, each with its
+/// held-out metrics and how much of its top 20 is the popularity top 20.
+pub(crate) fn short_json(t: &localrec::scorer::train::ShortTuning, tolerance: f64) -> serde_json::Value {
+    let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
+    let one = |(b, s): (localrec::scorer::model::Blend, MetricSums)| {
+        let (r, n20, n100) = s.means();
+        serde_json::json!({
+            "blend": {"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity)},
+            "recall@20": r, "ndcg@20": n20, "ndcg@100": n100, "popular_overlap": s.popular_overlap(),
+        })
+    };
+    serde_json::json!({"tolerance": tolerance, "users": t.chosen.1.users, "chosen": one(t.chosen), "most_accurate": one(t.most_accurate)})
+}
+
 /// The tuning part of a build or train report.
-pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
+pub(crate) fn tuning_json(t: &Tuning, short_tolerance: f64) -> serde_json::Value {
     let metrics = |s: &MetricSums| {
         let (r, n20, n100) = s.means();
         serde_json::json!({"users": s.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
     };
     let mut out = metrics(&t.sums);
+    if let Some(s) = &t.short {
+        out["short_profile"] = short_json(s, short_tolerance);
+    }
     if let Some(s) = &t.scenario {
         out["scenario"] = scenario_json(s, &s.sums, metrics);
     }
@@ -515,6 +536,7 @@ pub fn build(args: BuildArgs) -> Result<()> {
                     ..AlsConfig::default()
                 },
                 item_rank: args.item_rank,
+                short_tolerance: args.short_tolerance,
                 ..TrainConfig::default()
             })
         }
@@ -710,7 +732,7 @@ pub fn build(args: BuildArgs) -> Result<()> {
             "collaborative": collaborative.as_ref().map(|c| serde_json::json!({
                 "dims": c.manifest.dims,
                 "blend": c.manifest.params.get("blend"),
-                "tuning": tuning.as_ref().map(tuning_json),
+                "tuning": tuning.as_ref().map(|t| tuning_json(t, args.short_tolerance)),
             })),
             "seconds": started.elapsed().as_secs_f64(),
         });

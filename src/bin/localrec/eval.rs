@@ -65,6 +65,10 @@ pub struct EvalArgs {
     /// weekday-weekend or daypart.
     #[arg(long, requires = "log")]
     scenario: Option<ScenarioRule>,
+    /// Share of the best held-out accuracy (Recall@20 + NDCG@20) the short-profile blend
+    /// (at most 5 events) may give up for lists less like the popularity chart.
+    #[arg(long, default_value_t = localrec::scorer::train::SHORT_TOLERANCE)]
+    short_tolerance: f64,
 }
 
 /// Scenario of each (user id, catalog item) of a log, and the scenario names.
@@ -248,6 +252,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         },
         item_rank: args.item_rank,
         ease_lambda: args.ease_lambda,
+        short_tolerance: args.short_tolerance,
         ..TrainConfig::default()
     };
     let scenario_log = match &args.log {
@@ -290,12 +295,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let validation = split_users("validation", &candidates)?;
     let test = split_users("test", &candidates)?;
     let (hybrid, _) = tune_blend(&scorer, &validation)?;
-    let (short, short_sums) = tune_short_blend(&scorer, &validation, cfg.als.seed)?;
-    let (sr, sn, _) = short_sums.means();
-    eprintln!(
-        "short-profile blend (3 fold-in items): {short:?}, validation Recall@20 {sr:.4}, NDCG@20 {sn:.4}, {:.0}% of each top 20 also in the popularity top 20",
-        100.0 * short_sums.popular_overlap()
-    );
+    let short = tune_short_blend(&scorer, &validation, cfg.als.seed, cfg.short_tolerance)?;
+    for (what, (blend, sums)) in [("most accurate", short.most_accurate), ("chosen", short.chosen)] {
+        let (sr, sn, _) = sums.means();
+        eprintln!(
+            "short-profile blend (3 fold-in items), {what}: {blend:?}, validation Recall@20 {sr:.4}, NDCG@20 {sn:.4}, {:.0}% of each top 20 also in the popularity top 20",
+            100.0 * sums.popular_overlap()
+        );
+    }
     eprintln!(
         "blend chosen on {} validation users: collaborative {}, item-item {}, semantic {}, popularity {}",
         validation.len(),
@@ -311,6 +318,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
         report.insert(name.into(), models.into());
     }
+    report.insert("short_profile".into(), super::catalog::short_json(&short, cfg.short_tolerance));
 
     if let Some(log) = &scenario_log {
         let (val, tst) = (split_by_scenario(&validation), split_by_scenario(&test));

@@ -1,0 +1,31 @@
+// search()'s title re-ranking (pkg/search.js), in Node: a typed title comes first.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isTitle, normalizeTitle, rerankByTitle } from '../../pkg/search.js';
+
+test('titles and queries normalize to the same words', () => {
+  assert.equal(normalizeTitle('Lion King, The (1994)'), 'lion king');
+  assert.equal(normalizeTitle('The Lion King'), 'lion king');
+  assert.equal(normalizeTitle('Godfather: Part II, The (1974)'), 'godfather part ii');
+  assert.equal(normalizeTitle('What Time Is It There? (Ni neibian jidian) (2001)'), 'what time is it there');
+  assert.equal(normalizeTitle('City of Lost Children, The (Cité des enfants perdus, La) (1995)'), 'city of lost children');
+  assert.equal(normalizeTitle('(500) Days of Summer (2009)'), '500 days of summer');
+  assert.equal(normalizeTitle('(2009)'), '2009', 'a title that is only parentheses keeps them');
+  assert.equal(normalizeTitle('Amélie'), 'amélie');
+});
+
+test('a title matches its own name only, whole', () => {
+  assert.ok(isTitle('the lion king', 'Lion King, The (1994)'));
+  assert.ok(isTitle('Matrix', 'Matrix, The (1999)'));
+  assert.ok(!isTitle('Toy Story', 'Toy Story 2 (1999)'));
+  assert.ok(!isTitle('Toy', 'Toys (1992)'));
+  assert.ok(!isTitle('', ''), 'an empty query names nothing');
+  assert.ok(!isTitle('heist gone wrong', 'Reservoir Dogs (1992)'));
+});
+
+test('re-ranking puts the typed title first and keeps the rest in their order', () => {
+  const r = (title, score) => ({ itemId: title, score, item: { title } });
+  const found = [r('Lion King 1½, The (2004)', 44), r('Lion (2016)', 42), r('Lion King, The (1994)', 39), r('Secondhand Lions (2003)', 30)];
+  assert.deepEqual(rerankByTitle('The Lion King', found).map((x) => x.itemId), ['Lion King, The (1994)', 'Lion King 1½, The (2004)', 'Lion (2016)', 'Secondhand Lions (2003)']);
+  assert.deepEqual(rerankByTitle('lions', found), found, 'no title named: unchanged');
+});
