@@ -180,7 +180,7 @@ test('once loaded, the demo opens and searches with its server gone', async () =
   }
 });
 
-test('the demo is usable on a phone-sized viewport and by keyboard', async () => {
+test('the demo is usable on a phone-sized viewport, by keyboard, with labels and readable contrast', async () => {
   const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
   const { page, errors } = await demoPage('cpu', ctx);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -198,6 +198,37 @@ test('the demo is usable on a phone-sized viewport and by keyboard', async () =>
     focused = await page.evaluate(() => document.activeElement?.id ?? '');
   }
   assert.equal(focused, 'search');
+  // Text contrast (WCAG AA, 4.5:1) of every visible element with text of its own,
+  // against the first opaque background behind it, in the light and the dark scheme.
+  for (const colorScheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme });
+    const lowContrast = await page.evaluate(() => {
+      const rgb = (c) => (c.match(/[\d.]+/g) ?? []).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length === 3 || c[3] > 0.99) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+      };
+      const bad = [];
+      for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        const style = getComputedStyle(el);
+        if (!own || !el.getClientRects().length || style.visibility === 'hidden' || el.closest('.visually-hidden, .skip')) continue;
+        const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) bad.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+      }
+      return bad;
+    });
+    assert.deepEqual(lowContrast, [], `every text has at least 4.5:1 contrast (${colorScheme})`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.screenshot({ path: path.join(SHOTS, 'phone.png'), fullPage: true });
   assert.deepEqual(errors, []);
   await ctx.close();
