@@ -46,7 +46,8 @@ function packageSize() {
 
 const mounts = [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }];
 for (const name of CATALOGS) mounts.push({ url: `/catalogs/${name}`, dir: path.join(ROOT, '.cache/catalogs', name) });
-const handle = createHandler({ root: path.join(ROOT, 'www'), mounts, quiet: true });
+// The root is bench/: its blank.html is a page that, unlike the demo, loads nothing itself.
+const handle = createHandler({ root: path.join(ROOT, 'bench'), mounts, quiet: true });
 const server = createServer(handle);
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -87,7 +88,7 @@ try {
     }
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${origin}/`);
+    await page.goto(`${origin}/blank.html`);
     const url = `/catalogs/${name}/`;
     const cold = await run(page, url).catch((e) => ({ error: String(e.message ?? e).split('\n')[0] }));
     await page.reload();

@@ -34,7 +34,8 @@ const EVENTS = Number(opt('--events', '20'));
 const BACKENDS = opt('--backends', 'cpu,webgpu').split(',');
 const OUT = path.resolve(ROOT, opt('--out', 'bench-results/scorer-browser.json'));
 
-const handle = createHandler({ root: path.join(ROOT, 'www'), mounts: [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }] });
+// The root is bench/: its blank.html is a page that, unlike the demo, loads nothing itself.
+const handle = createHandler({ root: path.join(ROOT, 'bench'), mounts: [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }] });
 const server = createServer(handle);
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -44,7 +45,7 @@ try {
   for (const backend of BACKENDS) for (const items of SIZES) {
     // A fresh page per size, so one size's memory does not weigh on the next.
     const page = await browser.newPage();
-    await page.goto(`${origin}/`);
+    await page.goto(`${origin}/blank.html`);
     const row = await page.evaluate(async ({ items, runs, factors, itemRank, events, backend }) => {
       const gpu = backend === 'webgpu';
       const glue = await import(gpu ? '/pkg/wasm/localrec_webgpu.js' : '/pkg/wasm/localrec_wasm.js');
