@@ -3,9 +3,10 @@
 //!
 //! Why this exists: in the browser, burn's Flex backend spends three quarters of an
 //! encoder call in its general matrix product, which reached about 22 GFLOP/s there
-//! (Chromium, one wasm thread, simd128) on the encoder's shapes, while a 4x8 register
-//! tile over weights packed in 8-column panels runs at about 41 (45 with relaxed SIMD's
-//! fused multiply-add). The encoder's four linear layers per transformer block are
+//! (Chromium, one wasm thread, simd128) on the encoder's shapes, while a small register
+//! tile over weights packed in column panels runs at about 41 (45 with relaxed SIMD's
+//! fused multiply-add; about 50 with the 3x12 tile below, against a measured ceiling of
+//! 63, `bench/browser/fma-peak.mjs`). The encoder's four linear layers per transformer block are
 //! almost all of its arithmetic; [`super::cpu`] runs the rest of the forward pass
 //! around them.
 //!
@@ -13,26 +14,34 @@
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler
 //! vectorises, so native unit tests exercise the same tiling and edge handling.
 
-/// Columns per packed panel: two 4-lane vectors.
-const PANEL: usize = 8;
-/// Rows per register tile. Measured in Chromium (whole-model A/B, batch 32): 5 and 6
-/// rows ran at half the speed (their accumulators no longer stay in V8's 15 usable
-/// vector registers); unrolling the input loop by two also halved it.
-const TILE_ROWS: usize = 4;
+/// Columns per packed panel: three 4-lane vectors. With [`TILE_ROWS`] = 3 that is 9
+/// accumulators, 3 weight vectors and a broadcast input: 13 of V8's 15 usable vector
+/// registers, and 9 independent fused multiply-add chains (latency 4 x 2 ports needs 8).
+/// Measured in Chromium (whole-model A/B, batch 32, relaxed SIMD, Intel Xeon): 3x12 ran
+/// 9% faster than 4x8; 4x12 (16 registers) spilled and lost a quarter; 2x16 tied 4x8.
+/// Without relaxed SIMD (separate multiply and add) 3x12 and 4x8 tie.
+const PANEL: usize = 12;
+/// 4-lane vectors per panel row.
+const VECS: usize = PANEL / 4;
+/// Rows per register tile. Also measured: 5 and 6 rows of 8 columns ran at half the
+/// speed (their accumulators no longer stay in registers); unrolling the input loop by
+/// two also halved it.
+const TILE_ROWS: usize = 3;
 /// Rows of the input processed against one panel before moving to the next panel; the
-/// block of input rows stays in cache while panels stream by.
-const ROW_BLOCK: usize = 64;
-/// Inputs summed per pass: a 64-row block of 384 inputs (96 KiB) stays in L2 and a panel
-/// slice (12 KiB) in L1.
+/// block of input rows stays in cache while panels stream by. A multiple of
+/// [`TILE_ROWS`], so that no tile but a matrix's last is partly empty.
+const ROW_BLOCK: usize = 66;
+/// Inputs summed per pass: a 66-row block of 384 inputs (99 KiB) stays in L2 and a panel
+/// slice (18 KiB) in L1.
 const K_BLOCK: usize = 384;
 
-/// A dense layer's weights `[k, n]` repacked into 8-column panels, with its bias.
+/// A dense layer's weights `[k, n]` repacked into [`PANEL`]-column panels, with its bias.
 #[derive(Clone, Debug)]
 pub struct PackedDense {
     k: usize,
     n: usize,
-    /// Panel `p` holds columns `8p..8p+8` for every input row, contiguous:
-    /// `panels[p * k * 8 + r * 8 + c] = W[r][8p + c]`, zero beyond `n`.
+    /// Panel `p` holds columns `PANEL p..PANEL (p + 1)` for every input row, contiguous:
+    /// `panels[(p * k + r) * PANEL + c] = W[r][PANEL p + c]`, zero beyond `n`.
     panels: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -151,29 +160,34 @@ impl PackedDense {
     }
 }
 
-/// One `4 x 8` tile of the product over `len` inputs: four interleaved input rows
-/// (`a[i * 4 + r]`) times a packed panel slice.
+/// One `TILE_ROWS x PANEL` tile of the product over `len` inputs: interleaved input rows
+/// (`a[i * TILE_ROWS + r]`) times a packed panel slice.
 #[inline(always)]
 fn tile(a: &[f32], len: usize, panel: &[f32]) -> [[f32; PANEL]; TILE_ROWS] {
     // The hot loop reads through raw pointers: these two checks cover every access.
     assert!(a.len() >= len * TILE_ROWS && panel.len() >= len * PANEL);
-    let mut acc = [[lanes::zero(); 2]; TILE_ROWS];
+    let mut acc = [[lanes::zero(); VECS]; TILE_ROWS];
     let a = a.as_ptr();
     let w = panel.as_ptr();
     for i in 0..len {
-        // SAFETY: i < len, so the 8 weights at i * 8 are in the panel and the 4 inputs at
-        // i * 4 are in `a`.
-        let (w0, w1) = unsafe { (lanes::load_ptr(w.add(i * PANEL)), lanes::load_ptr(w.add(i * PANEL + 4))) };
+        // SAFETY: i < len, so the PANEL weights at i * PANEL are in the panel and the
+        // TILE_ROWS inputs at i * TILE_ROWS are in `a`.
+        let mut wv = [lanes::zero(); VECS];
+        for (j, v) in wv.iter_mut().enumerate() {
+            *v = unsafe { lanes::load_ptr(w.add(i * PANEL + 4 * j)) };
+        }
         for r in 0..TILE_ROWS {
             let s = unsafe { lanes::splat_ptr(a.add(i * TILE_ROWS + r)) };
-            acc[r][0] = lanes::mul_add(s, w0, acc[r][0]);
-            acc[r][1] = lanes::mul_add(s, w1, acc[r][1]);
+            for j in 0..VECS {
+                acc[r][j] = lanes::mul_add(s, wv[j], acc[r][j]);
+            }
         }
     }
     let mut out = [[0.0f32; PANEL]; TILE_ROWS];
     for r in 0..TILE_ROWS {
-        lanes::store(acc[r][0], &mut out[r][0..4]);
-        lanes::store(acc[r][1], &mut out[r][4..8]);
+        for j in 0..VECS {
+            lanes::store(acc[r][j], &mut out[r][4 * j..4 * j + 4]);
+        }
     }
     out
 }
