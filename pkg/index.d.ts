@@ -461,9 +461,9 @@ export class Recommender {
   recommend(options?: RecommendOptions): Promise<RecommenderResult[]>;
   similar(itemId: string | number, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
   /**
-   * Items whose text means what `text` says (the encoder's cosine), a title equal to the
-   * query (articles, years and punctuation aside) first and titles starting with it
-   * raised: "the lion king" finds "Lion King, The (1994)" before its sequels.
+   * Items whose text means what `text` says (the encoder's cosine), with a title equal to
+   * the query (articles, years and punctuation aside) first: "the lion king" finds
+   * "Lion King, The (1994)" before its sequels.
    */
   search(text: string, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
   backendInfo(): BackendInfo;

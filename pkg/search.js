@@ -34,6 +34,10 @@ export function isTitle(query, title) {
 
 /** `results` ({item: {title}}, best first) with the ones titled `query` moved to the front. */
 export function rerankByTitle(query, results) {
-  const named = results.filter((r) => isTitle(query, r.item?.title ?? ''));
-  return named.length ? [...named, ...results.filter((r) => !named.includes(r))] : results;
+  const q = normalizeTitle(query);
+  if (!q) return results;
+  const named = [];
+  const rest = [];
+  for (const r of results) (normalizeTitle(r.item?.title ?? '') === q ? named : rest).push(r);
+  return named.length ? [...named, ...rest] : results;
 }

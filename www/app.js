@@ -179,12 +179,12 @@ function showStored(summary) {
   $('stored').textContent = summary.events || summary.interests.length
     ? `Stored in this browser: ${parts.join('; ')}.`
     : 'Nothing stored yet.';
-  $('storage-note').textContent = summary.persistent
+  const kept = summary.persistent
     ? 'Kept in this browser\u2019s IndexedDB; nothing of it is ever sent anywhere.'
     : `Kept in this page\u2019s memory only (${summary.fallbackReason ?? 'by choice'}): it is gone when you leave.`;
-  $('storage-note').textContent += OFFLINE
-    ? ' This page, the catalog and the model are kept too, so it opens without a network next time.'
-    : '';
+  $('storage-note').textContent = OFFLINE
+    ? `${kept} This page, the catalog and the model are kept too, so it opens without a network next time.`
+    : kept;
   document.body.dataset.events = String(summary.events);
 }
 

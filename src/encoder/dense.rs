@@ -6,9 +6,9 @@
 //! (Chromium, one wasm thread, simd128) on the encoder's shapes, while a small register
 //! tile over weights packed in column panels runs at about 41 (45 with relaxed SIMD's
 //! fused multiply-add; about 50 with the 3x12 tile below, against a measured ceiling of
-//! 63, `bench/browser/fma-peak.mjs`). The encoder's four linear layers per transformer block are
-//! almost all of its arithmetic; [`super::cpu`] runs the rest of the forward pass
-//! around them.
+//! 63, `bench/browser/fma-peak.mjs`). The encoder's four linear layers per transformer
+//! block are almost all of its arithmetic; [`super::cpu`] runs the rest of the forward
+//! pass around them.
 //!
 //! The kernel is written once over a 4-lane vector type: wasm32 builds with simd128
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler

@@ -2,7 +2,7 @@
 //! the browser `WasmScorerBench`): the same seeded vectors on both sides, so figures
 //! compare.
 
-use super::model::{Blend, EventWeights, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams, normalize};
+use super::model::{Blend, ItemSide, ScorerParams, normalize};
 use super::profile::Event;
 
 /// A seeded linear congruential stream in `[-0.5, 0.5)`.
@@ -43,21 +43,8 @@ pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerPar
         }
     }
     let params = ScorerParams {
-        version: PARAMS_VERSION,
-        als_dims: k,
-        item_rank: r,
-        reg: 100.0,
-        alpha: 10.0,
-        gram: Matrix { rows: k, cols: k, data: gram },
         blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05, scenario: 0.0, interest: crate::scorer::model::INTEREST_WEIGHT },
-        short_blend: None,
-        short_profile: SHORT_PROFILE,
-        text_map: None,
-        event_weights: EventWeights::default(),
-        half_life_days: 0.0,
-        scenarios: 0,
-        other_scenario_weight: 1.0,
-        rating: None,
+        ..ScorerParams::untuned(k, r, 100.0, 10.0, gram)
     };
     side.len = n;
     side.factors = factors;

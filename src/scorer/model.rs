@@ -200,6 +200,30 @@ fn default_short_profile() -> usize {
 pub const SHORT_PROFILE: usize = 5;
 
 impl ScorerParams {
+    /// The params of a model before tuning: ALS fold-in `k = als_dims` with `reg` and
+    /// `alpha`, the item factors' `k x k` Gram matrix, an item-item model of `item_rank`;
+    /// the default blend and event weights, and no short blend, text map, decay,
+    /// scenarios or rating head.
+    pub fn untuned(als_dims: usize, item_rank: usize, reg: f32, alpha: f32, gram: Vec<f32>) -> Self {
+        ScorerParams {
+            version: PARAMS_VERSION,
+            als_dims,
+            item_rank,
+            reg,
+            alpha,
+            gram: Matrix { rows: als_dims, cols: als_dims, data: gram },
+            blend: Blend::default(),
+            short_blend: None,
+            short_profile: SHORT_PROFILE,
+            text_map: None,
+            event_weights: EventWeights::default(),
+            half_life_days: 0.0,
+            scenarios: 0,
+            other_scenario_weight: 1.0,
+            rating: None,
+        }
+    }
+
     /// Width of an item's factor record: `k + 2r`, the scenario lifts, the rating bias.
     pub fn record_dims(&self) -> usize {
         self.als_dims + 2 * self.item_rank + self.scenarios + usize::from(self.rating.is_some())
@@ -413,21 +437,10 @@ mod tests {
 
     fn params() -> ScorerParams {
         ScorerParams {
-            version: PARAMS_VERSION,
-            als_dims: 2,
-            item_rank: 1,
-            reg: 1.0,
-            alpha: 10.0,
-            gram: Matrix { rows: 2, cols: 2, data: vec![1.0, 0.5, 0.5, 2.0] },
-            blend: Blend::default(),
             short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0, scenario: 0.0, interest: INTEREST_WEIGHT }),
-            short_profile: SHORT_PROFILE,
             text_map: Some(Matrix { rows: 4, cols: 3, data: (0..12).map(|v| v as f32 * 0.25).collect() }),
-            event_weights: EventWeights::default(),
             half_life_days: 30.0,
-            scenarios: 0,
-            other_scenario_weight: 1.0,
-            rating: None,
+            ..ScorerParams::untuned(2, 1, 1.0, 10.0, vec![1.0, 0.5, 0.5, 2.0])
         }
     }
 

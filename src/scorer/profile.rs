@@ -243,7 +243,6 @@ pub(crate) fn solve_with(chol: &[f64], v: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scorer::model::{Blend, EventWeights, Matrix, PARAMS_VERSION};
 
     fn toy() -> (ItemSide, ScorerParams) {
         // Three items, k = 2, r = 1, d = 2.
@@ -258,23 +257,7 @@ mod tests {
             }
         }
         let items = ItemSide::new(4, factors, vec![0.0; 3], 2, &[1.0, 0.0, 0.0, 1.0, 0.6, 0.8]);
-        let params = ScorerParams {
-            version: PARAMS_VERSION,
-            als_dims: 2,
-            item_rank: 1,
-            reg: 0.5,
-            alpha: 4.0,
-            gram: Matrix { rows: 2, cols: 2, data: gram },
-            blend: Blend::default(),
-            short_blend: None,
-            short_profile: 5,
-            text_map: None,
-            event_weights: EventWeights::default(),
-            half_life_days: 10.0,
-            scenarios: 0,
-            other_scenario_weight: 1.0,
-            rating: None,
-        };
+        let params = ScorerParams { half_life_days: 10.0, ..ScorerParams::untuned(2, 1, 0.5, 4.0, gram) };
         (items, params)
     }
 

@@ -481,7 +481,6 @@ fn read_failed(e: impl std::fmt::Debug) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scorer::model::{EventWeights, Matrix, PARAMS_VERSION};
     use crate::scorer::profile::{Event, Interest, user_query};
 
     /// Four items on two tastes: 0 and 1 (taste A), 2 and 3 (taste B).
@@ -502,21 +501,8 @@ mod tests {
         let s = std::f32::consts::FRAC_1_SQRT_2;
         let items = ItemSide::new(6, factors, vec![3.0, 1.0, 2.0, 0.0], 2, &[1.0, 0.0, s, s, 0.0, 1.0, s, s]);
         let params = ScorerParams {
-            version: PARAMS_VERSION,
-            als_dims: 2,
-            item_rank: 2,
-            reg: 0.1,
-            alpha: 10.0,
-            gram: Matrix { rows: 2, cols: 2, data: gram },
             blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
-            short_blend: None,
-            short_profile: 5,
-            text_map: None,
-            event_weights: EventWeights::default(),
-            half_life_days: 0.0,
-            scenarios: 0,
-            other_scenario_weight: 1.0,
-            rating: None,
+            ..ScorerParams::untuned(2, 2, 0.1, 10.0, gram)
         };
         Scorer::new(items, Some(params), &Device::flex()).unwrap()
     }

@@ -202,7 +202,6 @@ impl RatingErrors {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::scorer::model::{Blend, EventWeights, Matrix, PARAMS_VERSION};
 
     #[test]
     fn the_head_learns_who_likes_which_kind_and_the_device_solve_agrees() {
@@ -224,23 +223,7 @@ mod tests {
             factors.push(bias[i]);
         }
         let items = ItemSide::new(3, factors, vec![0.0; 4], 1, &[1.0, 1.0, 1.0, 1.0]);
-        let params = ScorerParams {
-            version: PARAMS_VERSION,
-            als_dims: 2,
-            item_rank: 0,
-            reg: 1.0,
-            alpha: 1.0,
-            gram: Matrix { rows: 2, cols: 2, data: vec![2.0, 0.0, 0.0, 2.0] },
-            blend: Blend::default(),
-            short_blend: None,
-            short_profile: 5,
-            text_map: None,
-            event_weights: EventWeights::default(),
-            half_life_days: 0.0,
-            scenarios: 0,
-            other_scenario_weight: 1.0,
-            rating: Some(head),
-        };
+        let params = ScorerParams { rating: Some(head), ..ScorerParams::untuned(2, 0, 1.0, 1.0, vec![2.0, 0.0, 0.0, 2.0]) };
         params.check(3, 1).unwrap();
         // A new user of type B, who rated one item of each kind.
         let w = user_rating_vector(&items, &params, &[

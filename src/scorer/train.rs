@@ -11,7 +11,7 @@ use super::als::{self, AlsConfig};
 use super::ease;
 use super::linalg;
 use super::metrics::{MetricSums, top_k};
-use super::model::{Blend, EventWeights, INTEREST_WEIGHT, ItemSide, Matrix, PARAMS_VERSION, SHORT_PROFILE, ScorerParams};
+use super::model::{Blend, INTEREST_WEIGHT, ItemSide, Matrix, SHORT_PROFILE, ScorerParams};
 use super::profile::{Event, user_query};
 use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
@@ -217,21 +217,11 @@ pub fn train(
         }
     }
     let params = ScorerParams {
-        version: PARAMS_VERSION,
-        als_dims: k,
-        item_rank: r,
-        reg: cfg.als.reg,
-        alpha: cfg.als.alpha,
-        gram: Matrix { rows: k, cols: k, data: gram },
-        blend: Blend::default(),
-        short_blend: None,
-        short_profile: SHORT_PROFILE,
         text_map,
-        event_weights: EventWeights::default(),
         half_life_days: cfg.half_life_days,
         scenarios,
-        other_scenario_weight: 1.0,
         rating: rating_head,
+        ..ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
     };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
 }
@@ -574,6 +564,8 @@ pub struct ShortTuning {
     pub chosen: (Blend, MetricSums),
     /// The blend with the best Recall@20 + NDCG@20.
     pub most_accurate: (Blend, MetricSums),
+    /// The share of the best accuracy the chosen blend was allowed to give up.
+    pub tolerance: f64,
 }
 
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
@@ -581,9 +573,7 @@ pub struct ShortTuning {
 /// + NDCG@20 is within `tolerance` (a share) of the best, the one whose lists share the
 /// least with the popularity top 20 (`MetricSums::popular_overlap`) is chosen.
 pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64, tolerance: f64) -> Result<ShortTuning> {
-    if !(0.0..1.0).contains(&tolerance) {
-        return Err(Error::new(ErrorKind::Input, format!("the short-profile tolerance must be in [0, 1), not {tolerance}")));
-    }
+    check_short_tolerance(tolerance)?;
     let mut rng = super::als::SplitMix(seed ^ 0x5407);
     let keep = SHORT_PROFILE.saturating_sub(2).max(1);
     let short: Vec<EvalUser> = users
@@ -602,7 +592,16 @@ pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64, toleranc
     let sums = evaluate(scorer, &short, &grid, None, 1.0)?;
     let (chosen, best) =
         least_popular_within(&sums, tolerance).ok_or_else(|| Error::new(ErrorKind::Input, "no short-profile grid"))?;
-    Ok(ShortTuning { chosen: (grid[chosen], sums[chosen]), most_accurate: (grid[best], sums[best]) })
+    Ok(ShortTuning { chosen: (grid[chosen], sums[chosen]), most_accurate: (grid[best], sums[best]), tolerance })
+}
+
+/// Refuses a short-profile tolerance outside `[0, 1)`.
+pub fn check_short_tolerance(tolerance: f64) -> Result<()> {
+    if (0.0..1.0).contains(&tolerance) {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::Input, format!("the short-profile tolerance must be in [0, 1), not {tolerance}")))
+    }
 }
 
 /// Of `sums` within `tolerance` of the best accuracy, the index of the one least like the

@@ -62,12 +62,17 @@ function setDiversity(page, value) {
   }, value);
 }
 
-/** Searches `query` in the search box and likes the first result that is an animated or children's film. */
-async function likeFromSearch(page, query) {
-  await redrawn(page, async () => {
+/** Types `query` in the search box and waits for its results. */
+function searchFor(page, query) {
+  return redrawn(page, async () => {
     await page.fill('input[type="search"]', query);
     await page.press('input[type="search"]', 'Enter');
   });
+}
+
+/** Searches `query` in the search box and likes the first result that is an animated or children's film. */
+async function likeFromSearch(page, query) {
+  await searchFor(page, query);
   const found = await page.$$eval('#search-results [data-item-id]', (els) => els.map((e) => ({ id: e.dataset.itemId, genres: e.dataset.genres })));
   const pick = found.find((f) => /Animation|Children/.test(f.genres));
   assert.ok(pick, `searching ${query} finds an animated or children's film: ${JSON.stringify(found)}`);
@@ -166,10 +171,7 @@ test('once loaded, the demo opens and searches with its server gone', async () =
     const offline = await cards(page);
     assert.ok(offline.length >= 10 && !offline.some((c) => c.id === id), 'recommendations from the cached catalog');
     assert.ok(offline.some((c) => /because you liked Toy Story \(1995\)/.test(c.why)), `reasons name the film liked before the reload: ${JSON.stringify(offline.map((c) => c.why))}`);
-    await redrawn(page, async () => {
-      await page.fill('input[type="search"]', 'Finding Nemo');
-      await page.press('input[type="search"]', 'Enter');
-    });
+    await searchFor(page, 'Finding Nemo');
     const found = await page.$$eval('#search-results [data-item-id] h3', (els) => els.map((e) => e.textContent));
     assert.ok(found.some((t) => /Finding Nemo/.test(t)), `search runs on the cached model: ${JSON.stringify(found)}`);
     await page.screenshot({ path: path.join(SHOTS, 'offline.png'), fullPage: true });

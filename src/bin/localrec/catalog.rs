@@ -364,7 +364,7 @@ pub(crate) fn scenario_json(
 
 /// The short-profile tuning: the chosen blend and the most accurate one, each with its
 /// held-out metrics and how much of its top 20 is the popularity top 20.
-pub(crate) fn short_json(t: &localrec::scorer::train::ShortTuning, tolerance: f64) -> serde_json::Value {
+pub(crate) fn short_json(t: &localrec::scorer::train::ShortTuning) -> serde_json::Value {
     let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
     let one = |(b, s): (localrec::scorer::model::Blend, MetricSums)| {
         let (r, n20, n100) = s.means();
@@ -373,18 +373,18 @@ pub(crate) fn short_json(t: &localrec::scorer::train::ShortTuning, tolerance: f6
             "recall@20": r, "ndcg@20": n20, "ndcg@100": n100, "popular_overlap": s.popular_overlap(),
         })
     };
-    serde_json::json!({"tolerance": tolerance, "users": t.chosen.1.users, "chosen": one(t.chosen), "most_accurate": one(t.most_accurate)})
+    serde_json::json!({"tolerance": t.tolerance, "users": t.chosen.1.users, "chosen": one(t.chosen), "most_accurate": one(t.most_accurate)})
 }
 
 /// The tuning part of a build or train report.
-pub(crate) fn tuning_json(t: &Tuning, short_tolerance: f64) -> serde_json::Value {
+pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
     let metrics = |s: &MetricSums| {
         let (r, n20, n100) = s.means();
         serde_json::json!({"users": s.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
     };
     let mut out = metrics(&t.sums);
     if let Some(s) = &t.short {
-        out["short_profile"] = short_json(s, short_tolerance);
+        out["short_profile"] = short_json(s);
     }
     if let Some(s) = &t.scenario {
         out["scenario"] = scenario_json(s, &s.sums, metrics);
@@ -527,6 +527,7 @@ pub fn build(args: BuildArgs) -> Result<()> {
             if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
                 return Err(input_error("--factors must be 1..=1024 and --iterations at least 1"));
             }
+            localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
             Some(TrainConfig {
                 als: AlsConfig {
                     factors: args.factors,
@@ -732,7 +733,7 @@ pub fn build(args: BuildArgs) -> Result<()> {
             "collaborative": collaborative.as_ref().map(|c| serde_json::json!({
                 "dims": c.manifest.dims,
                 "blend": c.manifest.params.get("blend"),
-                "tuning": tuning.as_ref().map(|t| tuning_json(t, args.short_tolerance)),
+                "tuning": tuning.as_ref().map(tuning_json),
             })),
             "seconds": started.elapsed().as_secs_f64(),
         });

@@ -212,6 +212,7 @@ fn row(s: &MetricSums) -> serde_json::Value {
 /// `localrec eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
     let started = Instant::now();
+    localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let items_name = args.items.display().to_string();
     let items = parse_items(&read_input(&args.items)?, &items_name)?;
     let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
@@ -318,7 +319,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
         report.insert(name.into(), models.into());
     }
-    report.insert("short_profile".into(), super::catalog::short_json(&short, cfg.short_tolerance));
+    report.insert("short_profile".into(), super::catalog::short_json(&short));
 
     if let Some(log) = &scenario_log {
         let (val, tst) = (split_by_scenario(&validation), split_by_scenario(&test));

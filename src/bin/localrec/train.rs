@@ -60,6 +60,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
         return Err(Error::new(ErrorKind::Input, "--factors must be 1..=1024 and --iterations at least 1"));
     }
+    localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let dir = &args.catalog;
     let manifest = Manifest::from_json(&read_input(&dir.join(MANIFEST_FILE))?)?;
     let mut items: Vec<CatalogItem> = Vec::with_capacity(manifest.items as usize);
@@ -140,7 +141,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             "collaborative": {
                 "dims": factor_dims,
                 "blend": side.manifest.params.get("blend"),
-                "tuning": tuning.as_ref().map(|t| super::catalog::tuning_json(t, args.short_tolerance)),
+                "tuning": tuning.as_ref().map(super::catalog::tuning_json),
             },
             "seconds": started.elapsed().as_secs_f64(),
         });
