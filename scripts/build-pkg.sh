@@ -4,7 +4,8 @@
 #
 # Two binaries share one JS glue: localrec_wasm_bg.wasm (simd128) and
 # localrec_wasm_relaxed_bg.wasm, the same code with relaxed SIMD enabled for our crate
-# only (its dense kernel then uses fused multiply-add). The worker loads the relaxed one
+# only (its dense kernel then uses fused multiply-add, in a hand-scheduled loop that
+# scripts/dense-kernel.mjs puts in after linking). The worker loads the relaxed one
 # where the engine validates relaxed SIMD. Only our crate is compiled twice: the flag
 # goes to `cargo rustc`, so dependencies are shared.
 set -euo pipefail
@@ -44,6 +45,11 @@ cp "$tmp/plain/localrec_wasm.js" "$tmp/webgpu/localrec_webgpu.js" "$tmp/webgpu/l
 node_modules/.bin/wasm-opt "${opt_flags[@]}" "$tmp/plain/localrec_wasm_bg.wasm" -o pkg/wasm/localrec_wasm_bg.wasm
 node_modules/.bin/wasm-opt "${opt_flags[@]}" --enable-relaxed-simd "$tmp/relaxed/localrec_wasm_bg.wasm" \
   -o pkg/wasm/localrec_wasm_relaxed_bg.wasm
+# The dense layers' tile kernel: a hand-scheduled body in both CPU builds (the reason is in
+# the script); the export that let the script find it is dropped from all three.
+node scripts/dense-kernel.mjs pkg/wasm/localrec_wasm_relaxed_bg.wasm relaxed
+node scripts/dense-kernel.mjs pkg/wasm/localrec_wasm_bg.wasm plain
+node scripts/dense-kernel.mjs pkg/wasm/localrec_webgpu_bg.wasm strip
 node scripts/wasm-digests.mjs pkg/wasm
 for f in pkg/wasm/*.wasm; do
   printf '%s: %d bytes\n' "$f" "$(stat -c %s "$f")"

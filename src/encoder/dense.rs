@@ -5,35 +5,75 @@
 //! encoder call in its general matrix product, which reached about 22 GFLOP/s there
 //! (Chromium, one wasm thread, simd128) on the encoder's shapes, while a small register
 //! tile over weights packed in column panels runs at about 41 (45 with relaxed SIMD's
-//! fused multiply-add; about 50 with the 3x12 tile below, against a measured ceiling of
-//! 63, `bench/browser/fma-peak.mjs`). The encoder's four linear layers per transformer
-//! block are almost all of its arithmetic; [`super::cpu`] runs the rest of the forward
-//! pass around them.
+//! fused multiply-add, 53 with LLVM's best tile, 59 with the hand-scheduled 6x8 tile
+//! below, against a measured ceiling of 63, `bench/browser/fma-peak.mjs`). The encoder's
+//! four linear layers per transformer block are almost all of its arithmetic;
+//! [`super::cpu`] runs the rest of the forward pass around them.
 //!
 //! The kernel is written once over a 4-lane vector type: wasm32 builds with simd128
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler
-//! vectorises, so native unit tests exercise the same tiling and edge handling.
+//! vectorises, so native unit tests exercise the same tiling and edge handling. In both CPU
+//! wasm builds, [`localrec_dense_tiles`] gets a hand-scheduled body after linking
+//! (`scripts/dense-kernel.mjs`) with the same arithmetic.
 
-/// Columns per packed panel: three 4-lane vectors. With [`TILE_ROWS`] = 3 that is 9
-/// accumulators, 3 weight vectors and a broadcast input: 13 of V8's 15 usable vector
-/// registers, and 9 independent fused multiply-add chains (latency 4 x 2 ports needs 8).
-/// Measured in Chromium (whole-model A/B, batch 32, relaxed SIMD, Intel Xeon): 3x12 ran
-/// 9% faster than 4x8; 4x12 (16 registers) spilled and lost a quarter; 2x16 tied 4x8.
-/// Without relaxed SIMD (separate multiply and add) 3x12 and 4x8 tie.
-const PANEL: usize = 12;
+/// Columns per packed panel: two 4-lane vectors. With [`TILE_ROWS`] = 6 that is 12
+/// accumulators, 2 weight vectors and a broadcast input: all 15 of V8's usable vector
+/// registers on x64, and 12 independent fused multiply-add chains (latency 4 x 2 ports
+/// needs 8), with 8 loads per 12 multiply-adds.
+///
+/// Measured in Chromium (Intel Xeon, relaxed SIMD, one layer's four products at batch 32):
+/// - a hand-written loop of this shape, issued row by row, ran at 59-61 GFLOP/s;
+/// - 3x12 (9 accumulators), the best tile in the order LLVM emits, at 53-54;
+/// - 6x8 as LLVM emits it (all six broadcasts live at once) spilled: 38;
+/// - 4x12 spilled too, and 2x16 and 4x8 trailed 3x12.
+const PANEL: usize = 8;
 /// 4-lane vectors per panel row.
 const VECS: usize = PANEL / 4;
-/// Rows per register tile. Also measured: 5 and 6 rows of 8 columns ran at half the
-/// speed (their accumulators no longer stay in registers); unrolling the input loop by
-/// two also halved it.
-const TILE_ROWS: usize = 3;
+/// Rows per register tile.
+const TILE_ROWS: usize = 6;
 /// Rows of the input processed against one panel before moving to the next panel; the
 /// block of input rows stays in cache while panels stream by. A multiple of
 /// [`TILE_ROWS`], so that no tile but a matrix's last is partly empty.
 const ROW_BLOCK: usize = 66;
 /// Inputs summed per pass: a 66-row block of 384 inputs (99 KiB) stays in L2 and a panel
-/// slice (18 KiB) in L1.
+/// slice (12 KiB) in L1.
 const K_BLOCK: usize = 384;
+
+/// f32 storage that starts on a 64-byte boundary. The kernel reads each panel row (32
+/// bytes) as two 16-byte loads: from a `Vec<f32>` (4-byte aligned, 8 in practice) one load
+/// in four would straddle two cache lines, by the luck of where the allocator put the
+/// weights when the model was loaded.
+#[derive(Clone, Debug, Default)]
+struct LineAligned {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+impl LineAligned {
+    fn zeroed(len: usize) -> Self {
+        Self { lines: vec![Line([0.0; 16]); len.div_ceil(16)], len }
+    }
+}
+
+impl std::ops::Deref for LineAligned {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        // SAFETY: `Line` is 16 f32 with no padding (repr C, size 64), so the lines hold
+        // `16 * lines.len() >= len` contiguous, initialised f32.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for LineAligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
+    }
+}
 
 /// A dense layer's weights `[k, n]` repacked into [`PANEL`]-column panels, with its bias.
 #[derive(Clone, Debug)]
@@ -42,7 +82,7 @@ pub struct PackedDense {
     n: usize,
     /// Panel `p` holds columns `PANEL p..PANEL (p + 1)` for every input row, contiguous:
     /// `panels[(p * k + r) * PANEL + c] = W[r][PANEL p + c]`, zero beyond `n`.
-    panels: Vec<f32>,
+    panels: LineAligned,
     bias: Vec<f32>,
 }
 
@@ -55,7 +95,7 @@ impl PackedDense {
             return None;
         }
         let panels_count = n.div_ceil(PANEL);
-        let mut panels = vec![0.0f32; panels_count * k * PANEL];
+        let mut panels = LineAligned::zeroed(panels_count * k * PANEL);
         for p in 0..panels_count {
             let cols = (n - p * PANEL).min(PANEL);
             for r in 0..k {
@@ -101,7 +141,7 @@ impl PackedDense {
         let panels_count = n.div_ceil(PANEL);
         // A block of input rows, interleaved by tile: for tile t, input i, row r at
         // `(t * k_len + i) * TILE_ROWS + r`, zero past the last row. The kernel then reads
-        // one contiguous stream with fixed offsets instead of four strided ones.
+        // one contiguous stream with fixed offsets instead of six strided ones.
         let mut block_x = vec![0.0f32; ROW_BLOCK.min(m).div_ceil(TILE_ROWS) * TILE_ROWS * K_BLOCK.min(k)];
         // Wide inputs (the feed-forward output's k = 1536) are summed in slices of
         // K_BLOCK, so a block of input rows stays in L2 while the panels stream by;
@@ -134,10 +174,25 @@ impl PackedDense {
                     let panel = &self.panels[(p * k + k_start) * PANEL..][..k_len * PANEL];
                     let cols = (n - p * PANEL).min(PANEL);
                     let bias = &self.bias[p * PANEL..p * PANEL + cols];
-                    for t in 0..tiles {
+                    // Whole tiles of a whole panel go straight into the output; a last
+                    // partial tile or panel goes through a scratch tile.
+                    let whole = if cols == PANEL { (block_end - block) / TILE_ROWS } else { 0 };
+                    if whole > 0 {
+                        let dst = &mut out[block * n + p * PANEL..];
+                        assert!(dst.len() >= (whole * TILE_ROWS - 1) * n + PANEL && packed.len() >= whole * TILE_ROWS * k_len);
+                        let bias = if first { bias.as_ptr() } else { std::ptr::null() };
+                        // SAFETY: the assert covers the output rows and the packed inputs;
+                        // the panel slice holds k_len * PANEL weights and the bias PANEL.
+                        unsafe { localrec_dense_tiles(packed.as_ptr(), panel.as_ptr(), k_len, whole, dst.as_mut_ptr(), n, bias) };
+                    }
+                    for t in whole..tiles {
                         let row = block + t * TILE_ROWS;
                         let rows = (block_end - row).min(TILE_ROWS);
-                        let tile = tile(&packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len], k_len, panel);
+                        let mut tile = [[0.0f32; PANEL]; TILE_ROWS];
+                        let a = &packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
+                        // SAFETY: `a` holds one tile of k_len inputs, the panel k_len * PANEL
+                        // weights, `tile` one tile of outputs with a row stride of PANEL.
+                        unsafe { localrec_dense_tiles(a.as_ptr(), panel.as_ptr(), k_len, 1, tile.as_mut_ptr().cast(), PANEL, std::ptr::null()) };
                         for (r, values) in tile.iter().take(rows).enumerate() {
                             let dst = &mut out[(row + r) * n + p * PANEL..][..cols];
                             if first {
@@ -152,44 +207,74 @@ impl PackedDense {
                         }
                     }
                 }
+                // GELU on the block's finished rows while they are still in cache.
+                if gelu && k_start + k_len == k {
+                    gelu_in_place(&mut out[block * n..block_end * n]);
+                }
             }
-        }
-        if gelu {
-            gelu_in_place(out);
         }
     }
 }
 
-/// One `TILE_ROWS x PANEL` tile of the product over `len` inputs: interleaved input rows
-/// (`a[i * TILE_ROWS + r]`) times a packed panel slice.
-#[inline(always)]
-fn tile(a: &[f32], len: usize, panel: &[f32]) -> [[f32; PANEL]; TILE_ROWS] {
-    // The hot loop reads through raw pointers: these two checks cover every access.
-    assert!(a.len() >= len * TILE_ROWS && panel.len() >= len * PANEL);
-    let mut acc = [[lanes::zero(); VECS]; TILE_ROWS];
-    let a = a.as_ptr();
-    let w = panel.as_ptr();
-    for i in 0..len {
-        // SAFETY: i < len, so the PANEL weights at i * PANEL are in the panel and the
-        // TILE_ROWS inputs at i * TILE_ROWS are in `a`.
-        let mut wv = [lanes::zero(); VECS];
-        for (j, v) in wv.iter_mut().enumerate() {
-            *v = unsafe { lanes::load_ptr(w.add(i * PANEL + 4 * j)) };
-        }
-        for r in 0..TILE_ROWS {
-            let s = unsafe { lanes::splat_ptr(a.add(i * TILE_ROWS + r)) };
-            for j in 0..VECS {
-                acc[r][j] = lanes::mul_add(s, wv[j], acc[r][j]);
+/// The register-tiled product for `tiles` consecutive tiles of one panel: for tile `t`,
+/// row `r` and column `c`, `out[(t * TILE_ROWS + r) * stride + c]` becomes
+/// `bias[c] + sum` when `bias` is not null and `out[..] + sum` when it is, where `sum` adds
+/// `a[(t * len + i) * TILE_ROWS + r] * w[i * PANEL + c]` over `i` in input order, one
+/// multiply-add each.
+///
+/// On wasm32 it is exported by this name so that `scripts/dense-kernel.mjs` can find it in
+/// the linked module and give it a hand-scheduled body with the same arithmetic (that
+/// script says why); the script then drops the export. Natively (and in the WebGPU
+/// module, which does not run it) it runs each tile as two passes of three rows, which
+/// keep their 6 accumulators, 2 weight vectors and broadcast in registers in whatever
+/// order LLVM issues them.
+///
+/// # Safety
+/// `a` must point at `tiles * len * TILE_ROWS` readable f32, `w` at `len * PANEL`, `bias`
+/// (unless null) at `PANEL`, and `out` at `tiles * TILE_ROWS` rows of `PANEL` f32, `stride`
+/// apart, readable and writable.
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+#[inline(never)]
+pub unsafe extern "C" fn localrec_dense_tiles(
+    a: *const f32,
+    w: *const f32,
+    len: usize,
+    tiles: usize,
+    out: *mut f32,
+    stride: usize,
+    bias: *const f32,
+) {
+    const HALF: usize = TILE_ROWS / 2;
+    for t in 0..tiles {
+        for half in 0..2 {
+            let mut acc = [[lanes::zero(); VECS]; HALF];
+            for i in 0..len {
+                // SAFETY: i < len and t < tiles, so these inputs and weights are in the
+                // caller's ranges.
+                let mut wv = [lanes::zero(); VECS];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    *v = unsafe { lanes::load_ptr(w.add(i * PANEL + 4 * j)) };
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let s = unsafe { lanes::splat_ptr(a.add((t * len + i) * TILE_ROWS + half * HALF + r)) };
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = lanes::mul_add(s, wv[j], *v);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    // SAFETY: row t * TILE_ROWS + half * HALF + r and these 4 columns are in
+                    // the caller's output range; the bias has PANEL values.
+                    unsafe {
+                        let dst = out.add((t * TILE_ROWS + half * HALF + r) * stride + 4 * j);
+                        let base = if bias.is_null() { lanes::load_ptr(dst) } else { lanes::load_ptr(bias.add(4 * j)) };
+                        lanes::store_ptr(lanes::add(base, v), dst);
+                    }
+                }
             }
         }
     }
-    let mut out = [[0.0f32; PANEL]; TILE_ROWS];
-    for r in 0..TILE_ROWS {
-        for j in 0..VECS {
-            lanes::store(acc[r][j], &mut out[r][4 * j..4 * j + 4]);
-        }
-    }
-    out
 }
 
 /// GELU, `x * (1 + erf(x / sqrt 2)) / 2`, over a slice, four lanes at a time.
@@ -321,12 +406,6 @@ pub(super) mod lanes {
         unsafe { v128_load(s.as_ptr().cast()) }
     }
 
-    /// Sum of the four lanes.
-    #[inline(always)]
-    pub fn sum(v: V) -> f32 {
-        f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
-    }
-
     #[inline(always)]
     pub fn splat_value(x: f32) -> V {
         f32x4_splat(x)
@@ -335,6 +414,18 @@ pub(super) mod lanes {
     #[inline(always)]
     pub fn mul(a: V, b: V) -> V {
         f32x4_mul(a, b)
+    }
+
+    #[inline(always)]
+    pub fn add(a: V, b: V) -> V {
+        f32x4_add(a, b)
+    }
+
+    /// # Safety
+    /// `p` must point at four writable f32.
+    #[inline(always)]
+    pub unsafe fn store_ptr(v: V, p: *mut f32) {
+        unsafe { v128_store(p.cast(), v) }
     }
 
     #[inline(always)]
@@ -414,12 +505,6 @@ pub(super) mod lanes {
         [s[0], s[1], s[2], s[3]]
     }
 
-    /// Sum of the four lanes.
-    #[inline(always)]
-    pub fn sum(v: V) -> f32 {
-        v[0] + v[1] + v[2] + v[3]
-    }
-
     #[inline(always)]
     pub fn splat_value(x: f32) -> V {
         [x; 4]
@@ -428,6 +513,18 @@ pub(super) mod lanes {
     #[inline(always)]
     pub fn mul(a: V, b: V) -> V {
         std::array::from_fn(|i| a[i] * b[i])
+    }
+
+    #[inline(always)]
+    pub fn add(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] + b[i])
+    }
+
+    /// # Safety
+    /// `p` must point at four writable f32.
+    #[inline(always)]
+    pub unsafe fn store_ptr(v: V, p: *mut f32) {
+        unsafe { p.cast::<V>().write_unaligned(v) }
     }
 
     #[inline(always)]

@@ -52,3 +52,37 @@ for (const backend of BACKENDS) {
     });
   }
 }
+
+// Chromium loads the relaxed-SIMD build; engines without relaxed SIMD get the simd128
+// build, whose dense kernel is hand-scheduled too (scripts/dense-kernel.mjs). It is loaded
+// here directly, beside the relaxed one, on the original f32 weights.
+test('the simd128 build (engines without relaxed SIMD): cosine >= 0.9999 on all golden texts, and the relaxed build agrees', { timeout: 600_000 }, async () => {
+  const { page, errors } = await openPage(session.browser, session.served.blank);
+  const lines = golden();
+  const out = await page.evaluate(async (texts) => {
+    const get = async (f) => new Uint8Array(await (await fetch(`/model-f32/${f}`)).arrayBuffer());
+    const files = ['config.json', 'tokenizer.json', 'model.safetensors', 'sentence_bert_config.json'];
+    // sentence_bert_config.json carries the model's max_seq_length (256), as the worker passes it.
+    const [config, tokenizer, weights, sentence] = await Promise.all(files.map(get));
+    const vectors = {};
+    for (const build of ['localrec_wasm_bg.wasm', 'localrec_wasm_relaxed_bg.wasm']) {
+      // A query string gives each build its own instance of the glue module.
+      const glue = await import(`/pkg/wasm/localrec_wasm.js?${build}`);
+      await glue.default({ module_or_path: `/pkg/wasm/${build}` });
+      const enc = glue.WasmEncoder.loadCpu(config, tokenizer, weights, sentence);
+      vectors[build] = Array.from(await enc.embed(texts, 32));
+    }
+    return vectors;
+  }, lines.map((l) => l.text));
+  await page.close();
+  const plain = out['localrec_wasm_bg.wasm'];
+  const relaxed = out['localrec_wasm_relaxed_bg.wasm'];
+  lines.forEach((l, i) => {
+    const row = (v) => v.slice(i * 384, (i + 1) * 384);
+    const c = cosine(row(plain), l.embedding);
+    assert.ok(c >= 0.9999, `simd128 build: cosine ${c} for ${JSON.stringify(l.text)}`);
+    const both = cosine(row(plain), row(relaxed));
+    assert.ok(both >= 0.99999, `simd128 vs relaxed build: cosine ${both} for ${JSON.stringify(l.text)}`);
+  });
+  assert.deepEqual(errors, []);
+});
