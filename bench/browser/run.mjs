@@ -408,6 +408,22 @@ function cpuSample() {
   return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) };
 }
 const HZ = 100; // USER_HZ of /proc/stat
+
+// Waits (at most 30 s) until the whole machine has used under a quarter of a core for a
+// second: the previous configuration's browser takes a while to exit, and a configuration
+// that starts while it does measured up to 9% slower here, whichever library it runs.
+async function quiet() {
+  const t0 = Date.now();
+  let prev = cpuSample();
+  while (Date.now() - t0 < 30_000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = cpuSample();
+    const busy = (now.total - prev.total - (now.idle - prev.idle)) / HZ;
+    prev = now;
+    if (busy < 0.25) return { quiet: true, seconds: r1((Date.now() - t0) / 1000) };
+  }
+  return { quiet: false, seconds: r1((Date.now() - t0) / 1000) };
+}
 // Average cores busy with anything but this browser during a configuration: the machine
 // is shared, and this says how much another job may have skewed the figures.
 function otherCores(cpu0, cpu1, browserCpuS, wallS) {
@@ -970,9 +986,11 @@ async function main() {
 
   try {
     for (const cfg of configs) {
-      log(`config ${cfg.name}`);
+      const waited = await quiet();
+      log(`config ${cfg.name}${waited.quiet ? '' : ' (the machine did not go quiet)'} after ${waited.seconds} s of waiting`);
       try {
         const r = await runConfig(cfg, texts, refs);
+        r.quiet_wait = waited;
         if (r.skipped) log(`  skipped: ${r.skipped}`);
         result.configs.push(r);
       } catch (e) {

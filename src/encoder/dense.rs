@@ -136,7 +136,8 @@ impl PackedDense {
     pub fn forward_into(&self, x: &[f32], gelu: bool, out: &mut Vec<f32>) {
         let (k, n) = (self.k, self.n);
         let m = if k == 0 { 0 } else { x.len() / k };
-        out.clear();
+        // No zeroing: the first input slice writes every output (onto the bias), so only a
+        // buffer that grows gets zeros, and a reused one is not written twice.
         out.resize(m * n, 0.0);
         let panels_count = n.div_ceil(PANEL);
         // A block of input rows, interleaved by tile: for tile t, input i, row r at
@@ -155,6 +156,19 @@ impl PackedDense {
                 let packed = &mut block_x[..tiles * TILE_ROWS * k_len];
                 for t in 0..tiles {
                     let dst = &mut packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
+                    let first_row = block + t * TILE_ROWS;
+                    if first_row + TILE_ROWS <= block_end {
+                        // A whole tile, written in order: one input of all its rows at a
+                        // time (strided single writes took 6% of an encoder call).
+                        let rows: [&[f32]; TILE_ROWS] =
+                            std::array::from_fn(|r| &x[(first_row + r) * k + k_start..][..k_len]);
+                        for (i, chunk) in dst.chunks_exact_mut(TILE_ROWS).enumerate() {
+                            for (d, row) in chunk.iter_mut().zip(&rows) {
+                                *d = row[i];
+                            }
+                        }
+                        continue;
+                    }
                     for r in 0..TILE_ROWS {
                         let row = block + t * TILE_ROWS + r;
                         if row < block_end {
