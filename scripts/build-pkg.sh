@@ -4,8 +4,8 @@
 #
 # Two binaries share one JS glue: localrec_wasm_bg.wasm (simd128) and
 # localrec_wasm_relaxed_bg.wasm, the same code with relaxed SIMD enabled for our crate
-# only (its dense kernel then uses fused multiply-add, in a hand-scheduled loop that
-# scripts/dense-kernel.mjs puts in after linking). The worker loads the relaxed one
+# only (its dense kernel then uses fused multiply-add). In both, scripts/dense-kernel.mjs
+# puts a hand-scheduled kernel loop in after linking. The worker loads the relaxed one
 # where the engine validates relaxed SIMD. Only our crate is compiled twice: the flag
 # goes to `cargo rustc`, so dependencies are shared.
 set -euo pipefail

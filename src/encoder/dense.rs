@@ -38,12 +38,14 @@ const ROW_BLOCK: usize = 66;
 /// Inputs summed per pass: a 66-row block of 384 inputs (99 KiB) stays in L2 and a panel
 /// slice (12 KiB) in L1.
 const K_BLOCK: usize = 384;
+/// The input of a tile's rows past the last one.
+static ZERO_ROW: [f32; K_BLOCK] = [0.0; K_BLOCK];
 
 /// f32 storage that starts on a 64-byte boundary. The kernel reads each panel row (32
 /// bytes) as two 16-byte loads: from a `Vec<f32>` (4-byte aligned, 8 in practice) one load
 /// in four would straddle two cache lines, by the luck of where the allocator put the
 /// weights when the model was loaded.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct LineAligned {
     lines: Vec<Line>,
     len: usize,
@@ -156,30 +158,15 @@ impl PackedDense {
                 let packed = &mut block_x[..tiles * TILE_ROWS * k_len];
                 for t in 0..tiles {
                     let dst = &mut packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
-                    let first_row = block + t * TILE_ROWS;
-                    if first_row + TILE_ROWS <= block_end {
-                        // A whole tile, written in order: one input of all its rows at a
-                        // time (strided single writes took 6% of an encoder call).
-                        let rows: [&[f32]; TILE_ROWS] =
-                            std::array::from_fn(|r| &x[(first_row + r) * k + k_start..][..k_len]);
-                        for (i, chunk) in dst.chunks_exact_mut(TILE_ROWS).enumerate() {
-                            for (d, row) in chunk.iter_mut().zip(&rows) {
-                                *d = row[i];
-                            }
-                        }
-                        continue;
-                    }
-                    for r in 0..TILE_ROWS {
+                    // Written in order, one input of all the tile's rows at a time (strided
+                    // single writes took 6% of an encoder call); rows past the block read zeros.
+                    let rows: [&[f32]; TILE_ROWS] = std::array::from_fn(|r| {
                         let row = block + t * TILE_ROWS + r;
-                        if row < block_end {
-                            let src = &x[row * k + k_start..][..k_len];
-                            for (i, &v) in src.iter().enumerate() {
-                                dst[i * TILE_ROWS + r] = v;
-                            }
-                        } else {
-                            for i in 0..k_len {
-                                dst[i * TILE_ROWS + r] = 0.0;
-                            }
+                        if row < block_end { &x[row * k + k_start..][..k_len] } else { &ZERO_ROW[..k_len] }
+                    });
+                    for (i, chunk) in dst.chunks_exact_mut(TILE_ROWS).enumerate() {
+                        for (d, row) in chunk.iter_mut().zip(&rows) {
+                            *d = row[i];
                         }
                     }
                 }
