@@ -16,7 +16,7 @@
 //! (burn's matrix product is multi-threaded there); see [`super::Engine`].
 
 use super::config::{Activation, BertConfig};
-use super::dense::{PackedDense, exp_nonpositive, lanes};
+use super::dense::{PackedDense, exp4_nonpositive, lanes};
 use super::weights::NamedTensors;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -44,14 +44,40 @@ impl Norm {
                     *v += a;
                 }
             }
-            let mean = row.iter().sum::<f32>() / width as f32;
-            let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+            // Summed in vectors: as one chain of scalar adds, the two sums took longer than
+            // everything else the norm does.
+            let mean = lane_sum(row, |v| v, |v| v) / width as f32;
+            let m = lanes::splat_value(mean);
+            let square = |v: lanes::V| {
+                let d = lanes::add(v, lanes::mul(m, lanes::splat_value(-1.0)));
+                lanes::mul(d, d)
+            };
+            let var = lane_sum(row, square, |v| (v - mean) * (v - mean)) / width as f32;
             let inv = 1.0 / (var + self.eps).sqrt();
             for ((v, &g), &b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
                 *v = (*v - mean) * inv * g + b;
             }
         }
     }
+}
+
+/// The sum of `f` over `values`, four vector accumulators wide (`scalar` is `f` for one
+/// value, for a tail shorter than a vector).
+#[inline(always)]
+fn lane_sum(values: &[f32], f: impl Fn(lanes::V) -> lanes::V, scalar: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [lanes::zero(); 4];
+    let mut blocks = values.chunks_exact(16);
+    for block in &mut blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = lanes::add(*a, f(lanes::load(&block[4 * i..])));
+        }
+    }
+    let mut quads = blocks.remainder().chunks_exact(4);
+    for quad in &mut quads {
+        acc[0] = lanes::add(acc[0], f(lanes::load(quad)));
+    }
+    let total = lanes::add(lanes::add(acc[0], acc[1]), lanes::add(acc[2], acc[3]));
+    lanes::to_array(total).into_iter().sum::<f32>() + quads.remainder().iter().map(|&v| scalar(v)).sum::<f32>()
 }
 
 /// One transformer layer's parameters.
@@ -229,7 +255,7 @@ impl CpuModel {
     /// - `x`: `[total tokens, hidden]`, sequences of `lengths` one after another
     fn layer_forward(&self, layer: &Layer, x: &mut Vec<f32>, lengths: &[usize], buf: &mut Buffers) {
         layer.qkv.forward_into(x, false, &mut buf.qkv);
-        buf.context.clear();
+        // Attention writes every value of the context.
         buf.context.resize(x.len(), 0.0);
         self.attention(&buf.qkv, lengths, &mut buf.context, &mut buf.scores);
         layer.attention_output.forward_into(&buf.context, false, &mut buf.projected);
@@ -250,34 +276,36 @@ impl CpuModel {
     /// # Shapes
     /// - `qkv`: `[total tokens, 3 * hidden]`: queries, keys, values side by side, each
     ///   split into `heads` slices of `hidden / heads`
-    /// - `context`: `[total tokens, hidden]`, zeroed by the caller; heads merged
+    /// - `context`: `[total tokens, hidden]`, every value written; heads merged
     fn attention(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32], scores: &mut Vec<f32>) {
-        // The head width as a constant lets the per-head loops unroll completely; MiniLM
-        // and BERT-base have 32 and 64.
+        // The head width in vectors as a constant keeps a query's weighted sum of values
+        // in registers; MiniLM and BERT-base have 32 and 64 wide heads.
         match self.hidden / self.heads {
-            32 => self.attention_with::<32>(qkv, lengths, context, scores),
-            64 => self.attention_with::<64>(qkv, lengths, context, scores),
+            32 => self.attention_with::<8>(qkv, lengths, context, scores),
+            64 => self.attention_with::<16>(qkv, lengths, context, scores),
             _ => self.attention_with::<0>(qkv, lengths, context, scores),
         }
     }
 
-    /// [`CpuModel::attention`] for heads `DH` wide (`0`: any width, read at run time).
+    /// [`CpuModel::attention`] for heads `4 VD` wide (`VD = 0`: any width, read at run
+    /// time, values summed in memory).
     ///
     /// A head's keys are transposed (and scaled) once per sequence, so that a query's
     /// scores come four keys per vector with no horizontal sums: the dot product per key
-    /// that this replaces spent most of its time adding lanes together.
-    fn attention_with<const DH: usize>(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32], scores: &mut Vec<f32>) {
+    /// that this replaces spent most of its time adding lanes together. The softmax runs
+    /// on those vectors too (its scalar form cost as much as the scores).
+    fn attention_with<const VD: usize>(&self, qkv: &[f32], lengths: &[usize], context: &mut [f32], scores: &mut Vec<f32>) {
         let h = self.hidden;
         let stride = 3 * h;
-        let dh = if DH == 0 { h / self.heads } else { DH };
+        let dh = h / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut start = 0;
         for &len in lengths {
             let padded = len.next_multiple_of(4);
-            // One query's scores, then the head's keys as `[dh, padded]`, zero past `len`.
+            // Two queries' scores, then the head's keys as `[dh, padded]`, zero past `len`.
             scores.clear();
-            scores.resize(padded + dh * padded, 0.0);
-            let (row, keys_t) = scores.split_at_mut(padded);
+            scores.resize(2 * padded + dh * padded, 0.0);
+            let (rows, keys_t) = scores.split_at_mut(2 * padded);
             for head in 0..self.heads {
                 let (q_at, k_at, v_at) = (head * dh, h + head * dh, 2 * h + head * dh);
                 for j in 0..len {
@@ -287,31 +315,50 @@ impl CpuModel {
                     }
                 }
                 for i in 0..len {
-                    let q = &qkv[(start + i) * stride + q_at..][..dh];
-                    let mut j = 0;
-                    while padded - j >= 16 {
-                        score_blocks::<4>(q, keys_t, padded, j, row);
-                        j += 16;
-                    }
-                    match (padded - j) / 4 {
-                        3 => score_blocks::<3>(q, keys_t, padded, j, row),
-                        2 => score_blocks::<2>(q, keys_t, padded, j, row),
-                        1 => score_blocks::<1>(q, keys_t, padded, j, row),
-                        _ => {}
-                    }
-                    let row = &mut row[..len];
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
-                    for s in row.iter_mut() {
-                        *s = exp_nonpositive(*s - max);
-                    }
-                    let inv = 1.0 / row.iter().sum::<f32>();
-                    let out = &mut context[(start + i) * h + q_at..][..dh];
-                    for (j, &p) in row.iter().enumerate() {
-                        let v = &qkv[(start + j) * stride + v_at..][..dh];
-                        let p = p * inv;
-                        for (o, &vv) in out.iter_mut().zip(v) {
-                            *o += p * vv;
+                    // Queries in pairs: twice the independent multiply-add chains (an odd
+                    // last query is paired with itself).
+                    if i % 2 == 0 {
+                        let q0 = &qkv[(start + i) * stride + q_at..][..dh];
+                        let q1 = &qkv[(start + (i + 1).min(len - 1)) * stride + q_at..][..dh];
+                        let (row0, row1) = rows.split_at_mut(padded);
+                        let mut j = 0;
+                        while padded - j >= 16 {
+                            score_pair::<4, 1>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]);
+                            j += 16;
                         }
+                        // Fewer key vectors get the head's dimensions split among more
+                        // accumulators, so that there are still 6 to 8 chains.
+                        match (padded - j) / 4 {
+                            3 => score_pair::<3, 1>([q0, q1], keys_t, padded, j, [row0, row1]),
+                            2 => score_pair::<2, 2>([q0, q1], keys_t, padded, j, [row0, row1]),
+                            1 => score_pair::<1, 4>([q0, q1], keys_t, padded, j, [row0, row1]),
+                            _ => {}
+                        }
+                    }
+                    let row = &mut rows[(i % 2) * padded..][..padded];
+                    let inv = softmax_padded(row, len);
+                    let out = &mut context[(start + i) * h + q_at..][..dh];
+                    let values = (0..len).map(|j| &qkv[(start + j) * stride + v_at..][..dh]);
+                    if VD > 0 {
+                        let mut acc = [lanes::zero(); VD];
+                        for (&p, v) in row.iter().zip(values) {
+                            let p = lanes::splat_value(p);
+                            for (d, a) in acc.iter_mut().enumerate() {
+                                *a = lanes::mul_add(p, lanes::load(&v[4 * d..]), *a);
+                            }
+                        }
+                        let inv = lanes::splat_value(inv);
+                        for (d, a) in acc.iter().enumerate() {
+                            lanes::store(lanes::mul(*a, inv), &mut out[4 * d..]);
+                        }
+                    } else {
+                        out.fill(0.0);
+                        for (&p, v) in row.iter().zip(values) {
+                            for (o, &vv) in out.iter_mut().zip(v) {
+                                *o += p * vv;
+                            }
+                        }
+                        out.iter_mut().for_each(|o| *o *= inv);
                     }
                 }
             }
@@ -320,21 +367,62 @@ impl CpuModel {
     }
 }
 
-/// Scores of one query against keys `j .. j + 4 B` of a head's transposed keys
-/// (`keys_t[d * padded + key]`), into `out[j ..]`: `B` accumulators, so the multiply-adds
-/// of neighbouring key blocks overlap.
+/// The softmax of the first `len` scores of `row` (`row.len()` a multiple of 4, at least
+/// `len`), left unnormalised: `row[j]` becomes `e^(row[j] - max)` and `row[len..]` zero.
+/// Returns `1 / sum`, the factor that normalises them.
 #[inline(always)]
-fn score_blocks<const B: usize>(q: &[f32], keys_t: &[f32], padded: usize, j: usize, out: &mut [f32]) {
-    let mut acc = [lanes::zero(); B];
-    for (d, &qd) in q.iter().enumerate() {
-        let s = lanes::splat_value(qd);
-        let keys = &keys_t[d * padded + j..][..4 * B];
-        for (b, a) in acc.iter_mut().enumerate() {
-            *a = lanes::mul_add(s, lanes::load(&keys[4 * b..]), *a);
+fn softmax_padded(row: &mut [f32], len: usize) -> f32 {
+    row[len..].fill(f32::NEG_INFINITY);
+    let mut max = lanes::splat_value(f32::NEG_INFINITY);
+    for chunk in row.chunks_exact(4) {
+        max = lanes::max(max, lanes::load(chunk));
+    }
+    let max = lanes::to_array(max).into_iter().fold(f32::NEG_INFINITY, f32::max);
+    let shift = lanes::splat_value(-max);
+    let mut sum = lanes::zero();
+    for chunk in row.chunks_exact_mut(4) {
+        let e = exp4_nonpositive(lanes::add(lanes::load(chunk), shift));
+        lanes::store(e, chunk);
+        sum = lanes::add(sum, e);
+    }
+    1.0 / lanes::to_array(sum).into_iter().sum::<f32>()
+}
+
+/// Scores of two queries against keys `j .. j + 4 B` of a head's transposed keys
+/// (`keys_t[d * padded + key]`), into `out[q][j ..]`: `2 B S` accumulators, the head's
+/// dimensions dealt round-robin to `S` of them per key vector, so that the multiply-adds
+/// of neighbouring chains overlap.
+#[inline(always)]
+fn score_pair<const B: usize, const S: usize>(q: [&[f32]; 2], keys_t: &[f32], padded: usize, j: usize, out: [&mut [f32]; 2]) {
+    let dh = q[0].len();
+    let mut acc = [[[lanes::zero(); B]; S]; 2];
+    let whole = dh - dh % S;
+    for d0 in (0..whole).step_by(S) {
+        for s in 0..S {
+            let keys = &keys_t[(d0 + s) * padded + j..][..4 * B];
+            let k: [lanes::V; B] = std::array::from_fn(|b| lanes::load(&keys[4 * b..]));
+            for (qi, acc) in acc.iter_mut().enumerate() {
+                let x = lanes::splat_value(q[qi][d0 + s]);
+                for (a, &kv) in acc[s].iter_mut().zip(&k) {
+                    *a = lanes::mul_add(x, kv, *a);
+                }
+            }
         }
     }
-    for (b, a) in acc.iter().enumerate() {
-        lanes::store(*a, &mut out[j + 4 * b..][..4]);
+    for d in whole..dh {
+        let keys = &keys_t[d * padded + j..][..4 * B];
+        for (qi, acc) in acc.iter_mut().enumerate() {
+            let x = lanes::splat_value(q[qi][d]);
+            for (b, a) in acc[0].iter_mut().enumerate() {
+                *a = lanes::mul_add(x, lanes::load(&keys[4 * b..]), *a);
+            }
+        }
+    }
+    for (acc, out) in acc.iter().zip(out) {
+        for b in 0..B {
+            let sum = acc[1..].iter().fold(acc[0][b], |t, part| lanes::add(t, part[b]));
+            lanes::store(sum, &mut out[j + 4 * b..][..4]);
+        }
     }
 }
 

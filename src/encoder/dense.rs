@@ -355,21 +355,23 @@ fn gelu4(x: lanes::V, c: &GeluConstants) -> lanes::V {
     mul_add(h, erf, h)
 }
 
-/// `e^x` for `x <= 0` (all a max-shifted softmax needs), relative error about 1e-7,
-/// branch-free so that loops over it vectorise.
+/// `e^x` for `x <= 0` in four lanes (all a max-shifted softmax needs), relative error
+/// about 1e-7, and zero below -87 (where `2^n` would leave the normal numbers), so that
+/// `-inf` gives zero.
 #[inline(always)]
-pub(super) fn exp_nonpositive(x: f32) -> f32 {
-    // e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2; clamp keeps 2^n a normal.
-    // A compare-and-select, not f32::max, whose NaN rule has no simd128 instruction and
-    // kept the loop scalar.
-    let x = if x < -87.0 { -87.0 } else { x };
-    // round_ties_even is one wasm instruction (f32.nearest); round() is a libm call.
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
+pub(super) fn exp4_nonpositive(x: lanes::V) -> lanes::V {
+    use lanes::{mul, mul_add, splat_value as v};
+    // e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln 2 / 2; ln 2 in two parts so
+    // that r keeps its low bits.
+    let floor = v(-87.0);
+    let clamped = lanes::max(x, floor);
+    let n = lanes::nearest(mul(clamped, v(std::f32::consts::LOG2_E)));
+    let r = mul_add(n, v(-1.428_606_8e-6), mul_add(n, v(-0.693_145_75), clamped));
+    let mut p = v(0.001_388_889);
+    for c in [0.008_333_334, 0.041_666_668, 0.166_666_67, 0.5, 1.0, 1.0] {
+        p = mul_add(p, r, v(c));
+    }
+    lanes::zero_below(mul(p, lanes::pow2(n)), x, floor)
 }
 
 /// Four f32 lanes: wasm simd128 where it is compiled in, arrays elsewhere.
@@ -452,7 +454,34 @@ pub(super) mod lanes {
         let mask = f32x4_splat(-0.0);
         v128_or(v128_and(sign, mask), v128_andnot(magnitude, mask))
     }
+    /// The larger of each pair (`b` where `a < b`, else `a`).
+    #[inline(always)]
+    pub fn max(a: V, b: V) -> V {
+        f32x4_pmax(a, b)
+    }
 
+    /// Each lane rounded to the nearest integer, ties to even.
+    #[inline(always)]
+    pub fn nearest(a: V) -> V {
+        f32x4_nearest(a)
+    }
+
+    /// `2^n` for integral lanes `n` in `[-126, 127]`, built from the exponent bits.
+    #[inline(always)]
+    pub fn pow2(n: V) -> V {
+        i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23)
+    }
+
+    /// `value` where `x >= bound`, else zero (and zero where `x` is NaN).
+    #[inline(always)]
+    pub fn zero_below(value: V, x: V, bound: V) -> V {
+        v128_and(value, f32x4_ge(x, bound))
+    }
+
+    #[inline(always)]
+    pub fn to_array(v: V) -> [f32; 4] {
+        [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
+    }
 
     #[inline(always)]
     pub fn store(v: V, s: &mut [f32]) {
@@ -553,7 +582,34 @@ pub(super) mod lanes {
     pub fn copysign(magnitude: V, sign: V) -> V {
         std::array::from_fn(|i| magnitude[i].copysign(sign[i]))
     }
+    /// The larger of each pair (`b` where `a < b`, else `a`).
+    #[inline(always)]
+    pub fn max(a: V, b: V) -> V {
+        std::array::from_fn(|i| if a[i] < b[i] { b[i] } else { a[i] })
+    }
 
+    /// Each lane rounded to the nearest integer, ties to even.
+    #[inline(always)]
+    pub fn nearest(a: V) -> V {
+        a.map(f32::round_ties_even)
+    }
+
+    /// `2^n` for integral lanes `n` in `[-126, 127]`, built from the exponent bits.
+    #[inline(always)]
+    pub fn pow2(n: V) -> V {
+        n.map(|n| f32::from_bits(((n as i32 + 127) as u32) << 23))
+    }
+
+    /// `value` where `x >= bound`, else zero (and zero where `x` is NaN).
+    #[inline(always)]
+    pub fn zero_below(value: V, x: V, bound: V) -> V {
+        std::array::from_fn(|i| if x[i] >= bound[i] { value[i] } else { 0.0 })
+    }
+
+    #[inline(always)]
+    pub fn to_array(v: V) -> [f32; 4] {
+        v
+    }
 
     #[inline(always)]
     pub fn store(v: V, s: &mut [f32]) {
@@ -618,6 +674,20 @@ mod tests {
     fn mismatched_shapes_are_refused() {
         assert!(PackedDense::new(&[0.0; 6], 2, 4, None).is_none());
         assert!(PackedDense::new(&[0.0; 8], 2, 4, Some(&[0.0; 3])).is_none());
+    }
+
+    #[test]
+    fn exp4_matches_exp_for_nonpositive_inputs_and_is_zero_far_below() {
+        let mut worst = 0.0f64;
+        for i in 0..=87_000 {
+            let x = -(i as f32) / 1000.0;
+            let got = lanes::to_array(exp4_nonpositive(lanes::splat_value(x)))[0] as f64;
+            let want = (x as f64).exp();
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        let far = lanes::to_array(exp4_nonpositive([-87.5, -1e9, f32::NEG_INFINITY, 0.0]));
+        assert_eq!(far, [0.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]
