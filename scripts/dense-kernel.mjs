@@ -30,7 +30,7 @@ import binaryen from 'binaryen';
 const EXPORT = 'localrec_dense_tiles';
 const ROWS = 6; // TILE_ROWS in dense.rs
 const VECS = 2; // PANEL / 4 in dense.rs
-const UNROLL = 4; // inputs per trip of the main loop; a second loop takes the rest
+const UNROLL = 8; // inputs per trip of the main loop; a second loop takes the rest
 
 const [file, mode] = process.argv.slice(2);
 if (!file || !['relaxed', 'plain', 'strip'].includes(mode)) {
@@ -50,24 +50,28 @@ if (!exp) throw new Error(`${file}: no export ${EXPORT}; was the crate built for
 const name = binaryen.getExportInfo(exp).value;
 const info = binaryen.getFunctionInfo(mod.getFunction(name));
 const i32 = binaryen.i32, v128 = binaryen.v128;
-if (binaryen.expandType(info.params).join() !== Array(7).fill(i32).join() || info.results !== binaryen.none) {
-  throw new Error(`${file}: ${EXPORT} is not (i32 x 7) -> (): the Rust signature changed`);
+if (binaryen.expandType(info.params).join() !== Array(8).fill(i32).join() || info.results !== binaryen.none) {
+  throw new Error(`${file}: ${EXPORT} is not (i32 x 8) -> (): the Rust signature changed`);
 }
 
 if (mode !== 'strip') {
-  // Parameters, as in the Rust signature: a, w, len, tiles, out, stride, bias.
-  const A = 0, W = 1, LEN = 2, TILES = 3, OUT = 4, STRIDE = 5, BIAS = 6;
-  // Locals: the weight pointer, the ends of the unrolled and the whole input loop, a row
-  // pointer; then the accumulators (row-major), the weight vectors and the broadcast.
-  const WP = 7, MAIN_END = 8, END = 9, ROW = 10, ACC = 11;
+  // Parameters, as in the Rust signature: a, a_stride, w, len, tiles, out, stride, bias.
+  const A = 0, A_STRIDE = 1, W = 2, LEN = 3, TILES = 4, OUT = 5, STRIDE = 6, BIAS = 7;
+  // Locals: the weight pointer, the ends of the unrolled and the whole input loop, an
+  // output row pointer, the tile's input row pointers; then the accumulators (row-major),
+  // the weight vectors and the broadcast. The inputs are read where they lie, rows
+  // a_stride apart: one pointer per row keeps every load at a constant offset, for 6
+  // integer adds per trip of the main loop.
+  const WP = 8, MAIN_END = 9, END = 10, ROW = 11, IN = 12, ACC = IN + ROWS;
   const WV = ACC + ROWS * VECS, S = WV + VECS;
-  const vars = [i32, i32, i32, i32, ...Array(ROWS * VECS + VECS + 1).fill(v128)];
+  const vars = [i32, i32, i32, i32, ...Array(ROWS).fill(i32), ...Array(ROWS * VECS + VECS + 1).fill(v128)];
   const get = (i, t) => mod.local.get(i, t);
   const set = (i, v) => mod.local.set(i, v);
   const add = (i, bytes) => set(i, mod.i32.add(get(i, i32), bytes));
   const madd = (a, b, c) => binaryen._BinaryenSIMDTernary(mod.ptr, binaryen.RelaxedMaddVecF32x4, a, b, c);
   const zero = mod.v128.const(new Uint8Array(16));
   const strideBytes = () => mod.i32.shl(get(STRIDE, i32), mod.i32.const(2));
+  const inputStrideBytes = () => mod.i32.shl(get(A_STRIDE, i32), mod.i32.const(2));
   // One input: the weight vectors, then per row its broadcast and that row's multiply-adds,
   // so that only one broadcast is live at a time.
   const weights = (u, j) => mod.v128.load(16 * (VECS * u + j), 4, get(WP, i32));
@@ -77,7 +81,7 @@ if (mode !== 'strip') {
       for (let j = 0; j < VECS; j++) out.push(set(WV + j, weights(u, j)));
     }
     for (let r = 0; r < ROWS; r++) {
-      out.push(set(S, mod.v128.load32_splat(4 * (ROWS * u + r), 4, get(A, i32))));
+      out.push(set(S, mod.v128.load32_splat(4 * u, 4, get(IN + r, i32))));
       for (let j = 0; j < VECS; j++) {
         const acc = ACC + r * VECS + j;
         out.push(set(acc, mode === 'relaxed'
@@ -89,12 +93,12 @@ if (mode !== 'strip') {
   };
   const inputs = (label, n, end) =>
     mod.if(
-      mod.i32.ne(get(A, i32), get(end, i32)),
+      mod.i32.ne(get(IN, i32), get(end, i32)),
       mod.loop(label, mod.block(null, [
         ...Array.from({ length: n }, (_, u) => step(u)).flat(),
-        add(A, mod.i32.const(4 * ROWS * n)),
+        ...Array.from({ length: ROWS }, (_, r) => add(IN + r, mod.i32.const(4 * n))),
         add(WP, mod.i32.const(16 * VECS * n)),
-        mod.br(label, mod.i32.ne(get(A, i32), get(end, i32))),
+        mod.br(label, mod.i32.ne(get(IN, i32), get(end, i32))),
       ])),
     );
   // The tile's rows into the output: onto the bias, or onto what the output holds.
@@ -111,9 +115,11 @@ if (mode !== 'strip') {
   const tile = mod.block(null, [
     ...Array.from({ length: ROWS * VECS }, (_, i) => set(ACC + i, zero)),
     set(WP, get(W, i32)),
-    set(END, mod.i32.add(get(A, i32), mod.i32.mul(get(LEN, i32), mod.i32.const(4 * ROWS)))),
+    set(IN, get(A, i32)),
+    ...Array.from({ length: ROWS - 1 }, (_, r) => set(IN + r + 1, mod.i32.add(get(IN + r, i32), inputStrideBytes()))),
+    set(END, mod.i32.add(get(A, i32), mod.i32.shl(get(LEN, i32), mod.i32.const(2)))),
     set(MAIN_END, mod.i32.add(get(A, i32),
-      mod.i32.mul(mod.i32.and(get(LEN, i32), mod.i32.const(-UNROLL)), mod.i32.const(4 * ROWS)))),
+      mod.i32.shl(mod.i32.and(get(LEN, i32), mod.i32.const(-UNROLL)), mod.i32.const(2)))),
     inputs('main', UNROLL, MAIN_END),
     inputs('rest', 1, END),
     mod.if(
@@ -122,9 +128,9 @@ if (mode !== 'strip') {
       write((j) => mod.v128.load(16 * j, 4, get(ROW, i32))),
     ),
     add(OUT, mod.i32.mul(strideBytes(), mod.i32.const(ROWS))),
+    add(A, mod.i32.mul(inputStrideBytes(), mod.i32.const(ROWS))),
     set(TILES, mod.i32.sub(get(TILES, i32), mod.i32.const(1))),
   ]);
-  // A advances through the tiles' inputs by itself: they are stored one tile after another.
   const body = mod.if(
     mod.i32.ne(get(TILES, i32), mod.i32.const(0)),
     mod.loop('tiles', mod.block(null, [tile, mod.br('tiles', mod.i32.ne(get(TILES, i32), mod.i32.const(0)))])),

@@ -38,8 +38,6 @@ const ROW_BLOCK: usize = 66;
 /// Inputs summed per pass: a 66-row block of 384 inputs (99 KiB) stays in L2 and a panel
 /// slice (12 KiB) in L1.
 const K_BLOCK: usize = 384;
-/// The input of a tile's rows past the last one.
-static ZERO_ROW: [f32; K_BLOCK] = [0.0; K_BLOCK];
 
 /// f32 storage that starts on a 64-byte boundary. The kernel reads each panel row (32
 /// bytes) as two 16-byte loads: from a `Vec<f32>` (4-byte aligned, 8 in practice) one load
@@ -142,10 +140,9 @@ impl PackedDense {
         // buffer that grows gets zeros, and a reused one is not written twice.
         out.resize(m * n, 0.0);
         let panels_count = n.div_ceil(PANEL);
-        // A block of input rows, interleaved by tile: for tile t, input i, row r at
-        // `(t * k_len + i) * TILE_ROWS + r`, zero past the last row. The kernel then reads
-        // one contiguous stream with fixed offsets instead of six strided ones.
-        let mut block_x = vec![0.0f32; ROW_BLOCK.min(m).div_ceil(TILE_ROWS) * TILE_ROWS * K_BLOCK.min(k)];
+        // The inputs of a last tile with fewer than TILE_ROWS rows, zero past them: the
+        // kernel reads whole tiles straight from `x`.
+        let mut short_tile = Vec::new();
         // Wide inputs (the feed-forward output's k = 1536) are summed in slices of
         // K_BLOCK, so a block of input rows stays in L2 while the panels stream by;
         // without it that layer ran at two thirds of the others' speed.
@@ -155,45 +152,50 @@ impl PackedDense {
             for block in (0..m).step_by(ROW_BLOCK) {
                 let block_end = (block + ROW_BLOCK).min(m);
                 let tiles = (block_end - block).div_ceil(TILE_ROWS);
-                let packed = &mut block_x[..tiles * TILE_ROWS * k_len];
-                for t in 0..tiles {
-                    let dst = &mut packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
-                    // Written in order, one input of all the tile's rows at a time (strided
-                    // single writes took 6% of an encoder call); rows past the block read zeros.
-                    let rows: [&[f32]; TILE_ROWS] = std::array::from_fn(|r| {
-                        let row = block + t * TILE_ROWS + r;
-                        if row < block_end { &x[row * k + k_start..][..k_len] } else { &ZERO_ROW[..k_len] }
-                    });
-                    for (i, chunk) in dst.chunks_exact_mut(TILE_ROWS).enumerate() {
-                        for (d, row) in chunk.iter_mut().zip(&rows) {
-                            *d = row[i];
-                        }
+                let full_tiles = (block_end - block) / TILE_ROWS;
+                if full_tiles < tiles {
+                    let row = block + full_tiles * TILE_ROWS;
+                    short_tile.clear();
+                    short_tile.resize(TILE_ROWS * k_len, 0.0);
+                    for (r, dst) in short_tile.chunks_exact_mut(k_len).take(block_end - row).enumerate() {
+                        dst.copy_from_slice(&x[(row + r) * k + k_start..][..k_len]);
                     }
                 }
-                let packed = &block_x[..tiles * TILE_ROWS * k_len];
+                // Tile t's row r, input i: `x[(block + TILE_ROWS t + r) * k + k_start + i]`.
+                let inputs = &x[block * k + k_start..];
+                assert!(full_tiles == 0 || inputs.len() >= (full_tiles * TILE_ROWS - 1) * k + k_len);
                 for p in 0..panels_count {
                     let panel = &self.panels[(p * k + k_start) * PANEL..][..k_len * PANEL];
                     let cols = (n - p * PANEL).min(PANEL);
                     let bias = &self.bias[p * PANEL..p * PANEL + cols];
                     // Whole tiles of a whole panel go straight into the output; a last
                     // partial tile or panel goes through a scratch tile.
-                    let whole = if cols == PANEL { (block_end - block) / TILE_ROWS } else { 0 };
+                    let whole = if cols == PANEL { full_tiles } else { 0 };
                     if whole > 0 {
                         let dst = &mut out[block * n + p * PANEL..];
-                        assert!(dst.len() >= (whole * TILE_ROWS - 1) * n + PANEL && packed.len() >= whole * TILE_ROWS * k_len);
+                        assert!(dst.len() >= (whole * TILE_ROWS - 1) * n + PANEL);
                         let bias = if first { bias.as_ptr() } else { std::ptr::null() };
-                        // SAFETY: the assert covers the output rows and the packed inputs;
-                        // the panel slice holds k_len * PANEL weights and the bias PANEL.
-                        unsafe { localrec_dense_tiles(packed.as_ptr(), panel.as_ptr(), k_len, whole, dst.as_mut_ptr(), n, bias) };
+                        // SAFETY: the asserts cover the output rows and the inputs; the
+                        // panel slice holds k_len * PANEL weights and the bias PANEL.
+                        unsafe {
+                            localrec_dense_tiles(inputs.as_ptr(), k, panel.as_ptr(), k_len, whole, dst.as_mut_ptr(), n, bias)
+                        };
                     }
                     for t in whole..tiles {
                         let row = block + t * TILE_ROWS;
                         let rows = (block_end - row).min(TILE_ROWS);
+                        let (a, a_stride) = if t < full_tiles {
+                            (&inputs[t * TILE_ROWS * k..][..(TILE_ROWS - 1) * k + k_len], k)
+                        } else {
+                            (&short_tile[..], k_len)
+                        };
                         let mut tile = [[0.0f32; PANEL]; TILE_ROWS];
-                        let a = &packed[t * TILE_ROWS * k_len..][..TILE_ROWS * k_len];
-                        // SAFETY: `a` holds one tile of k_len inputs, the panel k_len * PANEL
-                        // weights, `tile` one tile of outputs with a row stride of PANEL.
-                        unsafe { localrec_dense_tiles(a.as_ptr(), panel.as_ptr(), k_len, 1, tile.as_mut_ptr().cast(), PANEL, std::ptr::null()) };
+                        // SAFETY: `a` holds TILE_ROWS rows of k_len inputs a_stride apart, the
+                        // panel k_len * PANEL weights, `tile` one tile of outputs with a row
+                        // stride of PANEL.
+                        unsafe {
+                            localrec_dense_tiles(a.as_ptr(), a_stride, panel.as_ptr(), k_len, 1, tile.as_mut_ptr().cast(), PANEL, std::ptr::null())
+                        };
                         for (r, values) in tile.iter().take(rows).enumerate() {
                             let dst = &mut out[(row + r) * n + p * PANEL..][..cols];
                             if first {
@@ -220,8 +222,9 @@ impl PackedDense {
 /// The register-tiled product for `tiles` consecutive tiles of one panel: for tile `t`,
 /// row `r` and column `c`, `out[(t * TILE_ROWS + r) * stride + c]` becomes
 /// `bias[c] + sum` when `bias` is not null and `out[..] + sum` when it is, where `sum` adds
-/// `a[(t * len + i) * TILE_ROWS + r] * w[i * PANEL + c]` over `i` in input order, one
-/// multiply-add each.
+/// `a[(t * TILE_ROWS + r) * a_stride + i] * w[i * PANEL + c]` over `i < len` in input
+/// order, one multiply-add each. The inputs are read where they lie (rows `a_stride`
+/// apart): copying them into a tile-ordered block first took 1% of an encoder call.
 ///
 /// On wasm32 it is exported by this name so that `scripts/dense-kernel.mjs` can find it in
 /// the linked module and give it a hand-scheduled body with the same arithmetic (that
@@ -231,13 +234,15 @@ impl PackedDense {
 /// order LLVM issues them.
 ///
 /// # Safety
-/// `a` must point at `tiles * len * TILE_ROWS` readable f32, `w` at `len * PANEL`, `bias`
-/// (unless null) at `PANEL`, and `out` at `tiles * TILE_ROWS` rows of `PANEL` f32, `stride`
-/// apart, readable and writable.
+/// `a` must point at `tiles * TILE_ROWS` rows of `len` readable f32, `a_stride` apart, `w`
+/// at `len * PANEL`, `bias` (unless null) at `PANEL`, and `out` at `tiles * TILE_ROWS` rows
+/// of `PANEL` f32, `stride` apart, readable and writable.
 #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn localrec_dense_tiles(
     a: *const f32,
+    a_stride: usize,
     w: *const f32,
     len: usize,
     tiles: usize,
@@ -257,7 +262,7 @@ pub unsafe extern "C" fn localrec_dense_tiles(
                     *v = unsafe { lanes::load_ptr(w.add(i * PANEL + 4 * j)) };
                 }
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let s = unsafe { lanes::splat_ptr(a.add((t * len + i) * TILE_ROWS + half * HALF + r)) };
+                    let s = unsafe { lanes::splat_ptr(a.add((t * TILE_ROWS + half * HALF + r) * a_stride + i)) };
                     for (j, v) in row.iter_mut().enumerate() {
                         *v = lanes::mul_add(s, wv[j], *v);
                     }
