@@ -342,12 +342,16 @@ impl CpuModel {
                     if VD > 0 {
                         let mut acc = [lanes::zero(); VD];
                         for (&p, v) in row.iter().zip(values) {
+                            // A constant length (dh = 4 VD here) lets the per-vector bounds
+                            // checks go.
+                            let v = &v[..4 * VD];
                             let p = lanes::splat_value(p);
                             for (d, a) in acc.iter_mut().enumerate() {
                                 *a = lanes::mul_add(p, lanes::load(&v[4 * d..]), *a);
                             }
                         }
                         let inv = lanes::splat_value(inv);
+                        let out = &mut out[..4 * VD];
                         for (d, a) in acc.iter().enumerate() {
                             lanes::store(lanes::mul(*a, inv), &mut out[4 * d..]);
                         }
