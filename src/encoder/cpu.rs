@@ -49,7 +49,7 @@ impl Norm {
             let mean = lane_sum(row, |v| v, |v| v) / width as f32;
             let m = lanes::splat_value(mean);
             let square = |v: lanes::V| {
-                let d = lanes::add(v, lanes::mul(m, lanes::splat_value(-1.0)));
+                let d = lanes::sub(v, m);
                 lanes::mul(d, d)
             };
             let var = lane_sum(row, square, |v| (v - mean) * (v - mean)) / width as f32;
@@ -382,10 +382,10 @@ fn softmax_padded(row: &mut [f32], len: usize) -> f32 {
         max = lanes::max(max, lanes::load(chunk));
     }
     let max = lanes::to_array(max).into_iter().fold(f32::NEG_INFINITY, f32::max);
-    let shift = lanes::splat_value(-max);
+    let max = lanes::splat_value(max);
     let mut sum = lanes::zero();
     for chunk in row.chunks_exact_mut(4) {
-        let e = exp4_nonpositive(lanes::add(lanes::load(chunk), shift));
+        let e = exp4_nonpositive(lanes::sub(lanes::load(chunk), max));
         lanes::store(e, chunk);
         sum = lanes::add(sum, e);
     }
@@ -400,27 +400,25 @@ fn softmax_padded(row: &mut [f32], len: usize) -> f32 {
 fn score_pair<const B: usize, const S: usize>(q: [&[f32]; 2], keys_t: &[f32], padded: usize, j: usize, out: [&mut [f32]; 2]) {
     let dh = q[0].len();
     let mut acc = [[[lanes::zero(); B]; S]; 2];
+    // Dimension `d` into accumulator set `s` of both queries.
+    let add_dimension = |acc: &mut [[[lanes::V; B]; S]; 2], s: usize, d: usize| {
+        let keys = &keys_t[d * padded + j..][..4 * B];
+        let k: [lanes::V; B] = std::array::from_fn(|b| lanes::load(&keys[4 * b..]));
+        for (qi, acc) in acc.iter_mut().enumerate() {
+            let x = lanes::splat_value(q[qi][d]);
+            for (a, &kv) in acc[s].iter_mut().zip(&k) {
+                *a = lanes::mul_add(x, kv, *a);
+            }
+        }
+    };
     let whole = dh - dh % S;
     for d0 in (0..whole).step_by(S) {
         for s in 0..S {
-            let keys = &keys_t[(d0 + s) * padded + j..][..4 * B];
-            let k: [lanes::V; B] = std::array::from_fn(|b| lanes::load(&keys[4 * b..]));
-            for (qi, acc) in acc.iter_mut().enumerate() {
-                let x = lanes::splat_value(q[qi][d0 + s]);
-                for (a, &kv) in acc[s].iter_mut().zip(&k) {
-                    *a = lanes::mul_add(x, kv, *a);
-                }
-            }
+            add_dimension(&mut acc, s, d0 + s);
         }
     }
     for d in whole..dh {
-        let keys = &keys_t[d * padded + j..][..4 * B];
-        for (qi, acc) in acc.iter_mut().enumerate() {
-            let x = lanes::splat_value(q[qi][d]);
-            for (b, a) in acc[0].iter_mut().enumerate() {
-                *a = lanes::mul_add(x, lanes::load(&keys[4 * b..]), *a);
-            }
-        }
+        add_dimension(&mut acc, 0, d);
     }
     for (acc, out) in acc.iter().zip(out) {
         for b in 0..B {

@@ -287,9 +287,10 @@ pub unsafe extern "C" fn localrec_dense_tiles(
 ///
 /// erf is a rational minimax form `u P(u^2) / Q(u^2)` fitted on `[-4, 4]`, its input
 /// clamped to `[-4.1, 4.1]` and its output to `[-1, 1]` (where erf rounds to +-1 in f32),
-/// absolute error below 1e-6 (checked against an f64 reference by the unit test below). Written on explicit lanes with its
-/// constants held in locals: as a plain loop, LLVM vectorised it but rebuilt 22 vector
-/// constants on every iteration, which V8 cannot hoist, and GELU took 8% of a call.
+/// absolute error below 1e-6 (checked against an f64 reference by the unit test below).
+/// Written on explicit lanes with its constants held in locals: as a plain loop, LLVM
+/// vectorised it but rebuilt 22 vector constants on every iteration, which V8 cannot
+/// hoist, and GELU took 8% of a call.
 #[inline(never)]
 pub fn gelu_in_place(values: &mut [f32]) {
     // Opaque to the optimiser, so the constants stay in locals (registers) for the loop.
@@ -429,6 +430,11 @@ pub(super) mod lanes {
         f32x4_add(a, b)
     }
 
+    #[inline(always)]
+    pub fn sub(a: V, b: V) -> V {
+        f32x4_sub(a, b)
+    }
+
     /// # Safety
     /// `p` must point at four writable f32.
     #[inline(always)]
@@ -541,6 +547,11 @@ pub(super) mod lanes {
     #[inline(always)]
     pub fn add(a: V, b: V) -> V {
         std::array::from_fn(|i| a[i] + b[i])
+    }
+
+    #[inline(always)]
+    pub fn sub(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i] - b[i])
     }
 
     /// # Safety
