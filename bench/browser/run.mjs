@@ -886,7 +886,7 @@ function evaluateGoals(result) {
     const blockNote = blocks == null ? null : `separate configurations: ${blocks.toFixed(2)}x (${rate(ours)} vs ${rate(peer)} sentences/s)`;
     const h = peer ? roundRatios(result.head_to_head, 'localrec cpu', peer.name) : null;
     if (h) {
-      add(goal, target, `${h.median.toFixed(2)}x head to head (median of ${h.ratios.length} rounds' ratios, ${h.min.toFixed(2)}-${h.max.toFixed(2)}; ${h.ours} vs ${h.peer} sentences/s)`, ok(h.median), blockNote);
+      add(goal, target, `${h.median.toFixed(3)}x head to head (median of ${h.ratios.length} rounds' ratios, ${h.min.toFixed(2)}-${h.max.toFixed(2)}; ${h.ours} vs ${h.peer} sentences/s)`, ok(h.median), blockNote);
     } else if (blocks != null) {
       add(goal, target, blockNote, ok(blocks), 'no head-to-head phase (--rounds 0 or it failed): judged on the separate configurations');
     } else add(goal, target, null, null, ours ? 'transformers.js not run' : 'localrec cpu not run');
@@ -975,7 +975,7 @@ function printReport(result) {
     for (const c of h.configs) out.push(`  ${c.name.padEnd(36)} ${String(c.sentences_per_s).padStart(6)} sentences/s (median call); by round: ${c.round_sentences_per_s.join(' ')}`);
     for (const peer of h.configs.slice(1)) {
       const x = roundRatios(h, h.configs[0].name, peer.name);
-      out.push(`  ${h.configs[0].name} / ${peer.name}: by round ${x.ratios.map((v) => v.toFixed(2)).join(' ')}; median ${x.median.toFixed(2)}x`);
+      out.push(`  ${h.configs[0].name} / ${peer.name}: by round ${x.ratios.map((v) => v.toFixed(2)).join(' ')}; median ${x.median.toFixed(3)}x`);
     }
   }
   out.push('');
