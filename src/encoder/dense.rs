@@ -371,13 +371,17 @@ pub(super) fn exp4_nonpositive(x: lanes::V) -> lanes::V {
     // that r keeps its low bits.
     let floor = v(-87.0);
     let clamped = lanes::max(x, floor);
-    let n = lanes::nearest(mul(clamped, v(std::f32::consts::LOG2_E)));
+    // Adding 1.5 * 2^23 rounds to an integer (ties to even, as `nearest`) and leaves it in
+    // the low mantissa bits, where `pow2_of_shifted` reads it: two integer operations in
+    // place of a rounding and a saturating conversion.
+    let shifted = lanes::add(mul(clamped, v(std::f32::consts::LOG2_E)), v(lanes::ROUNDING_SHIFT));
+    let n = lanes::sub(shifted, v(lanes::ROUNDING_SHIFT));
     let r = mul_add(n, v(-1.428_606_8e-6), mul_add(n, v(-0.693_145_75), clamped));
     let mut p = v(0.001_388_889);
     for c in [0.008_333_334, 0.041_666_668, 0.166_666_67, 0.5, 1.0, 1.0] {
         p = mul_add(p, r, v(c));
     }
-    lanes::zero_below(mul(p, lanes::pow2(n)), x, floor)
+    lanes::zero_below(mul(p, lanes::pow2_of_shifted(shifted)), x, floor)
 }
 
 /// Four f32 lanes: wasm simd128 where it is compiled in, arrays elsewhere.
@@ -459,16 +463,37 @@ pub(super) mod lanes {
         f32x4_pmax(a, b)
     }
 
-    /// Each lane rounded to the nearest integer, ties to even.
+    /// 1.5 * 2^23: added to an f32 of magnitude below 2^22 it rounds it to an integer
+    /// held in the sum's low mantissa bits.
+    pub const ROUNDING_SHIFT: f32 = 12_582_912.0;
+
+    /// `2^n` from lanes `n + ROUNDING_SHIFT`, integral `n` in `[-126, 127]`: the exponent
+    /// bits built from the sum's low mantissa bits.
     #[inline(always)]
-    pub fn nearest(a: V) -> V {
-        f32x4_nearest(a)
+    pub fn pow2_of_shifted(shifted: V) -> V {
+        i32x4_shl(i32x4_add(shifted, i32x4_splat(127 - ROUNDING_SHIFT.to_bits() as i32)), 23)
     }
 
-    /// `2^n` for integral lanes `n` in `[-126, 127]`, built from the exponent bits.
+    /// The largest lane of `a` in every lane (pairs swapped, then halves swapped).
     #[inline(always)]
-    pub fn pow2(n: V) -> V {
-        i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23)
+    pub fn max_across(a: V) -> V {
+        let a = f32x4_pmax(a, i32x4_shuffle::<1, 0, 3, 2>(a, a));
+        f32x4_pmax(a, i32x4_shuffle::<2, 3, 0, 1>(a, a))
+    }
+
+    /// The 4 x 4 block of rows `m` transposed: lane `i` of result `j` is lane `j` of `m[i]`.
+    #[inline(always)]
+    pub fn transpose4(m: [V; 4]) -> [V; 4] {
+        let low01 = i32x4_shuffle::<0, 4, 1, 5>(m[0], m[1]);
+        let low23 = i32x4_shuffle::<0, 4, 1, 5>(m[2], m[3]);
+        let high01 = i32x4_shuffle::<2, 6, 3, 7>(m[0], m[1]);
+        let high23 = i32x4_shuffle::<2, 6, 3, 7>(m[2], m[3]);
+        [
+            i32x4_shuffle::<0, 1, 4, 5>(low01, low23),
+            i32x4_shuffle::<2, 3, 6, 7>(low01, low23),
+            i32x4_shuffle::<0, 1, 4, 5>(high01, high23),
+            i32x4_shuffle::<2, 3, 6, 7>(high01, high23),
+        ]
     }
 
     /// `value` where `x >= bound`, else zero (and zero where `x` is NaN).
@@ -581,16 +606,25 @@ pub(super) mod lanes {
         std::array::from_fn(|i| if a[i] < b[i] { b[i] } else { a[i] })
     }
 
-    /// Each lane rounded to the nearest integer, ties to even.
+    /// As in the simd128 lanes.
+    pub const ROUNDING_SHIFT: f32 = 12_582_912.0;
+
+    /// As in the simd128 lanes.
     #[inline(always)]
-    pub fn nearest(a: V) -> V {
-        a.map(f32::round_ties_even)
+    pub fn pow2_of_shifted(shifted: V) -> V {
+        shifted.map(|s| f32::from_bits((s.to_bits().wrapping_add(127).wrapping_sub(ROUNDING_SHIFT.to_bits())) << 23))
     }
 
-    /// `2^n` for integral lanes `n` in `[-126, 127]`, built from the exponent bits.
+    /// As in the simd128 lanes.
     #[inline(always)]
-    pub fn pow2(n: V) -> V {
-        n.map(|n| f32::from_bits(((n as i32 + 127) as u32) << 23))
+    pub fn max_across(a: V) -> V {
+        [a.into_iter().fold(a[0], |m, x| if m < x { x } else { m }); 4]
+    }
+
+    /// As in the simd128 lanes.
+    #[inline(always)]
+    pub fn transpose4(m: [V; 4]) -> [V; 4] {
+        std::array::from_fn(|j| std::array::from_fn(|i| m[i][j]))
     }
 
     /// `value` where `x >= bound`, else zero (and zero where `x` is NaN).
