@@ -39,14 +39,14 @@ impl Norm {
     fn add_and_apply(&self, x: &mut [f32], residual: Option<&[f32]>) {
         let width = self.gamma.len();
         for (r, row) in x.chunks_exact_mut(width).enumerate() {
+            if let Some(res) = residual {
+                for (v, &a) in row.iter_mut().zip(&res[r * width..(r + 1) * width]) {
+                    *v += a;
+                }
+            }
             // Summed in vectors: as one chain of scalar adds, the two sums took longer than
-            // everything else the norm does. The residual is added in the same pass as the
-            // first sum.
-            let sum = match residual {
-                Some(res) => add_and_sum(row, &res[r * width..(r + 1) * width]),
-                None => lane_sum(row, |v| v, |v| v),
-            };
-            let mean = sum / width as f32;
+            // everything else the norm does.
+            let mean = lane_sum(row, |v| v, |v| v) / width as f32;
             let m = lanes::splat_value(mean);
             let square = |v: lanes::V| {
                 let d = lanes::sub(v, m);
@@ -59,37 +59,6 @@ impl Norm {
             }
         }
     }
-}
-
-/// `values += residual`, returning the new values' sum, added up as [`lane_sum`] adds
-/// them (so the same bits as adding first and summing after).
-#[inline(always)]
-fn add_and_sum(values: &mut [f32], residual: &[f32]) -> f32 {
-    let residual = &residual[..values.len()];
-    let mut acc = [lanes::zero(); 4];
-    let mut blocks = values.chunks_exact_mut(16);
-    let mut res_blocks = residual.chunks_exact(16);
-    for (block, res) in (&mut blocks).zip(&mut res_blocks) {
-        for (i, a) in acc.iter_mut().enumerate() {
-            let v = lanes::add(lanes::load(&block[4 * i..]), lanes::load(&res[4 * i..]));
-            lanes::store(v, &mut block[4 * i..]);
-            *a = lanes::add(*a, v);
-        }
-    }
-    let mut quads = blocks.into_remainder().chunks_exact_mut(4);
-    let mut res_quads = res_blocks.remainder().chunks_exact(4);
-    for (quad, res) in (&mut quads).zip(&mut res_quads) {
-        let v = lanes::add(lanes::load(quad), lanes::load(res));
-        lanes::store(v, quad);
-        acc[0] = lanes::add(acc[0], v);
-    }
-    let mut tail = 0.0;
-    for (v, &a) in quads.into_remainder().iter_mut().zip(res_quads.remainder()) {
-        *v += a;
-        tail += *v;
-    }
-    let total = lanes::add(lanes::add(acc[0], acc[1]), lanes::add(acc[2], acc[3]));
-    lanes::to_array(total).into_iter().sum::<f32>() + tail
 }
 
 /// The sum of `f` over `values`, four vector accumulators wide (`scalar` is `f` for one
@@ -333,6 +302,7 @@ impl CpuModel {
         let stride = 3 * h;
         let dh = h / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
+        let scale_v = lanes::splat_value(scale);
         let mut start = 0;
         for &len in lengths {
             let padded = len.next_multiple_of(4);
@@ -352,7 +322,6 @@ impl CpuModel {
                     _ if start + padded <= qkv.len() / stride => padded,
                     _ => len - len % 4,
                 };
-                let scale_v = lanes::splat_value(scale);
                 for j in (0..blocked).step_by(4) {
                     let keys: [&[f32]; 4] = std::array::from_fn(|r| &qkv[(start + j + r) * stride + k_at..][..4 * VD]);
                     for d in (0..4 * VD).step_by(4) {
@@ -376,28 +345,32 @@ impl CpuModel {
                     let q0 = &qkv[(start + i) * stride + q_at..][..dh];
                     let q1 = &qkv[(start + i1) * stride + q_at..][..dh];
                     let (row0, row1) = rows.split_at_mut(padded);
-                    // Up to 24 keys: both queries' scores in registers at once.
-                    match padded / 4 {
-                        1 => score_rows::<1>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        2 => score_rows::<2>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        3 => score_rows::<3>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        4 => score_rows::<4>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        5 => score_rows::<5>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        6 => score_rows::<6>([q0, q1], keys_t, padded, [&mut *row0, &mut *row1]),
-                        _ => {}
-                    }
-                    let mut j = if padded <= 24 { padded } else { 0 };
-                    while padded - j >= 16 {
-                        score_pair::<4, 1>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]);
-                        j += 16;
-                    }
-                    // Fewer key vectors get the head's dimensions split among more
-                    // accumulators, so that there are still 6 to 8 chains.
-                    match (padded - j) / 4 {
-                        3 => score_pair::<3, 1>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]),
-                        2 => score_pair::<2, 2>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]),
-                        1 => score_pair::<1, 4>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]),
-                        _ => {}
+                    if padded <= 24 {
+                        // Both queries' scores in registers at once.
+                        let out = [&mut *row0, &mut *row1];
+                        match padded / 4 {
+                            1 => score_rows::<1>([q0, q1], keys_t, padded, out),
+                            2 => score_rows::<2>([q0, q1], keys_t, padded, out),
+                            3 => score_rows::<3>([q0, q1], keys_t, padded, out),
+                            4 => score_rows::<4>([q0, q1], keys_t, padded, out),
+                            5 => score_rows::<5>([q0, q1], keys_t, padded, out),
+                            _ => score_rows::<6>([q0, q1], keys_t, padded, out),
+                        }
+                    } else {
+                        let mut j = 0;
+                        while padded - j >= 16 {
+                            score_pair::<4, 1>([q0, q1], keys_t, padded, j, [&mut *row0, &mut *row1]);
+                            j += 16;
+                        }
+                        // Fewer key vectors get the head's dimensions split among more
+                        // accumulators, so that there are still 6 to 8 chains.
+                        let out = [&mut *row0, &mut *row1];
+                        match (padded - j) / 4 {
+                            3 => score_pair::<3, 1>([q0, q1], keys_t, padded, j, out),
+                            2 => score_pair::<2, 2>([q0, q1], keys_t, padded, j, out),
+                            1 => score_pair::<1, 4>([q0, q1], keys_t, padded, j, out),
+                            _ => {}
+                        }
                     }
                     let inv = [softmax_padded(row0, len), softmax_padded(row1, len)];
                     let seq_values = &qkv[start * stride..(start + len) * stride];
