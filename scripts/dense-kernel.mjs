@@ -12,10 +12,12 @@
 // against 53-54 for 3 x 12, the best tile in LLVM's order.
 //
 // The body does the Rust function's arithmetic operation for operation (each accumulator
-// sums its products in input order, one fused multiply-add each; then bias + sum or
-// output + sum), so it gives the bits the Rust body gives in the same build (both builds
-// checked bit for bit on the encoder's shapes and ragged ones when this was written). The
-// browser parity tests run both bodies; the native tests run the Rust one.
+// sums its products in input order, one fused multiply-add each; then bias +- sum or
+// output +- sum, and the same into the second destination when there is one, as
+// Strassen's products feed one or two output quarters), so it gives the bits the Rust
+// body gives in the same build (checked bit for bit on the encoder's outputs, plain and
+// Strassen paths, when this was written). The browser parity tests run both bodies; the
+// native tests run the Rust one.
 //
 // The simd128 build (no fused multiply-add) gets the same row order with a multiply and an
 // add per product, each weight vector loaded where it is used: a product register then
@@ -50,19 +52,22 @@ if (!exp) throw new Error(`${file}: no export ${EXPORT}; was the crate built for
 const name = binaryen.getExportInfo(exp).value;
 const info = binaryen.getFunctionInfo(mod.getFunction(name));
 const i32 = binaryen.i32, v128 = binaryen.v128;
-if (binaryen.expandType(info.params).join() !== Array(8).fill(i32).join() || info.results !== binaryen.none) {
-  throw new Error(`${file}: ${EXPORT} is not (i32 x 8) -> (): the Rust signature changed`);
+if (binaryen.expandType(info.params).join() !== Array(11).fill(i32).join() || info.results !== binaryen.none) {
+  throw new Error(`${file}: ${EXPORT} is not (i32 x 11) -> (): the Rust signature changed`);
 }
 
 if (mode !== 'strip') {
-  // Parameters, as in the Rust signature: a, a_stride, w, len, tiles, out, stride, bias.
+  // Parameters, as in the Rust signature: a, a_stride, w, len, tiles, out, stride, bias,
+  // out2, bias2, signs.
   const A = 0, A_STRIDE = 1, W = 2, LEN = 3, TILES = 4, OUT = 5, STRIDE = 6, BIAS = 7;
+  const OUT2 = 8, BIAS2 = 9, SIGNS = 10;
+  const SUBTRACT_FIRST = 1, SUBTRACT_SECOND = 2; // as in dense.rs
   // Locals: the weight pointer, the ends of the unrolled and the whole input loop, an
   // output row pointer, the tile's input row pointers; then the accumulators (row-major),
   // the weight vectors and the broadcast. The inputs are read where they lie, rows
   // a_stride apart: one pointer per row keeps every load at a constant offset, for 6
   // integer adds per trip of the main loop.
-  const WP = 8, MAIN_END = 9, END = 10, ROW = 11, IN = 12, ACC = IN + ROWS;
+  const WP = 11, MAIN_END = 12, END = 13, ROW = 14, IN = 15, ACC = IN + ROWS;
   const WV = ACC + ROWS * VECS, S = WV + VECS;
   const vars = [i32, i32, i32, i32, ...Array(ROWS).fill(i32), ...Array(ROWS * VECS + VECS + 1).fill(v128)];
   const get = (i, t) => mod.local.get(i, t);
@@ -101,16 +106,29 @@ if (mode !== 'strip') {
         mod.br(label, mod.i32.ne(get(IN, i32), get(end, i32))),
       ])),
     );
-  // The tile's rows into the output: onto the bias, or onto what the output holds.
-  const write = (base) => {
-    const out = [set(ROW, get(OUT, i32))];
+  // The tile's rows into one destination: onto the bias or onto what it holds, adding or
+  // subtracting the sums.
+  const write = (out, base, op) => {
+    const block = [set(ROW, get(out, i32))];
     for (let r = 0; r < ROWS; r++) {
       for (let j = 0; j < VECS; j++) {
-        out.push(mod.v128.store(16 * j, 4, get(ROW, i32), mod.f32x4.add(base(j), get(ACC + r * VECS + j, v128))));
+        block.push(mod.v128.store(16 * j, 4, get(ROW, i32), op(base(j), get(ACC + r * VECS + j, v128))));
       }
-      out.push(add(ROW, strideBytes()));
+      block.push(add(ROW, strideBytes()));
     }
-    return mod.block(null, out);
+    return mod.block(null, block);
+  };
+  const destination = (out, bias, subtractBit) => {
+    const variant = (op) => mod.if(
+      mod.i32.ne(get(bias, i32), mod.i32.const(0)),
+      write(out, (j) => mod.v128.load(16 * j, 4, get(bias, i32)), op),
+      write(out, (j) => mod.v128.load(16 * j, 4, get(ROW, i32)), op),
+    );
+    return mod.if(
+      mod.i32.and(get(SIGNS, i32), mod.i32.const(subtractBit)),
+      variant((x, y) => mod.f32x4.sub(x, y)),
+      variant((x, y) => mod.f32x4.add(x, y)),
+    );
   };
   const tile = mod.block(null, [
     ...Array.from({ length: ROWS * VECS }, (_, i) => set(ACC + i, zero)),
@@ -122,11 +140,11 @@ if (mode !== 'strip') {
       mod.i32.shl(mod.i32.and(get(LEN, i32), mod.i32.const(-UNROLL)), mod.i32.const(2)))),
     inputs('main', UNROLL, MAIN_END),
     inputs('rest', 1, END),
-    mod.if(
-      mod.i32.ne(get(BIAS, i32), mod.i32.const(0)),
-      write((j) => mod.v128.load(16 * j, 4, get(BIAS, i32))),
-      write((j) => mod.v128.load(16 * j, 4, get(ROW, i32))),
-    ),
+    destination(OUT, BIAS, SUBTRACT_FIRST),
+    mod.if(mod.i32.ne(get(OUT2, i32), mod.i32.const(0)), mod.block(null, [
+      destination(OUT2, BIAS2, SUBTRACT_SECOND),
+      add(OUT2, mod.i32.mul(strideBytes(), mod.i32.const(ROWS))),
+    ])),
     add(OUT, mod.i32.mul(strideBytes(), mod.i32.const(ROWS))),
     add(A, mod.i32.mul(inputStrideBytes(), mod.i32.const(ROWS))),
     set(TILES, mod.i32.sub(get(TILES, i32), mod.i32.const(1))),

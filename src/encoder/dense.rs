@@ -10,11 +10,20 @@
 //! four linear layers per transformer block are almost all of its arithmetic;
 //! [`super::cpu`] runs the rest of the forward pass around them.
 //!
+//! Layers wide enough run by one level of Strassen's scheme instead ([`strassen`]), on the
+//! same kernel.
+//!
 //! The kernel is written once over a 4-lane vector type: wasm32 builds with simd128
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler
 //! vectorises, so native unit tests exercise the same tiling and edge handling. In both CPU
 //! wasm builds, [`localrec_dense_tiles`] gets a hand-scheduled body after linking
 //! (`scripts/dense-kernel.mjs`) with the same arithmetic.
+
+mod strassen;
+
+use std::ptr::{null, null_mut};
+
+use strassen::Strassen;
 
 /// Columns per packed panel: two 4-lane vectors. With [`TILE_ROWS`] = 6 that is 12
 /// accumulators, 2 weight vectors and a broadcast input: all 15 of V8's usable vector
@@ -80,10 +89,14 @@ impl std::ops::DerefMut for LineAligned {
 pub struct PackedDense {
     k: usize,
     n: usize,
-    /// Panel `p` holds columns `PANEL p..PANEL (p + 1)` for every input row, contiguous:
+    /// For the plain product, panel `p` holds columns `PANEL p..PANEL (p + 1)` for every
+    /// input row, contiguous:
     /// `panels[(p * k + r) * PANEL + c] = W[r][PANEL p + c]`, zero beyond `n`.
     panels: LineAligned,
     bias: Vec<f32>,
+    /// The weights' quarters combined for Strassen's products, in place of `panels`
+    /// (then empty) when the shape has even, wide halves: see [`strassen`].
+    strassen: Option<Box<Strassen>>,
 }
 
 impl PackedDense {
@@ -94,6 +107,11 @@ impl PackedDense {
         if weight.len() != k.checked_mul(n)? || bias.is_some_and(|b| b.len() != n) {
             return None;
         }
+        let bias = bias.map_or_else(|| vec![0.0; n], <[f32]>::to_vec);
+        if Strassen::fits(k, n) {
+            let strassen = Some(Box::new(Strassen::new(weight, k, n)));
+            return Some(Self { k, n, panels: LineAligned::zeroed(0), bias, strassen });
+        }
         let panels_count = n.div_ceil(PANEL);
         let mut panels = LineAligned::zeroed(panels_count * k * PANEL);
         for p in 0..panels_count {
@@ -103,8 +121,7 @@ impl PackedDense {
                 dst.copy_from_slice(&weight[r * n + p * PANEL..][..cols]);
             }
         }
-        let bias = bias.map_or_else(|| vec![0.0; n], <[f32]>::to_vec);
-        Some(Self { k, n, panels, bias })
+        Some(Self { k, n, panels, bias, strassen: None })
     }
 
     /// Input width.
@@ -136,6 +153,10 @@ impl PackedDense {
     pub fn forward_into(&self, x: &[f32], gelu: bool, out: &mut Vec<f32>) {
         let (k, n) = (self.k, self.n);
         let m = if k == 0 { 0 } else { x.len() / k };
+        if let Some(strassen) = &self.strassen {
+            strassen.forward_into(k, n, &self.bias, x, m, gelu, out);
+            return;
+        }
         // No zeroing: the first input slice writes every output (onto the bias), so only a
         // buffer that grows gets zeros, and a reused one is not written twice.
         out.resize(m * n, 0.0);
@@ -174,11 +195,11 @@ impl PackedDense {
                     if whole > 0 {
                         let dst = &mut out[block * n + p * PANEL..];
                         assert!(dst.len() >= (whole * TILE_ROWS - 1) * n + PANEL);
-                        let bias = if first { bias.as_ptr() } else { std::ptr::null() };
+                        let bias = if first { bias.as_ptr() } else { null() };
                         // SAFETY: the asserts cover the output rows and the inputs; the
                         // panel slice holds k_len * PANEL weights and the bias PANEL.
                         unsafe {
-                            localrec_dense_tiles(inputs.as_ptr(), k, panel.as_ptr(), k_len, whole, dst.as_mut_ptr(), n, bias)
+                            localrec_dense_tiles(inputs.as_ptr(), k, panel.as_ptr(), k_len, whole, dst.as_mut_ptr(), n, bias, null_mut(), null(), 0)
                         };
                     }
                     for t in whole..tiles {
@@ -194,7 +215,7 @@ impl PackedDense {
                         // panel k_len * PANEL weights, `tile` one tile of outputs with a row
                         // stride of PANEL.
                         unsafe {
-                            localrec_dense_tiles(a.as_ptr(), a_stride, panel.as_ptr(), k_len, 1, tile.as_mut_ptr().cast(), PANEL, std::ptr::null())
+                            localrec_dense_tiles(a.as_ptr(), a_stride, panel.as_ptr(), k_len, 1, tile.as_mut_ptr().cast(), PANEL, null(), null_mut(), null(), 0)
                         };
                         for (r, values) in tile.iter().take(rows).enumerate() {
                             let dst = &mut out[(row + r) * n + p * PANEL..][..cols];
@@ -219,12 +240,22 @@ impl PackedDense {
     }
 }
 
-/// The register-tiled product for `tiles` consecutive tiles of one panel: for tile `t`,
-/// row `r` and column `c`, `out[(t * TILE_ROWS + r) * stride + c]` becomes
-/// `bias[c] + sum` when `bias` is not null and `out[..] + sum` when it is, where `sum` adds
-/// `a[(t * TILE_ROWS + r) * a_stride + i] * w[i * PANEL + c]` over `i < len` in input
-/// order, one multiply-add each. The inputs are read where they lie (rows `a_stride`
-/// apart): copying them into a tile-ordered block first took 1% of an encoder call.
+/// Sign bits of [`localrec_dense_tiles`]'s `signs`: the first (second) destination gets
+/// `base - sum` instead of `base + sum`.
+const SUBTRACT_FIRST: u32 = 1;
+const SUBTRACT_SECOND: u32 = 2;
+
+/// The register-tiled product for `tiles` consecutive tiles of one panel, written into
+/// one or two destinations: for tile `t`, row `r` and column `c`, with `o = (t * TILE_ROWS
+/// + r) * stride + c`, `out[o]` becomes `bias[c] + sum` when `bias` is not null and
+/// `out[o] + sum` when it is, where `sum` adds `a[(t * TILE_ROWS + r) * a_stride + i] *
+/// w[i * PANEL + c]` over `i < len` in input order, one multiply-add each. When `out2` is
+/// not null, `out2[o]` gets the same sum onto `bias2[c]` or onto itself. Bits of `signs`
+/// ([`SUBTRACT_FIRST`], [`SUBTRACT_SECOND`]) subtract the sum instead. The second
+/// destination and the signs serve Strassen's products, each of which feeds one or two
+/// output quarters (see [`Strassen`]). The inputs are read where they lie (rows
+/// `a_stride` apart): copying them into a tile-ordered block first took 1% of an encoder
+/// call.
 ///
 /// On wasm32 it is exported by this name so that `scripts/dense-kernel.mjs` can find it in
 /// the linked module and give it a hand-scheduled body with the same arithmetic (that
@@ -235,8 +266,9 @@ impl PackedDense {
 ///
 /// # Safety
 /// `a` must point at `tiles * TILE_ROWS` rows of `len` readable f32, `a_stride` apart, `w`
-/// at `len * PANEL`, `bias` (unless null) at `PANEL`, and `out` at `tiles * TILE_ROWS` rows
-/// of `PANEL` f32, `stride` apart, readable and writable.
+/// at `len * PANEL`, `bias` and `bias2` (unless null) at `PANEL`, and `out` and `out2`
+/// (unless null) at `tiles * TILE_ROWS` rows of `PANEL` f32, `stride` apart, readable and
+/// writable, not overlapping each other.
 #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
@@ -249,6 +281,9 @@ pub unsafe extern "C" fn localrec_dense_tiles(
     out: *mut f32,
     stride: usize,
     bias: *const f32,
+    out2: *mut f32,
+    bias2: *const f32,
+    signs: u32,
 ) {
     const HALF: usize = TILE_ROWS / 2;
     for t in 0..tiles {
@@ -268,14 +303,20 @@ pub unsafe extern "C" fn localrec_dense_tiles(
                     }
                 }
             }
-            for (r, row) in acc.iter().enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    // SAFETY: row t * TILE_ROWS + half * HALF + r and these 4 columns are in
-                    // the caller's output range; the bias has PANEL values.
-                    unsafe {
-                        let dst = out.add((t * TILE_ROWS + half * HALF + r) * stride + 4 * j);
-                        let base = if bias.is_null() { lanes::load_ptr(dst) } else { lanes::load_ptr(bias.add(4 * j)) };
-                        lanes::store_ptr(lanes::add(base, v), dst);
+            let destinations = [(out, bias, signs & SUBTRACT_FIRST != 0), (out2, bias2, signs & SUBTRACT_SECOND != 0)];
+            for (out, bias, subtract) in destinations {
+                if out.is_null() {
+                    continue;
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        // SAFETY: row t * TILE_ROWS + half * HALF + r and these 4 columns
+                        // are in the caller's output range; the bias has PANEL values.
+                        unsafe {
+                            let dst = out.add((t * TILE_ROWS + half * HALF + r) * stride + 4 * j);
+                            let base = if bias.is_null() { lanes::load_ptr(dst) } else { lanes::load_ptr(bias.add(4 * j)) };
+                            lanes::store_ptr(if subtract { lanes::sub(base, v) } else { lanes::add(base, v) }, dst);
+                        }
                     }
                 }
             }
@@ -653,7 +694,7 @@ pub(super) mod lanes {
 mod tests {
     use super::*;
 
-    fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    pub(super) fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -668,7 +709,7 @@ mod tests {
     }
 
     /// Deterministic values in [-1, 1).
-    fn values(len: usize, seed: u32) -> Vec<f32> {
+    pub(super) fn values(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         (0..len)
             .map(|_| {
