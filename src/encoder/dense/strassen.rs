@@ -91,63 +91,77 @@ enum InputSide {
     Window(usize),
 }
 
-/// One product of a plan: its input side, its first part and how many parts stack into
-/// its weight side (its depth in k/2), and the output quarters (row half, column half) it
-/// feeds, one or two.
+/// One product of a plan: its input side, its (first) part, and the output quarters (row
+/// half, column half) it feeds, one or two.
 struct Step {
     input: InputSide,
     part: usize,
-    depth: usize,
     into: &'static [(usize, usize, Merge)],
 }
 
+/// A way to compute the layer: the row halves the input is split into, how many parts
+/// stack into each step's weight side (its depth, in k/2), and the steps in order.
+struct Plan {
+    halves: usize,
+    depth: usize,
+    steps: &'static [Step],
+}
+
 /// Strassen's seven products over two row halves, M1..M7.
-const SEVEN: [Step; 7] = [
-    Step { input: InputSide::Sum((0, 0), (1, 1), 1.0), part: 0, depth: 1, into: &[(0, 0, Merge::Set), (1, 1, Merge::Set)] },
-    Step { input: InputSide::Sum((1, 0), (1, 1), 1.0), part: 3, depth: 1, into: &[(1, 0, Merge::Set), (1, 1, Merge::Sub)] },
-    Step { input: InputSide::Quarter(0, 0), part: 5, depth: 1, into: &[(0, 1, Merge::Set), (1, 1, Merge::Add)] },
-    Step { input: InputSide::Quarter(1, 1), part: 4, depth: 1, into: &[(0, 0, Merge::Add), (1, 0, Merge::Add)] },
-    Step { input: InputSide::Sum((0, 0), (0, 1), 1.0), part: 6, depth: 1, into: &[(0, 0, Merge::Sub), (0, 1, Merge::Add)] },
-    Step { input: InputSide::Sum((1, 0), (0, 0), -1.0), part: 1, depth: 1, into: &[(1, 1, Merge::Add)] },
-    Step { input: InputSide::Sum((0, 1), (1, 1), -1.0), part: 2, depth: 1, into: &[(0, 0, Merge::Add)] },
-];
+const SEVEN: Plan = Plan {
+    halves: 2,
+    depth: 1,
+    steps: &[
+        Step { input: InputSide::Sum((0, 0), (1, 1), 1.0), part: 0, into: &[(0, 0, Merge::Set), (1, 1, Merge::Set)] },
+        Step { input: InputSide::Sum((1, 0), (1, 1), 1.0), part: 3, into: &[(1, 0, Merge::Set), (1, 1, Merge::Sub)] },
+        Step { input: InputSide::Quarter(0, 0), part: 5, into: &[(0, 1, Merge::Set), (1, 1, Merge::Add)] },
+        Step { input: InputSide::Quarter(1, 1), part: 4, into: &[(0, 0, Merge::Add), (1, 0, Merge::Add)] },
+        Step { input: InputSide::Sum((0, 0), (0, 1), 1.0), part: 6, into: &[(0, 0, Merge::Sub), (0, 1, Merge::Add)] },
+        Step { input: InputSide::Sum((1, 0), (0, 0), -1.0), part: 1, into: &[(1, 1, Merge::Add)] },
+        Step { input: InputSide::Sum((0, 1), (1, 1), -1.0), part: 2, into: &[(0, 0, Merge::Add)] },
+    ],
+};
 
 /// The plain product's arithmetic for few rows, all in one row "half":
 /// `C_left = [S | X2] [B11; B21 - B11]`, `C_right = [X1 | S] [B12 - B22; B22]`.
-const TWO: [Step; 2] = [
-    Step { input: InputSide::Window(1), part: 3, depth: 2, into: &[(0, 0, Merge::Set)] },
-    Step { input: InputSide::Window(0), part: 5, depth: 2, into: &[(0, 1, Merge::Set)] },
+const TWO: Plan = Plan {
+    halves: 1,
+    depth: 2,
+    steps: &[
+        Step { input: InputSide::Window(1), part: 3, into: &[(0, 0, Merge::Set)] },
+        Step { input: InputSide::Window(0), part: 5, into: &[(0, 1, Merge::Set)] },
+    ],
+};
+
+/// A weights' quarter (row half, column half): `B(i, j)[r][c] = W[i k/2 + r][j n/2 + c]`.
+type Quarter = (usize, usize);
+
+/// Each part, in [`Strassen::panels`]' order, as `B(first) + sign B(second)`.
+const PARTS: [(Quarter, Option<(Quarter, f32)>); 7] = [
+    ((0, 0), Some(((1, 1), 1.0))),
+    ((0, 0), Some(((0, 1), 1.0))),
+    ((1, 0), Some(((1, 1), 1.0))),
+    ((0, 0), None),
+    ((1, 0), Some(((0, 0), -1.0))),
+    ((0, 1), Some(((1, 1), -1.0))),
+    ((1, 1), None),
 ];
 
 impl Strassen {
     /// Whether a `[k, n]` layer gets Strassen's parts: even halves of whole panels, wide
     /// enough.
     pub(super) fn fits(k: usize, n: usize) -> bool {
-        k % 2 == 0 && n % (2 * PANEL) == 0 && k.min(n) >= MIN_WIDTH
+        k.is_multiple_of(2) && n.is_multiple_of(2 * PANEL) && k.min(n) >= MIN_WIDTH
     }
 
     /// Packs the seven parts of row-major weights `[k, n]`; the caller checked
     /// [`Strassen::fits`] and the length.
     pub(super) fn new(weight: &[f32], k: usize, n: usize) -> Self {
         let (kh, nh) = (k / 2, n / 2);
-        // Each part as B(first) + sign B(second) of the weights' quarters (i, j):
-        // B(i, j)[r][c] = W[i kh + r][j nh + c].
-        let recipe = |index: usize| -> ((usize, usize), Option<((usize, usize), f32)>) {
-            match index {
-                0 => ((0, 0), Some(((1, 1), 1.0))),
-                1 => ((0, 0), Some(((0, 1), 1.0))),
-                2 => ((1, 0), Some(((1, 1), 1.0))),
-                3 => ((0, 0), None),
-                4 => ((1, 0), Some(((0, 0), -1.0))),
-                5 => ((0, 1), Some(((1, 1), -1.0))),
-                _ => ((1, 1), None),
-            }
-        };
         let mut strassen = Self { panels: LineAligned::zeroed(7 * kh * nh), panels_per_part: nh / PANEL, rows: kh };
         for p in 0..nh / PANEL {
-            for i in 0..7 {
+            for (i, &(first, second)) in PARTS.iter().enumerate() {
                 let start = strassen.panel(p, i);
-                let (first, second) = recipe(i);
                 for r in 0..kh {
                     let quarter = |(qi, qj): (usize, usize)| &weight[(qi * kh + r) * n + qj * nh + p * PANEL..][..PANEL];
                     let dst = &mut strassen.panels[start + r * PANEL..][..PANEL];
@@ -188,51 +202,55 @@ impl Strassen {
     pub(super) fn forward_into(&self, k: usize, n: usize, bias: &[f32], x: &[f32], m: usize, gelu: bool, out: &mut Vec<f32>) {
         const ZERO_BIAS: [f32; PANEL] = [0.0; PANEL];
         let (kh, nh) = (k / 2, n / 2);
-        let (plan, halves): (&[Step], usize) = if m >= MIN_ROWS { (&SEVEN, 2) } else { (&TWO, 1) };
-        // Rows per half; an odd row count gets a zero row, so that both halves have h.
+        let plan = if m >= MIN_ROWS { &SEVEN } else { &TWO };
+        let (halves, steps) = (plan.halves, plan.steps);
+        // Rows per half. An odd row count leaves the second half one row short: reads of
+        // that row give zeros, and its output row is dropped at the end.
         let h = m.div_ceil(halves);
-        let padded;
-        let x = if h * halves > m {
-            padded = [&x[..m * k], &vec![0.0; (h * halves - m) * k][..]].concat();
-            &padded[..]
-        } else {
-            &x[..m * k]
-        };
+        let x = &x[..m * k];
+        let zero_row = vec![0.0f32; kh];
         out.resize(halves * h * n, 0.0);
         let out_ptr = out.as_mut_ptr();
-        // The block's input sums, `[ROW_BLOCK, kh]` each (or its `T`, `[ROW_BLOCK, 3 kh]`),
-        // and every step's inputs for its last, partial tile.
+        // Per step, a `[ROW_BLOCK, kh]` slot for the block's summed (or copied) input side;
+        // the few-rows plan keeps its `T`, `[ROW_BLOCK, 3 kh]`, in the first three. And
+        // every step's inputs for its last, partial tile.
         let short_len = TILE_ROWS * K_BLOCK.min(k);
-        let mut sums = vec![0.0f32; plan.len().max(3) * ROW_BLOCK * kh];
-        let mut short_tiles = vec![0.0f32; plan.len() * short_len];
+        let mut sums = vec![0.0f32; steps.len().max(3) * ROW_BLOCK * kh];
+        let mut short_tiles = vec![0.0f32; steps.len() * short_len];
         for block in (0..h).step_by(ROW_BLOCK) {
             let rows = (h - block).min(ROW_BLOCK);
-            // Each step's input side for this block: (summed, start, row stride) in `sums`
-            // when summed, in `x` when read in place.
+            let quarter_row = |(i, j): (usize, usize), r: usize| {
+                let row = i * h + block + r;
+                if row < m { &x[row * k + j * kh..][..kh] } else { &zero_row[..] }
+            };
+            if halves == 1 {
+                for (r, t) in sums[..rows * 3 * kh].chunks_exact_mut(3 * kh).enumerate() {
+                    let (x1, x2) = (quarter_row((0, 0), r), quarter_row((0, 1), r));
+                    t[..kh].copy_from_slice(x1);
+                    add_scaled(x1, x2, 1.0, &mut t[kh..2 * kh]);
+                    t[2 * kh..].copy_from_slice(x2);
+                }
+            }
+            // Each step's input side for this block: (in `sums`, start, row stride), else in `x`.
             let mut inputs = [(false, 0, 0); 7];
-            for (s, (input, step)) in inputs.iter_mut().zip(plan).enumerate() {
-                let quarter_row = |(i, j): (usize, usize), r: usize| &x[(i * h + block + r) * k + j * kh..][..kh];
+            for (s, (input, step)) in inputs.iter_mut().zip(steps).enumerate() {
+                let slot = &mut sums[s * ROW_BLOCK * kh..][..rows * kh];
                 *input = match step.input {
-                    InputSide::Quarter(i, j) => (false, (i * h + block) * k + j * kh, k),
+                    // Read in place, unless the block reaches the missing row.
+                    InputSide::Quarter(i, j) if i * h + block + rows <= m => (false, (i * h + block) * k + j * kh, k),
+                    InputSide::Quarter(i, j) => {
+                        for (r, dst) in slot.chunks_exact_mut(kh).enumerate() {
+                            dst.copy_from_slice(quarter_row((i, j), r));
+                        }
+                        (true, s * ROW_BLOCK * kh, kh)
+                    }
                     InputSide::Sum(first, second, sign) => {
-                        let dst = &mut sums[s * ROW_BLOCK * kh..][..rows * kh];
-                        for (r, dst) in dst.chunks_exact_mut(kh).enumerate() {
+                        for (r, dst) in slot.chunks_exact_mut(kh).enumerate() {
                             add_scaled(quarter_row(first, r), quarter_row(second, r), sign, dst);
                         }
                         (true, s * ROW_BLOCK * kh, kh)
                     }
-                    InputSide::Window(start) => {
-                        // T is built once per block, by the first step that reads it.
-                        if s == 0 {
-                            for (r, t) in sums[..rows * 3 * kh].chunks_exact_mut(3 * kh).enumerate() {
-                                let (x1, x2) = (quarter_row((0, 0), r), quarter_row((0, 1), r));
-                                t[..kh].copy_from_slice(x1);
-                                add_scaled(x1, x2, 1.0, &mut t[kh..2 * kh]);
-                                t[2 * kh..].copy_from_slice(x2);
-                            }
-                        }
-                        (true, start * kh, 3 * kh)
-                    }
+                    InputSide::Window(start) => (true, start * kh, 3 * kh),
                 };
             }
             let input = |s: usize| -> (&[f32], usize) {
@@ -241,13 +259,12 @@ impl Strassen {
             };
             let tiles = rows.div_ceil(TILE_ROWS);
             let full_tiles = rows / TILE_ROWS;
-            let depth = plan[0].depth * kh;
-            debug_assert!(plan.iter().all(|step| step.depth * kh == depth));
+            let depth = plan.depth * kh;
             for k_start in (0..depth).step_by(K_BLOCK) {
                 let k_len = (depth - k_start).min(K_BLOCK);
                 let first_slice = k_start == 0;
                 if full_tiles < tiles {
-                    for (s, short) in short_tiles.chunks_exact_mut(short_len).enumerate().take(plan.len()) {
+                    for (s, short) in short_tiles.chunks_exact_mut(short_len).enumerate() {
                         let (a, a_stride) = input(s);
                         short.fill(0.0);
                         for (r, dst) in short.chunks_exact_mut(k_len).take(rows - full_tiles * TILE_ROWS).enumerate() {
@@ -256,7 +273,7 @@ impl Strassen {
                     }
                 }
                 for p in 0..nh / PANEL {
-                    for (s, (step, short)) in plan.iter().zip(short_tiles.chunks_exact(short_len)).enumerate() {
+                    for (s, (step, short)) in steps.iter().zip(short_tiles.chunks_exact(short_len)).enumerate() {
                         let (a, a_stride) = input(s);
                         let a = &a[k_start..];
                         assert!(full_tiles == 0 || a.len() >= (full_tiles * TILE_ROWS - 1) * a_stride + k_len);
