@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 60
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -63,10 +63,14 @@ setup-demo:
 setup-test:
 	./scripts/setup.sh test
 
-test: setup-test test-rust pkg web-model catalog test-browser
+test: setup-test test-rust test-types pkg web-model catalog test-browser
 
 test-rust:
 	$(CARGO) test --release --all-targets
+
+# pkg/index.d.ts checked against a file that uses every export.
+test-types:
+	node_modules/.bin/tsc -p tests/types
 
 test-browser:
 	LOCALREC_BIN=$(BIN) node --test --test-concurrency=1 tests/browser/
@@ -86,7 +90,7 @@ pkg:
 # collaborative side, its weekday/weekend scenarios and its rating head) is kept.
 catalog: cli
 	./scripts/fetch-model.sh
-	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep '"rating":{' | grep -q '"scenarios":\["weekday","weekend"\]'; then \
+	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep '"rating":{' | grep '"ok":true' | grep -q '"scenarios":\["weekday","weekend"\]'; then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
 	    --scenario weekday-weekend --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
 

@@ -1,21 +1,24 @@
-/** A stable error code: `localrec/<kind>`. */
+/** A stable error code: `localrec/<kind>` (the full list is `limits.ERROR_CODES`). */
 export type ErrorCode =
   | 'localrec/config'
   | 'localrec/tokenizer'
   | 'localrec/weights'
   | 'localrec/input'
   | 'localrec/backend'
-  | 'localrec/backend-unavailable'
-  | 'localrec/backend-lost'
-  | 'localrec/timeout'
-  | 'localrec/network'
-  | 'localrec/integrity'
+  | 'localrec/io'
   | 'localrec/format'
+  | 'localrec/integrity'
+  | 'localrec/network'
   | 'localrec/not-found'
   | 'localrec/closed'
+  | 'localrec/aborted'
+  | 'localrec/timeout'
+  | 'localrec/storage'
   | 'localrec/worker'
   | 'localrec/internal'
-  | (string & {});
+  | 'localrec/backend-unavailable'
+  | 'localrec/backend-lost'
+  | 'localrec/csp';
 
 /** An error from localrec, with a stable `code`. */
 export class LocalrecError extends Error {
@@ -23,21 +26,63 @@ export class LocalrecError extends Error {
   constructor(code: ErrorCode, message: string);
 }
 
-/** Download or start-up progress. */
-export interface Progress {
-  /** What is happening: the manifest, model files, weights, or initialisation. */
-  phase: 'manifest' | 'model' | 'weights' | 'init';
-  /** URL of the file being downloaded, when downloading. */
-  file?: string;
-  /** Bytes received so far for this file. */
-  loaded: number;
-  /** Expected bytes for this file, or 0 when unknown. */
-  total: number;
-  /**
-   * For a file: `true` when it came, verified, from the browser's Cache Storage (one
-   * event, `loaded === total`), `false` while it downloads. Absent for `'init'`.
-   */
-  cached?: boolean;
+/** Which loader a progress event is about. */
+export type ProgressSource = 'model' | 'catalog';
+
+/**
+ * Download and start-up progress of the model and the catalog, as a tagged union on
+ * `status`. `fraction` is the source's overall progress in bytes, from 0 to 1.
+ */
+export type Progress =
+  /** A file is asked for (`total`: its size when a manifest gives it, else 0). */
+  | { status: 'initiate'; source: ProgressSource; file: string; loaded: 0; total: number; fraction: number }
+  /** Bytes of a file arrive (at most every 100 ms). */
+  | { status: 'progress'; source: ProgressSource; file: string; loaded: number; total: number; fraction: number }
+  /** A file passed its size and SHA-256 check; `cached`: it came from Cache Storage. */
+  | { status: 'verified'; source: ProgressSource; file: string; loaded: number; total: number; cached: boolean; fraction: number }
+  /** A catalog shard was given up on (the rest still load). */
+  | { status: 'failed'; source: 'catalog'; file: string; error: { code: ErrorCode; message: string }; fraction: number }
+  /** The model is loaded, or every shard of the catalog has settled. */
+  | { status: 'ready'; source: ProgressSource; fraction: 1 };
+
+/** Every limit and vocabulary the library checks (generated from the Rust side). */
+export declare const limits: {
+  readonly MAX_K: number;
+  readonly DEFAULT_K: number;
+  readonly MAX_EVENTS: number;
+  readonly MAX_INTERESTS: number;
+  readonly MAX_TEXT_CHARS: number;
+  readonly MAX_ITEM_ID_CHARS: number;
+  readonly MAX_SCENARIO_CHARS: number;
+  readonly MAX_PROFILE_NAME_CHARS: number;
+  readonly MAX_IMPORT_CHARS: number;
+  readonly PROFILE_FORMAT: 'localrec-profile';
+  readonly PROFILE_VERSION: number;
+  readonly EVENT_TYPES: readonly EventType[];
+  readonly RATING_RANGE: readonly [number, number];
+  readonly DIVERSITY_RANGE: readonly [number, number];
+  readonly RANK_BY: readonly RankBy[];
+  readonly BACKENDS: readonly Backend[];
+  readonly CATALOG_WAIT: readonly CatalogWait[];
+  readonly STORAGE: readonly ProfileStorage[];
+  readonly MAX_MANIFEST_BYTES: number;
+  readonly DEFAULT_MAX_CATALOG_BYTES: number;
+  readonly MAX_MODEL_MANIFEST_BYTES: number;
+  readonly MAX_MODEL_FILE_BYTES: number;
+  readonly ERROR_CODES: readonly ErrorCode[];
+};
+
+export type EventType = 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
+export type RankBy = 'blend' | 'similar' | 'text';
+export type CatalogWait = 'first' | 'manifest' | 'all';
+export type ProfileStorage = 'indexeddb' | 'memory';
+
+/** A model file a manifest vouches for. */
+export interface FileEntry {
+  path: string;
+  bytes: number;
+  /** 64 lowercase hex digits. */
+  sha256: string;
 }
 
 export type Backend = 'auto' | 'webgpu' | 'cpu';
@@ -45,8 +90,23 @@ export type Backend = 'auto' | 'webgpu' | 'cpu';
 export interface EncoderLoadOptions {
   /** Which compute backend to use; `'auto'` picks one. */
   backend?: Backend;
-  /** Called as bytes arrive (or files come from the cache) and when the model starts. */
+  /** Called as bytes arrive (or files come from the cache) and when the model is ready. */
   onProgress?: (progress: Progress) => void;
+  /**
+   * The model files' sizes and SHA-256 as someone the page trusts vouches for them (a
+   * catalog's `manifest.encoder.files`); default: the folder's own manifest.json.
+   */
+  files?: FileEntry[];
+  /**
+   * Load a folder that has no manifest.json (an original Hugging Face folder) without
+   * checking its files; they are then not cached either. Default false: such a folder
+   * rejects with `localrec/integrity`.
+   */
+  allowUnverified?: boolean;
+  /** Aborts the load (`localrec/aborted`). */
+  signal?: AbortSignal;
+  /** The encoder worker's script, when the page serves its own copy (default: the package's). */
+  workerUrl?: string | URL;
   /**
    * With `backend: 'auto'`: also time WebGPU when the browser's only adapter is a
    * fallback one (`isFallbackAdapter`: implemented on the CPU, such as SwiftShader).
@@ -60,10 +120,14 @@ export interface EncoderLoadOptions {
  * `caches.delete(MODEL_CACHE_NAME)` empties it.
  */
 export const MODEL_CACHE_NAME: 'localrec-model-v1';
+/** The Cache Storage cache of verified wasm modules. */
+export const WASM_CACHE_NAME: 'localrec-wasm-v1';
 
 export interface EmbedOptions {
   /** Texts per model call (default 32): a whole number >= 1, else `localrec/input`. */
   batchSize?: number;
+  /** Aborts the call (`localrec/aborted`). */
+  signal?: AbortSignal;
 }
 
 /** One backend's speed on the calibration batch (8 short item texts). */
@@ -91,8 +155,9 @@ export class Encoder {
   /**
    * Downloads (or takes from Cache Storage, after checking them again) and loads the
    * model in the folder at `modelUrl`. Rejects with `localrec/network` (HTTP error, cut
-   * download), `localrec/integrity` (size or SHA-256 unlike the manifest's),
-   * `localrec/config`, `localrec/tokenizer` or `localrec/weights` (unusable files).
+   * download after retries), `localrec/integrity` (size or SHA-256 unlike what `files` or
+   * the folder's manifest vouch for, or nothing vouches), `localrec/config`,
+   * `localrec/tokenizer` or `localrec/weights` (unusable files), `localrec/aborted`.
    */
   static load(modelUrl: string | URL, options?: EncoderLoadOptions): Promise<Encoder>;
   /**
@@ -117,11 +182,11 @@ export class Encoder {
   embed(texts: string[], options?: EmbedOptions): Promise<Float32Array>;
   /** Token ids of each text, as the model sees them. */
   tokenize(texts: string[]): Promise<number[][]>;
-  /** Frees the model and stops the worker. */
   /** Bytes of the worker's wasm memories, for diagnostics. */
   memory(): Promise<WorkerMemory>;
   /** Network requests the worker has made (resource timing), for diagnostics. */
   requestCount(): Promise<number | null>;
+  /** Frees the model and stops the worker. */
   close(): Promise<void>;
 }
 
@@ -147,6 +212,8 @@ export interface CatalogManifest {
     source_weights_sha256: string;
     weights_sha256: string;
     model: string;
+    /** The model's files as the catalog vouches for them (absent in catalogs built before). */
+    files?: FileEntry[];
   };
   quantization: { embeddings: string };
   collaborative: { dims: number; bias: boolean; params: Record<string, unknown> } | null;
@@ -165,10 +232,9 @@ export interface FailedShard {
   reason: string;
 }
 
-/** Where loading a catalog stands; also what `onProgress` receives. */
+/** Where loading a catalog stands (`catalog.status`). */
 export interface CatalogStatus {
-  phase: 'catalog';
-  /** Increases with every status: a later one replaces an earlier one. */
+  /** Increases with every status of one worker: a later one replaces an earlier one. */
   seq: number;
   /** Bytes of the shards settled so far plus the one downloading. */
   loaded: number;
@@ -190,13 +256,11 @@ export interface CatalogStatus {
   complete: boolean;
   /** Every shard loaded or failed: nothing more will arrive. */
   settled: boolean;
-  /** The shard this status is about, when it is about one. */
-  shard?: number;
 }
 
 export interface CatalogOpenOptions {
-  /** Called as shard bytes arrive and as each shard settles. */
-  onProgress?: (status: CatalogStatus) => void;
+  /** Called as shard bytes arrive and as each shard settles (`source: 'catalog'`). */
+  onProgress?: (progress: Progress) => void;
   /** Keep verified shards in Cache Storage and use them on the next visit. Default true. */
   cache?: boolean;
   /** Further tries after a network error, a cut connection or a 408/429/5xx. Default 4. */
@@ -207,9 +271,17 @@ export interface CatalogOpenOptions {
   maxBytes?: number;
   /** When `open` resolves: after the first usable shard (default), the manifest, or all shards. */
   wait?: 'first' | 'manifest' | 'all';
-  /** Where `recommend` scores: the CPU (default), WebGPU (rejects with
-   *  `localrec/backend-unavailable` without it), or 'auto' (WebGPU on a hardware adapter). */
+  /**
+   * Where `recommend` scores: the CPU (default), WebGPU (rejects with
+   * `localrec/backend-unavailable` without it), or 'auto' (WebGPU on a hardware adapter,
+   * the CPU otherwise; not timed). If the WebGPU device is lost, scoring moves to the CPU
+   * and pending calls complete there.
+   */
   backend?: 'cpu' | 'webgpu' | 'auto';
+  /** Aborts the open (`localrec/aborted`). */
+  signal?: AbortSignal;
+  /** The catalog worker's script, when the page serves its own copy (default: the package's). */
+  workerUrl?: string | URL;
 }
 
 /** An item as the catalog holds it: its id, title, genres and any other metadata. */
@@ -220,13 +292,29 @@ export interface CatalogItem {
   [key: string]: unknown;
 }
 
-export interface Neighbours {
-  /** Best first; `score` is the cosine for `nearest`, the scorer's blended score for `similar`. */
-  results: { itemId: string; score: number; item: CatalogItem }[];
-  /** True while shards are still missing (loading, or failed). */
+/** One item of a ranking. */
+export interface ScoredItem {
+  itemId: string;
+  /** The cosine for `nearest`, the scorer's blended score otherwise. */
+  score: number;
+  item: CatalogItem;
+}
+
+/** What every query answers: the results, best first, and what this call saw. */
+export interface Answer<T> {
+  results: T[];
+  /** True while shards are still missing (loading, or failed): the ranking saw part of the catalog. */
   partial: boolean;
-  /** How many items were searched. */
-  itemsSearched: number;
+  /** What this call ignored and why (events on items the catalog does not hold, an unknown scenario). */
+  warnings: string[];
+}
+
+export type Neighbours = Answer<ScoredItem>;
+
+/** Options of a long call. */
+export interface CallOptions {
+  /** Aborts the call (`localrec/aborted`). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -243,8 +331,12 @@ export class Catalog {
    * shard is fetched). Failures of single shards do not reject: see `status.failed`.
    */
   static open(url: string | URL, options?: CatalogOpenOptions): Promise<Catalog>;
-  /** Why `scoring` is what it was chosen to be (asked for, adapter present or not). */
+  /** Why `scoring` is what it was chosen to be (asked for, adapter present or not, WebGPU lost). */
   readonly scoringReason: string;
+  /** Why scoring left WebGPU for the CPU after opening, or null. */
+  readonly fallbackReason: string | null;
+  /** The model folder the manifest names, resolved under the catalog's folder. */
+  readonly modelUrl: string;
   readonly manifest: CatalogManifest;
   /** The latest status. */
   readonly status: CatalogStatus;
@@ -258,24 +350,24 @@ export class Catalog {
   items(options?: { offset?: number; limit?: number; quantized?: boolean }): Promise<(CatalogItem & { scale?: number; embedding?: number[] })[]>;
   /** The item's embedding, or null when it is not loaded. */
   embedding(itemId: string | number): Promise<Float32Array | null>;
-  /** The loaded items nearest to `vector` by cosine. Wrong width: `localrec/input`. */
-  nearest(vector: Float32Array | number[], options?: { k?: number; excludeId?: string | number }): Promise<Neighbours>;
+  /** The loaded items nearest to `vector` by cosine. Wrong width or `k` outside 1..MAX_K: `localrec/input`. */
+  nearest(vector: Float32Array | number[], options?: { k?: number; excludeId?: string | number } & CallOptions): Promise<Neighbours>;
   /** The loaded items most similar to `itemId`, itself excluded; `localrec/not-found` when it is not loaded. */
-  similar(itemId: string | number, options?: { k?: number }): Promise<Neighbours>;
+  similar(itemId: string | number, options?: { k?: number } & CallOptions): Promise<Neighbours>;
   /** Ranks the loaded items for a profile passed in with the call (nothing is kept). */
-  recommend(request?: RecommendRequest): Promise<Recommendations>;
-  /** Stops loading and frees the catalog and its worker. */
+  recommend(request?: RecommendRequest, options?: CallOptions): Promise<Recommendations>;
   /** Bytes of the worker's wasm memories, for diagnostics. */
   memory(): Promise<WorkerMemory>;
   /** Network requests the worker has made (resource timing), for diagnostics. */
   requestCount(): Promise<number | null>;
+  /** Stops loading and frees the catalog and its worker. */
   close(): Promise<void>;
 }
 
 /** One event of a profile. */
 export interface ProfileEvent {
   itemId: string | number;
-  type: 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
+  type: EventType;
   /** The rating for 'rate' (1 to 5); a weight multiplier for the other types. */
   value?: number;
   /** Age in days; older events weigh less when the catalog sets a half-life. */
@@ -337,18 +429,12 @@ export interface Recommendation {
   predictedRating?: number;
 }
 
-export interface Recommendations {
-  results: Recommendation[];
-  /** True while shards are missing. */
-  partial: boolean;
-  /** E.g. events on items the catalog does not hold. */
-  warnings: string[];
-}
+export type Recommendations = Answer<Recommendation>;
 
 /** An event as the page records it. */
 export interface RecordEvent {
   itemId: string | number;
-  type: 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
+  type: EventType;
   /** The rating for 'rate' (the catalog's scale, 0 to 10); a weight multiplier for the other types. */
   value?: number;
   /** One of `manifest.scenarios`. */
@@ -367,18 +453,25 @@ export interface StoredEvent extends RecordEvent {
 export interface RecommenderOptions {
   /** Where items are scored and text is encoded (default 'auto'). */
   backend?: 'auto' | 'webgpu' | 'cpu';
-  /** Catalog loading (`phase: 'catalog'`, with the catalog status) and, once needed, model download (`phase: 'model:...'`). */
-  onProgress?: (progress: { phase: string; [key: string]: unknown }) => void;
+  /** Catalog loading (`source: 'catalog'`) and, once needed, the model's (`source: 'model'`). */
+  onProgress?: (progress: Progress) => void;
   /** Where the profile is kept (default 'indexeddb'; falls back to memory, with `profile.summary().persistent` false). */
   storage?: 'indexeddb' | 'memory';
   /** Several profiles may live side by side (default 'default'). */
   profileName?: string;
   /** Confidence per event type instead of the catalog's defaults. */
   eventWeights?: EventWeights;
-  /** The encoder's folder (default: the catalog's `model/`). */
+  /**
+   * The encoder's folder (default: the catalog's `model/`). Wherever it is, its files must
+   * be the ones the catalog's manifest vouches for (`encoder.files`).
+   */
   modelUrl?: string;
   /** When `open` resolves: after the first verified shard (default), the manifest, or all shards. */
   wait?: 'first' | 'manifest' | 'all';
+  /** Aborts the open (`localrec/aborted`). */
+  signal?: AbortSignal;
+  /** The workers' scripts, when the page serves its own copies (default: the package's). */
+  workerUrls?: { catalog?: string | URL; encoder?: string | URL };
 }
 
 export interface RecommendOptions {
@@ -392,6 +485,8 @@ export interface RecommendOptions {
   exclude?: (string | number)[];
   /** Keeps only the items it returns true for. */
   filter?: (item: CatalogItem) => boolean;
+  /** Aborts the call (`localrec/aborted`). */
+  signal?: AbortSignal;
 }
 
 export interface RecommenderResult {
@@ -402,6 +497,12 @@ export interface RecommenderResult {
   because?: { itemId?: string; event?: number; interest?: number; interestId?: number; text?: string; contribution: number } | null;
   predictedRating?: number;
 }
+
+/**
+ * A list of results that also carries the `Answer` fields (`results` is the list itself),
+ * so `Recommender` and `Catalog` answers read the same way.
+ */
+export type ResultList<T> = T[] & Answer<T>;
 
 export interface ProfileSummary {
   storage: 'indexeddb' | 'memory';
@@ -432,15 +533,19 @@ export interface ProfileDocument {
 export interface Profile {
   summary(): Promise<ProfileSummary>;
   export(): Promise<ProfileDocument>;
-  /** Replaces the profile; a bad document rejects with `localrec/input` and changes nothing. */
+  /**
+   * Replaces the profile; a bad document rejects with `localrec/input`, one the device
+   * cannot store with `localrec/storage`; either way nothing changes.
+   */
   import(doc: ProfileDocument | string): Promise<ProfileSummary>;
+  /** Deletes the profile from this device, or rejects with `localrec/storage` saying what is still stored. */
   clear(): Promise<void>;
 }
 
 export interface BackendInfo {
   requested: 'auto' | 'webgpu' | 'cpu';
   /** Where items are scored, why, and how fast the last `recommend` was. */
-  scoring: { backend: 'cpu' | 'webgpu'; reason: string; itemsLoaded: number; lastRecommendMs: number | null };
+  scoring: { backend: 'cpu' | 'webgpu'; reason: string; fallbackReason: string | null; itemsLoaded: number; lastRecommendMs: number | null };
   /** Null until the encoder is needed (typed interests, search). */
   encoder: { backend: 'cpu' | 'webgpu'; calibration: unknown; adapter: unknown; fallbackReason: string | null } | null;
   profile: { storage: 'indexeddb' | 'memory'; persistent: boolean; fallbackReason: string | null };
@@ -451,21 +556,25 @@ export class Recommender {
   static open(catalogUrl: string | URL, options?: RecommenderOptions): Promise<Recommender>;
   readonly catalog: Catalog;
   readonly profile: Profile;
-  /** Warnings of the last `recommend` (events on items the catalog does not hold, an unknown scenario). */
-  readonly warnings: string[];
   /** How long the last `recommend` took, in ms. */
   readonly lastRecommendMs: number | null;
+  /** Records an event (no network); at `limits.MAX_EVENTS` the oldest events roll off. */
   record(event: RecordEvent): Promise<StoredEvent>;
-  addInterest(text: string): Promise<{ id: number; text: string }>;
+  addInterest(text: string, options?: CallOptions): Promise<{ id: number; text: string }>;
   removeInterest(id: number): Promise<void>;
-  recommend(options?: RecommendOptions): Promise<RecommenderResult[]>;
-  similar(itemId: string | number, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
+  recommend(options?: RecommendOptions): Promise<ResultList<RecommenderResult>>;
+  similar(itemId: string | number, options?: { k?: number } & CallOptions): Promise<ResultList<ScoredItem>>;
   /**
-   * Items whose text means what `text` says (the encoder's cosine), with a title equal to
-   * the query (articles, years and punctuation aside) first: "the lion king" finds
-   * "Lion King, The (1994)" before its sequels.
+   * Items whose text means what `text` says (the encoder's cosine), re-ranked by
+   * `rerank(text, results)`: by default a result titled exactly `text` (case and
+   * punctuation aside) comes first; a catalog with title conventions of its own passes
+   * its matcher (the demo's www/title-match.js finds "Lion King, The (1994)" for "the
+   * lion king").
    */
-  search(text: string, options?: { k?: number }): Promise<{ itemId: string; score: number; item: CatalogItem }[]>;
+  search(
+    text: string,
+    options?: { k?: number; rerank?: (query: string, results: ScoredItem[]) => ScoredItem[] } & CallOptions,
+  ): Promise<ResultList<ScoredItem>>;
   backendInfo(): BackendInfo;
   /** Memory of the catalog's and the encoder's workers (wasm linear memories in bytes), for diagnostics. */
   memory(): Promise<{ catalog: WorkerMemory; encoder: WorkerMemory | null }>;

@@ -2,21 +2,27 @@
 // loaded only when something needs text encoded. The main thread only posts messages:
 // the catalog and the encoder each run in their own Web Worker.
 
-import { Catalog, Encoder, LocalrecError } from './index.js';
+import { Catalog } from './catalog.js';
 import {
-  EVENT_TYPES, MAX_EVENTS, MAX_INTERESTS, PROFILE_FORMAT, PROFILE_VERSION, ProfileStore, cleanEvent, cleanInterest,
-  parseProfileDocument,
-} from './profile.js';
-import { rerankByTitle } from './search.js';
+  checkDiversity, checkK, checkOneOf, checkSignal, checkText, optionsOf, safeCallback,
+} from './checks.js';
+import { Encoder } from './encoder.js';
+import { LocalrecError, inputError } from './errors.js';
+import {
+  BACKENDS, CATALOG_WAIT, DEFAULT_K, EVENT_TYPES, MAX_K, MAX_PROFILE_NAME_CHARS, PROFILE_FORMAT, PROFILE_VERSION, STORAGE,
+} from './limits.js';
+import { ProfileStore, cleanEvent, cleanInterest, parseProfileDocument } from './profile.js';
+import { rerankExactTitle } from './search.js';
 
 const DAY_MS = 86_400_000;
 
-function inputError(message) {
-  return new LocalrecError('localrec/input', message);
-}
-
-function checkK(k, method) {
-  if (!(Number.isSafeInteger(k) && k >= 1 && k <= 1000)) throw inputError(`${method}(): k must be a whole number from 1 to 1000, not ${String(k)}`);
+/**
+ * Results in the shape every query of the package gives (`{results, partial,
+ * warnings}`), as an array of the results that also carries those three fields, so code
+ * that reads it as a list keeps working.
+ */
+function answerOf(results, partial, warnings) {
+  return Object.assign([...results], { results, partial, warnings });
 }
 
 /** What the profile holds, as the page may show it. */
@@ -66,7 +72,8 @@ class Profile {
   /**
    * Replaces the profile with a document from `export()` (an object or its JSON text).
    * A malformed, oversized, wrong-version or hostile document is refused with
-   * `localrec/input` and the profile stays as it was.
+   * `localrec/input`, and one the device cannot store with `localrec/storage`; either way
+   * the profile stays as it was.
    */
   async import(doc) {
     let clean;
@@ -79,7 +86,10 @@ class Profile {
     return summarize(await this.owner.store.all(), this.owner.store);
   }
 
-  /** Deletes every event and interest stored on this device. */
+  /**
+   * Deletes every event and interest stored on this device, or rejects with
+   * `localrec/storage` saying what is still stored.
+   */
   async clear() {
     await this.owner.store.replace({ events: [], interests: [] });
   }
@@ -90,9 +100,9 @@ class Profile {
  * a profile that never leaves the device.
  *
  * ```js
- * const rec = await Recommender.open('/catalog/', { onProgress: (p) => console.log(p) });
+ * const rec = await Recommender.open('/catalog/', { onProgress: (p) => console.log(p.source, p.status, p.fraction) });
  * await rec.record({ itemId: '1', type: 'like' });
- * const top = await rec.recommend({ k: 10 }); // [{itemId, score, item, because}]
+ * const top = await rec.recommend({ k: 10 }); // [{itemId, score, item, because}], with .partial and .warnings
  * ```
  */
 export class Recommender {
@@ -104,8 +114,6 @@ export class Recommender {
     this.encoderPromise = null;
     this.encoderInstance = null;
     this.closed = false;
-    /** Warnings of the last `recommend` (e.g. events on items the catalog no longer has). */
-    this.warnings = [];
     /** How long the last `recommend` took in the worker and back, in ms. */
     this.lastRecommendMs = null;
     /** See, export, import and delete the profile. */
@@ -119,50 +127,58 @@ export class Recommender {
    * interests and search) is fetched only when first needed, from the catalog's model
    * folder unless `modelUrl` says otherwise.
    */
-  static async open(catalogUrl, options = {}) {
+  static async open(catalogUrl, options) {
     const {
       backend = 'auto', onProgress, storage = 'indexeddb', profileName = 'default', eventWeights, modelUrl, wait = 'first',
-    } = options ?? {};
-    if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw inputError(`Recommender.open(): backend is 'auto', 'cpu' or 'webgpu', not ${JSON.stringify(backend)}`);
-    if (!['indexeddb', 'memory'].includes(storage)) throw inputError(`Recommender.open(): storage is 'indexeddb' or 'memory', not ${JSON.stringify(storage)}`);
-    if (typeof profileName !== 'string' || profileName === '' || profileName.length > 200) {
-      throw inputError('Recommender.open(): profileName must be a non-empty string');
+      signal, workerUrls = {},
+    } = optionsOf(options, 'Recommender.open');
+    checkOneOf(backend, BACKENDS, 'backend', 'Recommender.open');
+    checkOneOf(storage, STORAGE, 'storage', 'Recommender.open');
+    checkOneOf(wait, CATALOG_WAIT, 'wait', 'Recommender.open');
+    if (typeof profileName !== 'string' || profileName === '' || profileName.length > MAX_PROFILE_NAME_CHARS) {
+      throw inputError(`Recommender.open(): profileName must be a non-empty string of at most ${MAX_PROFILE_NAME_CHARS} characters`);
     }
     if (eventWeights !== undefined && (eventWeights === null || typeof eventWeights !== 'object'
       || Object.entries(eventWeights).some(([k, v]) => !EVENT_TYPES.includes(k) || !Number.isFinite(v)))) {
       throw inputError(`Recommender.open(): eventWeights maps event types (${EVENT_TYPES.join(', ')}) to finite numbers`);
     }
-    const report = (p) => {
-      try {
-        onProgress?.(p);
-      } catch {
-        // A throwing progress callback must not break loading.
-      }
-    };
+    checkSignal(signal, 'Recommender.open');
+    const report = safeCallback(onProgress);
     const [catalog, store] = await Promise.all([
-      Catalog.open(catalogUrl, { backend, wait, onProgress: (s) => report({ phase: 'catalog', ...s }) }),
+      Catalog.open(catalogUrl, { backend, wait, onProgress: report, signal, workerUrl: workerUrls.catalog }),
       ProfileStore.open(storage, profileName),
     ]);
-    const model = modelUrl ?? new URL(catalog.manifest.encoder.model ?? 'model/', catalog.url).href;
-    return new Recommender(catalog, store, { backend, eventWeights, modelUrl: model, report });
+    // A folder the page names itself is the page's choice; the catalog's own is confined
+    // to the catalog's folder by the worker. Either way the files must be the ones the
+    // catalog vouches for.
+    const model = modelUrl === undefined ? catalog.modelUrl : new URL(String(modelUrl), globalThis.location?.href).href;
+    return new Recommender(catalog, store, { backend, eventWeights, modelUrl: model, report, encoderWorkerUrl: workerUrls.encoder });
   }
 
-  /** The encoder, loaded on first use (typed interests, search). */
+  /** The encoder, loaded on first use (typed interests, search), with the model files the catalog vouches for. */
   encoder() {
     this.checkOpen();
     if (!this.encoderPromise) {
-      const backend = this.options.backend;
+      const { encoder: identity } = this.catalog.manifest;
+      if (!Array.isArray(identity.files) || identity.files.length === 0) {
+        return Promise.reject(new LocalrecError(
+          'localrec/integrity',
+          "the catalog's manifest vouches for no model files (it was built before encoder.files was recorded); rebuild it with localrec build",
+        ));
+      }
       this.encoderPromise = Encoder.load(this.options.modelUrl, {
-        backend,
-        onProgress: (p) => this.options.report({ ...p, phase: `model:${p.phase}` }),
+        backend: this.options.backend,
+        files: identity.files,
+        onProgress: this.options.report,
+        workerUrl: this.options.encoderWorkerUrl,
       }).then((enc) => {
         if (this.closed) {
           enc.close();
           throw new LocalrecError('localrec/closed', 'the recommender was closed');
         }
-        if (enc.dims !== this.catalog.manifest.encoder.dims) {
+        if (enc.dims !== identity.dims) {
           enc.close();
-          throw new LocalrecError('localrec/format', `the model gives ${enc.dims}-dim vectors; the catalog's are ${this.catalog.manifest.encoder.dims}`);
+          throw new LocalrecError('localrec/format', `the model gives ${enc.dims}-dim vectors; the catalog's are ${identity.dims}`);
         }
         this.encoderInstance = enc;
         return enc;
@@ -174,7 +190,10 @@ export class Recommender {
     return this.encoderPromise;
   }
 
-  /** Records an event in the profile (no network). Resolves with the event as stored. */
+  /**
+   * Records an event in the profile (no network). Resolves with the event as stored. At
+   * MAX_EVENTS the oldest events roll off.
+   */
   async record(event) {
     this.checkOpen();
     let clean;
@@ -183,20 +202,18 @@ export class Recommender {
     } catch (e) {
       throw inputError(e.message);
     }
-    if ((await this.store.count('events')) >= MAX_EVENTS) throw inputError(`record(): the profile holds ${MAX_EVENTS} events, the most it keeps`);
     const id = await this.store.addEvent(clean);
     return { ...clean, id };
   }
 
   /** Encodes `text` in the browser and adds it as an interest; resolves with `{id, text}`. */
-  async addInterest(text) {
+  async addInterest(text, options) {
     this.checkOpen();
-    if (typeof text !== 'string' || text.trim() === '' || text.length > 10_000) {
-      throw inputError('addInterest() takes a non-empty string of at most 10,000 characters');
-    }
-    if ((await this.store.count('interests')) >= MAX_INTERESTS) throw inputError(`addInterest(): the profile holds ${MAX_INTERESTS} interests, the most it keeps`);
+    checkText(text, 'addInterest');
+    const { signal } = optionsOf(options, 'addInterest');
+    checkSignal(signal, 'addInterest');
     const enc = await this.encoder();
-    const embedding = await enc.embed([text]);
+    const embedding = await enc.embed([text], { signal });
     const clean = cleanInterest({ text, embedding }, enc.dims);
     const id = await this.store.addInterest(clean);
     return { id, text };
@@ -210,14 +227,18 @@ export class Recommender {
 
   /**
    * Recommendations for the stored profile: `[{itemId, score, item, because}]`, best first,
-   * without items the visitor acted on. `filter(item)` keeps only items it returns true for.
+   * without items the visitor acted on, also carrying `results` (the same list),
+   * `partial` and this call's `warnings`. `filter(item)` keeps only items it returns true for.
    */
-  async recommend(options = {}) {
+  async recommend(options) {
     this.checkOpen();
-    const { k = 10, scenario, diversity = 0, exclude = [], filter } = options ?? {};
+    const { k = DEFAULT_K, scenario, diversity = 0, exclude = [], filter, signal } = optionsOf(options, 'recommend');
     checkK(k, 'recommend');
+    checkDiversity(diversity, 'recommend');
     if (filter !== undefined && typeof filter !== 'function') throw inputError('recommend(): filter must be a function of the item');
     if (scenario !== undefined && typeof scenario !== 'string') throw inputError('recommend(): scenario must be a string');
+    if (!Array.isArray(exclude)) throw inputError('recommend(): exclude must be an array of item ids');
+    checkSignal(signal, 'recommend');
     const { events, interests } = await this.store.all();
     const now = Date.now();
     const age = (t) => (Number.isFinite(t) ? Math.max(0, (now - t) / DAY_MS) : 0);
@@ -227,44 +248,49 @@ export class Recommender {
       })),
       interests: interests.map((it) => ({ embedding: it.embedding, ageDays: age(it.time) })),
       // A filter can only drop results: ask for more, keep the first k that pass.
-      k: filter ? Math.min(1000, Math.max(k * 5, k + 50)) : k,
+      k: filter ? Math.min(MAX_K, Math.max(k * 5, k + 50)) : k,
       diversity,
       exclude,
       ...(scenario === undefined ? {} : { scenario }),
       ...(this.options.eventWeights ? { eventWeights: this.options.eventWeights } : {}),
     };
     const t0 = performance.now();
-    const answer = await this.catalog.recommend(request);
+    const answer = await this.catalog.recommend(request, { signal });
     this.lastRecommendMs = performance.now() - t0;
-    this.warnings = answer.warnings;
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
-    return results.map((r) => this.withInterestText(r, interests));
+    return answerOf(results.map((r) => this.withInterestText(r, interests)), answer.partial, answer.warnings);
   }
 
-  /** Items like `itemId`: `[{itemId, score, item}]`. */
-  async similar(itemId, options = {}) {
+  /** Items like `itemId`: `[{itemId, score, item}]`, with `results`, `partial` and `warnings`. */
+  async similar(itemId, options) {
     this.checkOpen();
-    const { k = 10 } = options ?? {};
-    checkK(k, 'similar');
-    return (await this.catalog.similar(itemId, { k })).results;
+    const { k = DEFAULT_K, signal } = optionsOf(options, 'similar');
+    const answer = await this.catalog.similar(itemId, { k, signal });
+    return answerOf(answer.results, answer.partial, answer.warnings);
   }
 
-  /** Items whose text matches `text` (encoded in the browser): `[{itemId, score, item}]`. */
-  async search(text, options = {}) {
+  /**
+   * Items whose text matches `text` (encoded in the browser): `[{itemId, score, item}]`,
+   * with `results`, `partial` and `warnings`. The encoder's ranking of a wider pool is
+   * passed through `rerank(text, results)` (default: a result titled exactly `text`
+   * first), then cut to `k`.
+   */
+  async search(text, options) {
     this.checkOpen();
-    const { k = 10 } = options ?? {};
+    const { k = DEFAULT_K, signal, rerank = rerankExactTitle } = optionsOf(options, 'search');
     checkK(k, 'search');
-    if (typeof text !== 'string' || text.trim() === '' || text.length > 10_000) {
-      throw inputError('search() takes a non-empty string of at most 10,000 characters');
-    }
+    checkText(text, 'search');
+    checkSignal(signal, 'search');
+    if (typeof rerank !== 'function') throw inputError('search(): rerank must be a function (query, results) => results');
     const enc = await this.encoder();
-    const embedding = Array.from(await enc.embed([text]));
-    // Title matches are re-ranked from a wider pool, so that a typed title comes first
-    // even where the encoder ranks a sequel above it.
-    const pool = Math.min(1000, Math.max(50, 5 * k));
-    const answer = await this.catalog.recommend({ interests: [{ embedding }], k: pool, rankBy: 'text' });
-    return rerankByTitle(text, answer.results.map(({ itemId, score, item }) => ({ itemId, score, item }))).slice(0, k);
+    const embedding = Array.from(await enc.embed([text], { signal }));
+    // Re-ranked from a wider pool, so that a typed title comes first even where the
+    // encoder ranks a sequel above it.
+    const pool = Math.min(MAX_K, Math.max(50, 5 * k));
+    const answer = await this.catalog.recommend({ interests: [{ embedding }], k: pool, rankBy: 'text' }, { signal });
+    const ranked = rerank(text, answer.results.map(({ itemId, score, item }) => ({ itemId, score, item }))).slice(0, k);
+    return answerOf(ranked, answer.partial, answer.warnings);
   }
 
   /** Which backends are in use, why, and their measured speed (the encoder's once loaded). */
@@ -275,6 +301,7 @@ export class Recommender {
       scoring: {
         backend: this.catalog.scoring,
         reason: this.catalog.scoringReason,
+        fallbackReason: this.catalog.fallbackReason,
         itemsLoaded: this.catalog.status.itemsLoaded,
         lastRecommendMs: this.lastRecommendMs ?? null,
       },

@@ -1,43 +1,19 @@
-// Title matching for search(): the encoder ranks by meaning, which puts "Lion King 1½"
-// above "Lion King, The (1994)" for the query "The Lion King". A visitor who types a
-// title expects that title first, so the text ranking's candidates whose title is the
-// query (once both are normalized) are moved to the front; the rest keep their order.
+// The default re-ranking of `Recommender.search`: a result whose title is the query (case,
+// accents' composition and punctuation aside) moves to the front; the rest keep the
+// encoder's order. A catalog with title conventions of its own (MovieLens moves articles
+// to the end: "Matrix, The (1999)") passes its own `rerank(query, results)`.
 
-// Articles that catalogs (MovieLens among them) move to the end: "Matrix, The".
-const TRAILING_ARTICLE = /^(.*), (the|a|an|les|la|le|l'|il|el|die|der|das|den|det)$/u;
-const LEADING_ARTICLE = /^(the|a|an) /u;
-// A trailing "(1994)" or "(2010-2013)", and a trailing alternate title in parentheses.
-const TRAILING_PARENS = /\s*\([^()]*\)\s*$/u;
-
-/**
- * A title or a query as they are compared: lowercase, trailing years and alternate
- * titles dropped, a moved article put back then dropped ("Lion King, The (1994)" and
- * "the lion king" both give "lion king"), punctuation as spaces.
- */
-export function normalizeTitle(text) {
-  let s = String(text).normalize('NFKC').toLowerCase().trim();
-  for (let i = 0; i < 3 && TRAILING_PARENS.test(s); i++) {
-    const cut = s.replace(TRAILING_PARENS, '');
-    if (!cut.trim()) break;
-    s = cut;
-  }
-  s = s.replace(TRAILING_ARTICLE, '$2 $1');
-  s = s.replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
-  return s.replace(LEADING_ARTICLE, '');
-}
-
-/** Whether `title` is what `query` names (see `normalizeTitle`). */
-export function isTitle(query, title) {
-  const q = normalizeTitle(query);
-  return q !== '' && q === normalizeTitle(title);
+/** `text` as titles are compared: NFKC, lowercase, runs of anything but letters and digits as one space. */
+function normalize(text) {
+  return String(text).normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
 }
 
 /** `results` ({item: {title}}, best first) with the ones titled `query` moved to the front. */
-export function rerankByTitle(query, results) {
-  const q = normalizeTitle(query);
+export function rerankExactTitle(query, results) {
+  const q = normalize(query);
   if (!q) return results;
   const named = [];
   const rest = [];
-  for (const r of results) (normalizeTitle(r.item?.title ?? '') === q ? named : rest).push(r);
+  for (const r of results) (normalize(r.item?.title ?? '') === q ? named : rest).push(r);
   return named.length ? [...named, ...rest] : results;
 }

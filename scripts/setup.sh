@@ -48,10 +48,10 @@ setup_wasm() {
 }
 
 # npm packages: binaryen (wasm-opt; Debian's is too old for the wasm Rust emits now),
-# playwright-core (drives Debian's chromium; it never downloads a browser) and vite (the
-# package test bundles an app with it).
+# playwright-core (drives Debian's chromium; it never downloads a browser), vite (the
+# package test bundles an app with it) and typescript (`make test` checks index.d.ts).
 setup_npm() {
-  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/vite ] \
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/tsc ] \
      || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi

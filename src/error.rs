@@ -25,8 +25,31 @@ pub enum ErrorKind {
     /// A catalog manifest or shard is malformed, of an unknown version, or outside the
     /// format's limits.
     Format,
-    /// Bytes do not match the size or SHA-256 their manifest gives.
+    /// Bytes do not match the size or SHA-256 their manifest gives, or a manifest names
+    /// a file outside its own folder.
     Integrity,
+    /// A download failed (the JS layer: HTTP errors, cut connections after retries).
+    Network,
+    /// An item or file asked for is not there.
+    NotFound,
+    /// The object was closed before or during the call.
+    Closed,
+    /// The caller's `AbortSignal` aborted the call.
+    Aborted,
+    /// A backend took longer than its budget.
+    Timeout,
+    /// The browser's storage (IndexedDB, Cache Storage) refused a write or a delete.
+    Storage,
+    /// A Web Worker could not be started or its script failed.
+    Worker,
+    /// A bug: a trap (panic, out of memory) in the wasm module; the worker is replaced.
+    Internal,
+    /// The asked-for backend (WebGPU) is not available here.
+    BackendUnavailable,
+    /// The backend (a WebGPU device) was lost after loading.
+    BackendLost,
+    /// The page's Content-Security-Policy blocks something the library needs.
+    Csp,
 }
 
 impl ErrorKind {
@@ -41,6 +64,17 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Format => "format",
             ErrorKind::Integrity => "integrity",
+            ErrorKind::Network => "network",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Aborted => "aborted",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Storage => "storage",
+            ErrorKind::Worker => "worker",
+            ErrorKind::Internal => "internal",
+            ErrorKind::BackendUnavailable => "backend-unavailable",
+            ErrorKind::BackendLost => "backend-lost",
+            ErrorKind::Csp => "csp",
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod encoder;
 pub mod error;
+pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod scorer;

@@ -26,6 +26,7 @@ async function offlineReady() {
 const OFFLINE = await offlineReady();
 document.body.dataset.offline = String(OFFLINE);
 const { Recommender } = await import('./pkg/index.js');
+const { rerankByTitle } = await import('./title-match.js');
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -206,30 +207,19 @@ function renderInterests(interests) {
   }));
 }
 
-const modelFiles = new Map();
 function onProgress(p) {
-  if (p.phase === 'catalog') {
+  if (p.source === 'catalog') {
     const bar = $('catalog-progress');
-    bar.max = Math.max(p.itemsTotal ?? 1, 1);
-    bar.value = p.itemsLoaded ?? 0;
-    const mb = (x) => ((x ?? 0) / 1e6).toFixed(1);
-    $('catalog-status').textContent = p.complete
-      ? `Catalog: ${p.itemsLoaded} movies, ${mb(p.total)} MB, verified`
-      : `Catalog: ${p.itemsLoaded ?? 0} of ${p.itemsTotal ?? '?'} movies (${mb(p.loaded)} of ${mb(p.total)} MB)`;
-  } else if (p.phase?.startsWith('model:')) {
-    if (p.file) modelFiles.set(p.file, p);
-    let loaded = 0;
-    let total = 0;
-    for (const f of modelFiles.values()) {
-      loaded += f.loaded ?? 0;
-      total += f.total ?? 0;
-    }
+    bar.max = 1;
+    bar.value = p.fraction;
+    if (p.status !== 'ready') $('catalog-status').textContent = `Catalog: ${Math.round(p.fraction * 100)}% loaded and verified`;
+  } else if (p.source === 'model') {
     const bar = $('model-progress');
-    bar.max = Math.max(total, 1);
-    bar.value = loaded;
-    $('model-status').textContent = p.phase === 'model:init'
+    bar.max = 1;
+    bar.value = p.fraction;
+    $('model-status').textContent = p.status === 'ready'
       ? 'Language model: starting…'
-      : `Language model: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+      : `Language model: ${Math.round(p.fraction * 100)}% (${p.file ? p.file.split('/').pop() : ''})`;
   }
 }
 
@@ -244,7 +234,7 @@ async function onSearch(event) {
   const q = $('search').value.trim();
   if (!q) return;
   await act(async () => {
-    const found = await rec.search(q, { k: ANIMATION_ROW });
+    const found = await rec.search(q, { k: ANIMATION_ROW, rerank: rerankByTitle });
     modelReady();
     $('search-results').replaceChildren(...found.map((r) => card(r, { why: false })));
     document.body.dataset.searched = String(Date.now());
@@ -279,6 +269,11 @@ async function main() {
     $('catalog-status').classList.add('error');
     return;
   }
+  rec.catalog.loaded.then((status) => {
+    $('catalog-status').textContent = status.complete
+      ? `Catalog: ${status.itemsLoaded} movies, ${(status.total / 1e6).toFixed(1)} MB, verified`
+      : `Catalog: ${status.itemsLoaded} of ${status.itemsTotal} movies (${status.failed.length} shards failed)`;
+  });
   const scenario = $('scenario');
   const names = rec.catalog.manifest.scenarios ?? [];
   scenario.replaceChildren(new Option('Any time', ''), ...names.map((n) => new Option(n === 'weekday' ? 'A weeknight' : n === 'weekend' ? 'The weekend' : n, n)));

@@ -8,7 +8,7 @@
 // package's scripts and the two manifests.
 const CACHE = 'localrec-demo-v1';
 // The page's own files, fetched before this worker controlled it on the first visit.
-const SHELL = ['./', 'app.js', 'style.css'];
+const SHELL = ['./', 'app.js', 'title-match.js', 'style.css'];
 const KEPT_BY_THE_PACKAGE = /\.(wasm|safetensors|bin)$/;
 
 self.addEventListener('install', (event) => {

@@ -490,6 +490,7 @@ mod tests {
                 source_weights_sha256: "0".repeat(64),
                 weights_sha256: "1".repeat(64),
                 model: "model/".into(),
+                files: vec![],
             },
             collaborative: None,
             scenarios: vec![],

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::shard::{MAX_DIMS, MAX_FACTOR_DIMS, MAX_SHARD_ITEMS, ShardExpectation};
+use crate::encoder::web::FileEntry;
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::MAX_MODEL_FILE_BYTES;
 
 /// Value of the manifest's `format` key.
 pub const FORMAT: &str = "localrec-catalog";
@@ -20,6 +22,8 @@ pub const MAX_SHARD_BYTES: u64 = 1 << 30;
 pub const MAX_ITEMS: u64 = 100_000_000;
 /// Name of the manifest in a catalog folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Most files in a model's web copy.
+pub const MAX_MODEL_FILES: usize = 64;
 
 /// The whole manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,12 @@ pub struct CatalogEncoder {
     pub weights_sha256: String,
     /// The web copy of the model, relative to the manifest (`model/`).
     pub model: String,
+    /// Every file of the web copy with its size and SHA-256: the catalog vouches for the
+    /// model, so a browser refuses model files that are not these (wherever it loads them
+    /// from). Catalogs written before this field have none; readers then refuse to load
+    /// the model for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
 }
 
 /// Embedding storage.
@@ -103,6 +113,12 @@ pub struct ShardEntry {
 
 fn manifest_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Format, message)
+}
+
+/// A path that would lead a reader outside the catalog's folder: an integrity failure,
+/// refused before anything is fetched.
+fn escape_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Integrity, message)
 }
 
 impl Manifest {
@@ -157,7 +173,7 @@ impl Manifest {
         for (i, shard) in self.shards.iter().enumerate() {
             let at = format!("shard {i} ({:?})", shard.path);
             if !is_safe_relative_path(&shard.path) {
-                return Err(manifest_error(format!("{at}: path must be relative, without `..` or a scheme")));
+                return Err(escape_error(format!("{at}: path must be relative, without `..` or a scheme")));
             }
             if shard.bytes > MAX_SHARD_BYTES || shard.bytes < super::shard::HEADER_LEN as u64 {
                 return Err(manifest_error(format!("{at}: {} bytes is outside {}..={MAX_SHARD_BYTES}", shard.bytes, super::shard::HEADER_LEN)));
@@ -165,7 +181,7 @@ impl Manifest {
             if shard.items > MAX_SHARD_ITEMS as u64 {
                 return Err(manifest_error(format!("{at}: {} items exceeds {MAX_SHARD_ITEMS}", shard.items)));
             }
-            if shard.sha256.len() != 64 || !shard.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            if !is_sha256_hex(&shard.sha256) {
                 return Err(manifest_error(format!("{at}: sha256 must be 64 lowercase hex digits")));
             }
             sum += shard.items;
@@ -174,7 +190,35 @@ impl Manifest {
             return Err(manifest_error(format!("the shards hold {sum} items; the manifest says {}", self.items)));
         }
         if !is_safe_relative_path(self.encoder.model.trim_end_matches('/')) {
-            return Err(manifest_error("encoder model path must be relative, without `..` or a scheme"));
+            return Err(escape_error("encoder model path must be relative, without `..` or a scheme"));
+        }
+        self.validate_model_files()
+    }
+
+    /// The encoder's `files`: safe paths, sane sizes, hex digests, each path once, and the
+    /// weights file agreeing with `weights_sha256`.
+    fn validate_model_files(&self) -> Result<()> {
+        let files = &self.encoder.files;
+        if files.len() > MAX_MODEL_FILES {
+            return Err(manifest_error(format!("encoder files lists {} files; at most {MAX_MODEL_FILES}", files.len())));
+        }
+        for (i, f) in files.iter().enumerate() {
+            let at = format!("encoder file {i} ({:?})", f.path);
+            if !is_safe_relative_path(&f.path) {
+                return Err(escape_error(format!("{at}: path must be relative, without `..` or a scheme")));
+            }
+            if f.bytes > MAX_MODEL_FILE_BYTES {
+                return Err(manifest_error(format!("{at}: {} bytes exceeds {MAX_MODEL_FILE_BYTES}", f.bytes)));
+            }
+            if !is_sha256_hex(&f.sha256) {
+                return Err(manifest_error(format!("{at}: sha256 must be 64 lowercase hex digits")));
+            }
+            if files[..i].iter().any(|g| g.path == f.path) {
+                return Err(manifest_error(format!("{at}: listed twice")));
+            }
+            if f.path == "model.safetensors" && f.sha256 != self.encoder.weights_sha256 {
+                return Err(manifest_error(format!("{at}: sha256 differs from encoder weights_sha256")));
+            }
         }
         Ok(())
     }
@@ -198,13 +242,24 @@ impl Manifest {
     }
 }
 
-/// A path a manifest may name: relative, no `..` segment, no scheme, no backslash.
+/// A path a manifest may name: `/`-separated segments of ASCII letters, digits, `.`,
+/// `_`, `-` and `~`, none empty, `.` or `..`. Nothing a URL parser would rewrite gets
+/// through (whitespace and control characters, which it strips; `%`, which it decodes
+/// into `..`; `\`, which it reads as `/`; `:`, `?` and `#`), so the path a browser
+/// resolves is the path checked here.
 pub fn is_safe_relative_path(path: &str) -> bool {
     !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains(':')
-        && !path.contains('\\')
-        && path.split('/').all(|seg| !seg.is_empty() && seg != ".." && seg != ".")
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~'))
+        })
+}
+
+/// Whether `s` is a SHA-256 as manifests write it: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -227,6 +282,7 @@ mod tests {
                 source_weights_sha256: "0".repeat(64),
                 weights_sha256: "1".repeat(64),
                 model: "model/".into(),
+                files: vec![FileEntry { path: "model.safetensors".into(), bytes: 10, sha256: "1".repeat(64) }],
             },
             quantization: Quantization { embeddings: "int8-row-scale".into() },
             collaborative: None,
@@ -256,6 +312,16 @@ mod tests {
             (Box::new(|m| m.shards[0].sha256 = "XYZ".into()), "sha256"),
             (Box::new(|m| m.encoder.dims = 1 << 20), "encoder dims"),
             (Box::new(|m| m.items = u64::MAX), "items; at most"),
+            // What a WHATWG URL parser would strip or decode into another place.
+            (Box::new(|m| m.shards[0].path = " /\t/evil.example/x.bin".into()), "path must be relative"),
+            (Box::new(|m| m.shards[0].path = "shards/%2e%2e/%2e%2e/x.bin".into()), "path must be relative"),
+            (Box::new(|m| m.shards[0].path = "shards\\..\\x.bin".into()), "path must be relative"),
+            (Box::new(|m| m.shards[0].path = "shards/x.bin?v=2".into()), "path must be relative"),
+            (Box::new(|m| m.shards[0].path = "//evil.example/x.bin".into()), "path must be relative"),
+            (Box::new(|m| m.encoder.model = "%2e%2e/".into()), "encoder model path"),
+            (Box::new(|m| m.encoder.files[0].path = "../model.safetensors".into()), "path must be relative"),
+            (Box::new(|m| m.encoder.files[0].sha256 = "2".repeat(64)), "differs from encoder weights_sha256"),
+            (Box::new(|m| m.encoder.files.push(m.encoder.files[0].clone())), "listed twice"),
         ];
         for (change, want) in cases {
             let mut m = sample();

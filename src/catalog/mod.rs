@@ -19,4 +19,4 @@ pub use input::{Interactions, ScenarioRule, SourceItem, parse_interactions, pars
 pub use manifest::{CatalogEncoder, Collaborative, MANIFEST_FILE, Manifest, Quantization, ShardEntry};
 pub use quantize::QuantizedRow;
 pub use shard::{CatalogItem, ShardExpectation, ShardHeader, ShardParser, parse_shard, write_shard};
-pub use store::{CatalogStore, Neighbour, ShardState, ShardStream, StoredItem, VerifiedShard};
+pub use store::{CatalogStore, FailedShard, LoadStatus, Neighbour, ShardState, ShardStream, StoredItem, VerifiedShard};

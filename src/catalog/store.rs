@@ -138,6 +138,33 @@ pub enum ShardState {
     Failed(String),
 }
 
+/// [`CatalogStore::load_status`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadStatus {
+    /// Items verified and usable.
+    pub items_loaded: usize,
+    /// Items the manifest lists.
+    pub items_total: u64,
+    /// Shards verified.
+    pub shards_loaded: usize,
+    /// Shards the manifest lists.
+    pub shards_total: usize,
+    /// Shards given up on, with why.
+    pub failed: Vec<FailedShard>,
+    /// Whether every shard is loaded.
+    pub complete: bool,
+}
+
+/// A shard given up on.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FailedShard {
+    /// Its position in the manifest.
+    pub shard: usize,
+    /// Why.
+    pub reason: String,
+}
+
 /// An item of the store, without its embedding (which lives in one contiguous matrix).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredItem {
@@ -207,6 +234,26 @@ impl CatalogStore {
     /// Each shard's state, in manifest order.
     pub fn shard_states(&self) -> &[ShardState] {
         &self.states
+    }
+
+    /// Where loading stands, in the shape the browser API reports it.
+    pub fn load_status(&self) -> LoadStatus {
+        LoadStatus {
+            items_loaded: self.len(),
+            items_total: self.manifest.items,
+            shards_loaded: self.states.iter().filter(|s| **s == ShardState::Loaded).count(),
+            shards_total: self.states.len(),
+            failed: self
+                .states
+                .iter()
+                .enumerate()
+                .filter_map(|(shard, s)| match s {
+                    ShardState::Failed(reason) => Some(FailedShard { shard, reason: reason.clone() }),
+                    _ => None,
+                })
+                .collect(),
+            complete: self.is_complete(),
+        }
     }
 
     /// Items loaded so far.
@@ -335,6 +382,9 @@ impl CatalogStore {
         if query.iter().any(|v| !v.is_finite()) {
             return Err(Error::new(ErrorKind::Input, "query has a value that is not a finite number"));
         }
+        if k > crate::limits::MAX_K {
+            return Err(Error::new(ErrorKind::Input, format!("k is {k}; at most {}", crate::limits::MAX_K)));
+        }
         let norm = query.iter().map(|v| v * v).sum::<f32>().sqrt();
         if k == 0 || norm == 0.0 || self.items.is_empty() {
             return Ok(Vec::new());
@@ -342,7 +392,7 @@ impl CatalogStore {
         let unit: Vec<f32> = query.iter().map(|v| v / norm).collect();
         // A min-heap of the best k by (score, -index), kept as a sorted small vector:
         // k is small next to the catalog, so a linear insert beats a heap's overhead.
-        let mut best: Vec<Neighbour> = Vec::with_capacity(k + 1);
+        let mut best: Vec<Neighbour> = Vec::with_capacity(k.min(self.items.len()) + 1);
         for (i, row) in self.values.chunks_exact(d).enumerate() {
             if exclude == Some(i as u32) {
                 continue;
@@ -422,6 +472,7 @@ mod tests {
                 source_weights_sha256: "0".repeat(64),
                 weights_sha256: "0".repeat(64),
                 model: "model/".into(),
+                files: vec![],
             },
             quantization: Quantization { embeddings: "int8-row-scale".into() },
             collaborative: None,
@@ -529,5 +580,7 @@ mod tests {
         assert!(without.iter().all(|n| n.index != top[0].index));
         assert!(store.nearest(&query[..4], 3, None).is_err(), "wrong width is refused");
         assert!(store.nearest(&[f32::NAN; DIMS], 3, None).is_err());
+        let huge = store.nearest(&query, 1 << 31, None).unwrap_err();
+        assert!(huge.to_string().contains("at most"), "a k past MAX_K is refused, not a capacity overflow: {huge}");
     }
 }

@@ -3,8 +3,8 @@
 //! only passes text through; this is where ids are resolved and event types weighted,
 //! so it is tested natively.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::model::{Blend, EventWeights};
 use super::profile::{Event, Interest, Source, UserQuery, decay, user_query};
@@ -12,11 +12,60 @@ use super::rating::{self, Rated};
 use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::limits::{MAX_EVENTS, MAX_K};
+use crate::limits::{DEFAULT_K, DIVERSITY_RANGE, RATING_RANGE};
 
-/// Most results one request may ask for.
-pub const MAX_K: usize = 1000;
-/// Most events or interests one request may carry.
-pub const MAX_EVENTS: usize = 100_000;
+/// The answer to a recommend request: the ranked items, whether shards were still
+/// missing, and what was ignored on the way (per call, never kept).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendations {
+    /// Best first.
+    pub results: Vec<Recommendation>,
+    /// True while some shards are not loaded: the ranking covered only part of the catalog.
+    pub partial: bool,
+    /// Events or settings that were ignored, and why.
+    pub warnings: Vec<String>,
+}
+
+/// One ranked item.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// The catalog's item id.
+    pub item_id: String,
+    /// The blended score (higher is better).
+    pub score: f32,
+    /// The item as the catalog holds it ([`CatalogStore::item_json`]).
+    pub item: Value,
+    /// What in the profile contributed most; `null` when nothing did.
+    pub because: Option<Because>,
+    /// The rating head's prediction in stars, when the catalog has one and the profile rated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_rating: Option<f32>,
+}
+
+/// The profile entry that contributed most to a result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum Because {
+    /// An event: the item it was on and its position in the request's `events`.
+    Event {
+        /// The event's item id.
+        item_id: Option<String>,
+        /// Index into the request's `events`.
+        event: Option<usize>,
+        /// Its share of the score.
+        contribution: f32,
+    },
+    /// A typed interest: its position in the request's `interests`.
+    Interest {
+        /// Index into the request's `interests`.
+        interest: usize,
+        /// Its share of the score.
+        contribution: f32,
+    },
+}
 
 /// One event as the page records it.
 #[derive(Clone, Debug, Deserialize)]
@@ -133,9 +182,10 @@ pub fn event_weight(weights: &EventWeights, kind: &str, value: Option<f32>) -> R
         "dislike" => weights.dislike,
         "purchase" => weights.purchase,
         "rate" => {
-            let v = value.ok_or_else(|| Error::new(ErrorKind::Input, "a rate event needs a value (1 to 5)"))?;
-            if !(0.0..=10.0).contains(&v) {
-                return Err(Error::new(ErrorKind::Input, format!("rating {v} is outside 0..=10")));
+            let (lo, hi) = RATING_RANGE;
+            let v = value.ok_or_else(|| Error::new(ErrorKind::Input, format!("a rate event needs a value ({lo} to {hi})")))?;
+            if !(lo..=hi).contains(&v) {
+                return Err(Error::new(ErrorKind::Input, format!("rating {v} is outside {lo}..={hi}")));
             }
             return Ok(weights.rate * (v - 3.0));
         }
@@ -165,7 +215,7 @@ pub struct Prepared {
 /// Answers `request` over the store's items with `scorer` (built from the same store):
 /// `{results: [{itemId, score, item, because}], partial, warnings}`. Events on items the
 /// catalog does not have (yet) are skipped with a warning, never an error.
-pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Value> {
+pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Recommendations> {
     let prepared = prepare(store, scorer, request)?;
     let terms = scorer.terms(&[&prepared.query])?.remove(0);
     finish(store, scorer, request, &prepared, &terms)
@@ -176,9 +226,13 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
     if request.events.len() > MAX_EVENTS || request.interests.len() > MAX_EVENTS || request.exclude.len() > MAX_EVENTS {
         return Err(Error::new(ErrorKind::Input, format!("a request holds at most {MAX_EVENTS} events, interests and exclusions")));
     }
-    let k = request.k.unwrap_or(10);
+    let k = request.k.unwrap_or(DEFAULT_K);
     if k > MAX_K {
         return Err(Error::new(ErrorKind::Input, format!("k is {k}; at most {MAX_K}")));
+    }
+    let (lo, hi) = DIVERSITY_RANGE;
+    if !(lo..=hi).contains(&request.diversity) {
+        return Err(Error::new(ErrorKind::Input, format!("diversity is {}; it must be from {lo} to {hi}", request.diversity)));
     }
     let mut weights = scorer.params().map(|p| p.event_weights.clone()).unwrap_or_default();
     if let Some(custom) = &request.event_weights {
@@ -255,8 +309,14 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
 }
 
 /// The second half of [`recommend`]: ranks the term scores and writes the answer.
-pub fn finish(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest, prepared: &Prepared, terms: &Terms) -> Result<Value> {
-    let k = request.k.unwrap_or(10);
+pub fn finish(
+    store: &CatalogStore,
+    scorer: &Scorer,
+    request: &RecommendRequest,
+    prepared: &Prepared,
+    terms: &Terms,
+) -> Result<Recommendations> {
+    let k = request.k.unwrap_or(DEFAULT_K);
     let opts = RankOptions {
         k,
         diversity: request.diversity,
@@ -267,28 +327,27 @@ pub fn finish(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest,
         ..Default::default()
     };
     let ranked = scorer.rank(&prepared.query, terms, &opts)?;
-    let results: Vec<Value> = ranked
+    let results = ranked
         .iter()
         .map(|r| {
             let item = store.item_json(r.index, false);
-            let because = r.because.map_or(Value::Null, |b| match b.source {
-                Source::Event { index, item } => json!({
-                    "itemId": store.item(item).map(|i| i.id.clone()),
-                    "event": prepared.positions.get(index),
-                    "contribution": b.contribution,
-                }),
-                Source::Interest(index) => json!({ "interest": index, "contribution": b.contribution }),
+            let because = r.because.map(|b| match b.source {
+                Source::Event { index, item } => Because::Event {
+                    item_id: store.item(item).map(|i| i.id.clone()),
+                    event: prepared.positions.get(index).copied(),
+                    contribution: b.contribution,
+                },
+                Source::Interest(index) => Because::Interest { interest: index, contribution: b.contribution },
             });
-            let mut out = json!({ "itemId": item["itemId"].clone(), "score": r.score, "item": item, "because": because });
-            if let (Some(w), Some(p)) = (&prepared.rating, scorer.params())
-                && let Some(stars) = rating::predict(scorer.items(), p, w, r.index as usize)
-            {
-                out["predictedRating"] = json!(stars);
-            }
-            out
+            let predicted_rating = match (&prepared.rating, scorer.params()) {
+                (Some(w), Some(p)) => rating::predict(scorer.items(), p, w, r.index as usize),
+                _ => None,
+            };
+            let item_id = store.item(r.index).map(|i| i.id.clone()).unwrap_or_default();
+            Recommendation { item_id, score: r.score, item, because, predicted_rating }
         })
         .collect();
-    Ok(json!({ "results": results, "partial": !store.is_complete(), "warnings": prepared.warnings }))
+    Ok(Recommendations { results, partial: !store.is_complete(), warnings: prepared.warnings.clone() })
 }
 
 /// Parses a request from JSON text.
@@ -328,9 +387,11 @@ mod tests {
             ..Default::default()
         };
         let answer = recommend(&store, &scorer, &unknown).unwrap();
-        assert_eq!(answer["warnings"].as_array().unwrap().len(), 1);
-        assert_eq!(answer["results"].as_array().unwrap().len(), 30, "k past the catalog returns every item");
-        assert_eq!(answer["partial"], false);
+        assert_eq!(answer.warnings.len(), 1);
+        assert_eq!(answer.results.len(), 30, "k past the catalog returns every item");
+        assert!(!answer.partial);
+        let too_diverse = RecommendRequest { diversity: 1.5, ..Default::default() };
+        assert!(recommend(&store, &scorer, &too_diverse).unwrap_err().to_string().contains("diversity"));
     }
 
     #[test]

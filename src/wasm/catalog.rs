@@ -1,21 +1,30 @@
 //! The catalog across the wasm boundary: the worker's loader feeds shard bytes in as they
 //! arrive (`beginShard`, `feed`, `finishShard`), and queries read the verified part.
-//! Results cross as JSON text, which the worker parses once; embeddings as typed arrays.
+//! Requests come in as JS objects and results go out as JS objects, converted by serde
+//! (`from_js`, `to_js_value`); embeddings cross as typed arrays.
 
 use std::collections::HashMap;
-
 use std::rc::Rc;
 
 use burn::prelude::Device;
 use js_sys::{Float32Array, Int8Array, Promise};
-use wasm_bindgen_futures::future_to_promise;
-use serde_json::{Value, json};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
-use super::to_js;
-use crate::catalog::{CatalogStore, Manifest, ShardState, ShardStream};
-use crate::scorer::{api, model, rank::Scorer};
+use super::{from_js, to_js, to_js_value};
+use crate::catalog::{CatalogStore, Manifest, ShardStream};
 use crate::error::{Error, ErrorKind};
+use crate::scorer::{api, model, rank::Scorer};
+
+/// One of `nearest`'s answers.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Match {
+    item_id: String,
+    score: f32,
+    item: serde_json::Value,
+}
 
 /// A catalog being loaded or loaded: the manifest, the shards' streams in progress and
 /// the verified items.
@@ -78,11 +87,9 @@ impl WasmCatalog {
         Ok(WasmCatalog { store: CatalogStore::new(manifest), streams: HashMap::new(), scorer: None, device: Device::flex() })
     }
 
-    /// The manifest as JSON text (as validated).
-    #[wasm_bindgen(js_name = manifestJson)]
-    pub fn manifest_json(&self) -> Result<String, JsValue> {
-        serde_json::to_string(self.store.manifest())
-            .map_err(|e| to_js(Error::with_source(ErrorKind::Format, "cannot serialise the manifest", e)))
+    /// The manifest as validated, as a JS object.
+    pub fn manifest(&self) -> Result<JsValue, JsValue> {
+        to_js_value(self.store.manifest())
     }
 
     /// Starts (or restarts from byte 0) the stream of shard `index`.
@@ -128,41 +135,26 @@ impl WasmCatalog {
         self.store.mark_failed(index, reason);
     }
 
-    /// `{itemsLoaded, itemsTotal, shardsLoaded, shardsTotal, failed: [{shard, reason}], complete}` as JSON.
-    pub fn status(&self) -> String {
-        let states = self.store.shard_states();
-        let failed: Vec<Value> = states
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                ShardState::Failed(reason) => Some(json!({ "shard": i, "reason": reason })),
-                _ => None,
-            })
-            .collect();
-        json!({
-            "itemsLoaded": self.store.len(),
-            "itemsTotal": self.store.manifest().items,
-            "shardsLoaded": states.iter().filter(|s| **s == ShardState::Loaded).count(),
-            "shardsTotal": states.len(),
-            "failed": failed,
-            "complete": self.store.is_complete(),
-        })
-        .to_string()
+    /// `{itemsLoaded, itemsTotal, shardsLoaded, shardsTotal, failed: [{shard, reason}], complete}`.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        to_js_value(&self.store.load_status())
     }
 
-    /// The item with this id as JSON (`null` when it is not loaded).
-    pub fn item(&self, id: &str) -> String {
-        self.store.index_of(id).map_or(Value::Null, |i| self.store.item_json(i, false)).to_string()
+    /// The item with this id (`null` when it is not loaded).
+    pub fn item(&self, id: &str) -> Result<JsValue, JsValue> {
+        match self.store.index_of(id) {
+            Some(i) => to_js_value(&self.store.item_json(i, false)),
+            None => Ok(JsValue::NULL),
+        }
     }
 
-    /// Loaded items `offset..offset + limit`, in catalog order, as a JSON array; with
-    /// `quantized`, each also carries `scale` and its int8 `embedding` values.
-    pub fn items(&self, offset: usize, limit: usize, quantized: bool) -> String {
+    /// Loaded items `offset..offset + limit`, in catalog order; with `quantized`, each
+    /// also carries `scale` and its int8 `embedding` values.
+    pub fn items(&self, offset: usize, limit: usize, quantized: bool) -> Result<JsValue, JsValue> {
         let end = offset.saturating_add(limit).min(self.store.len());
-        let rows: Vec<Value> = (offset.min(end)..end)
-            .map(|i| self.store.item_json(i as u32, quantized))
-            .collect();
-        Value::Array(rows).to_string()
+        let rows: Vec<serde_json::Value> =
+            (offset.min(end)..end).map(|i| self.store.item_json(i as u32, quantized)).collect();
+        to_js_value(&rows)
     }
 
     /// The item's embedding (`values * scale`), or `undefined` when it is not loaded.
@@ -178,31 +170,31 @@ impl WasmCatalog {
         self.store.quantized(index).map(|(_, row)| Int8Array::from(row))
     }
 
-    /// The `k` loaded items nearest to `query` (cosine), as JSON
-    /// `[{itemId, score, item}]`; `excludeId` (optional) is left out.
-    pub fn nearest(&self, query: &[f32], k: usize, exclude_id: Option<String>) -> Result<String, JsValue> {
+    /// The `k` loaded items nearest to `query` (cosine): `[{itemId, score, item}]`;
+    /// `excludeId` (optional) is left out. `k` past [`crate::limits::MAX_K`] is refused.
+    pub fn nearest(&self, query: &[f32], k: usize, exclude_id: Option<String>) -> Result<JsValue, JsValue> {
         let exclude = exclude_id.as_deref().and_then(|id| self.store.index_of(id));
         let found = self.store.nearest(query, k, exclude).map_err(to_js)?;
-        let rows: Vec<Value> = found
+        let rows: Vec<Match> = found
             .iter()
-            .map(|n| {
-                let item = self.store.item_json(n.index, false);
-                json!({ "itemId": item["itemId"].clone(), "score": n.score, "item": item })
+            .filter_map(|n| {
+                let item_id = self.store.item(n.index)?.id.clone();
+                Some(Match { item_id, score: n.score, item: self.store.item_json(n.index, false) })
             })
             .collect();
-        Ok(Value::Array(rows).to_string())
+        to_js_value(&rows)
     }
 
-    /// Recommendations for a profile on burn's CPU backend: `request` is JSON
-    /// `{events: [{itemId, type, value?, ageDays?}], interests: [{embedding, weight?,
-    /// ageDays?}], k?, diversity?, exclude?}`; the answer is JSON `{results: [{itemId,
-    /// score, item, because}], partial, warnings}`. The profile comes in with the call
-    /// and is not kept. On WebGPU use `prepareRecommend`, `RecommendJob.run` and
-    /// `finishRecommend`.
-    pub fn recommend(&mut self, request: &str) -> Result<String, JsValue> {
-        let request = api::parse_request(request).map_err(to_js)?;
+    /// Recommendations for a profile on burn's CPU backend: `request` is
+    /// `{events: [{itemId, type, value?, ageDays?, scenario?}], interests: [{embedding,
+    /// weight?, ageDays?}], k?, diversity?, exclude?, scenario?, rankBy?, eventWeights?}`;
+    /// the answer is `{results: [{itemId, score, item, because, predictedRating?}],
+    /// partial, warnings}`. The profile comes in with the call and is not kept. On WebGPU
+    /// use `prepareRecommend`, `RecommendJob.run` and `finishRecommend`.
+    pub fn recommend(&mut self, request: JsValue) -> Result<JsValue, JsValue> {
+        let request: api::RecommendRequest = from_js(request, "the recommend request")?;
         let scorer = self.current_scorer()?;
-        api::recommend(&self.store, &scorer, &request).map(|v| v.to_string()).map_err(to_js)
+        to_js_value(&api::recommend(&self.store, &scorer, &request).map_err(to_js)?)
     }
 
     /// Moves scoring to the browser's WebGPU (the WebGPU build only); later calls
@@ -238,8 +230,8 @@ impl WasmCatalog {
 
     /// Starts a recommendation whose scores are computed asynchronously.
     #[wasm_bindgen(js_name = prepareRecommend)]
-    pub fn prepare_recommend(&mut self, request: &str) -> Result<RecommendJob, JsValue> {
-        let request = api::parse_request(request).map_err(to_js)?;
+    pub fn prepare_recommend(&mut self, request: JsValue) -> Result<RecommendJob, JsValue> {
+        let request: api::RecommendRequest = from_js(request, "the recommend request")?;
         let scorer = self.current_scorer()?;
         let prepared = api::prepare(&self.store, &scorer, &request).map_err(to_js)?;
         Ok(RecommendJob {
@@ -251,14 +243,16 @@ impl WasmCatalog {
         })
     }
 
-    /// Ranks a job whose `run` resolved; the same JSON as `recommend`.
+    /// Ranks a job whose `run` resolved: the same answer as `recommend`, or `undefined`
+    /// when a shard arrived while the scores were computed (the job is stale: ask again).
     #[wasm_bindgen(js_name = finishRecommend)]
-    pub fn finish_recommend(&self, job: &RecommendJob) -> Result<String, JsValue> {
+    pub fn finish_recommend(&self, job: &RecommendJob) -> Result<JsValue, JsValue> {
         if job.items != self.store.len() {
-            return Err(input_error("the catalog grew while scoring; ask again"));
+            return Ok(JsValue::UNDEFINED);
         }
         let terms = job.terms.borrow_mut().take().ok_or_else(|| input_error("the job has not run"))?;
-        api::finish(&self.store, &job.scorer, &job.request, &job.prepared, &terms).map(|v| v.to_string()).map_err(to_js)
+        let answer = api::finish(&self.store, &job.scorer, &job.request, &job.prepared, &terms).map_err(to_js)?;
+        to_js_value(&answer)
     }
 
     /// Which device scores: `"cpu"` or `"webgpu"`.

@@ -1,8 +1,10 @@
 //! The WebAssembly boundary: the only code that imports `wasm_bindgen`, `js_sys` or
-//! `web_sys`. It converts JavaScript values to the core's types and back, and turns every
-//! error into a JS `Error` with a stable `code` (`"localrec/<kind>"`). Nothing panics
-//! across the boundary: inputs are checked, and a panic hook reports any bug to the
-//! console instead of leaving a silent trap.
+//! `web_sys`. It converts JavaScript values to the core's types and back (serde, through
+//! `from_js` and `to_js_value`: JS objects in and out, no JSON text), and turns every
+//! error into a JS `Error` with a stable `code` (`"localrec/<kind>"`). Inputs are checked
+//! so that nothing should panic; if something still does (a bug, or memory running out),
+//! the panic hook logs it and the module traps: the worker then reports the trap and the
+//! page replaces that worker, because a trapped instance's state cannot be trusted.
 
 use std::rc::Rc;
 
@@ -12,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 mod catalog;
+#[cfg(feature = "bench")]
 mod scorer_bench;
 
 use crate::encoder::{Encoder, ModelFiles};
@@ -30,6 +33,19 @@ fn to_js(err: Error) -> JsValue {
     // Setting a property on a fresh Error object cannot fail.
     let _ = Reflect::set(&js, &"code".into(), &format!("localrec/{}", err.kind().as_str()).into());
     js.into()
+}
+
+/// A JS value as the core's type `T`; a shape mismatch is `localrec/input` naming `what`.
+fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| to_js(Error::new(crate::error::ErrorKind::Input, format!("{what} is malformed: {e}"))))
+}
+
+/// A core value as a plain JS value: objects (not `Map`s) for maps, numbers for integers.
+fn to_js_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| to_js(Error::new(crate::error::ErrorKind::Internal, format!("cannot convert a result for javascript: {e}"))))
 }
 
 fn texts_from_js(texts: &Array) -> Result<Vec<String>, JsValue> {
@@ -61,21 +77,44 @@ fn model_files(config: &[u8], tokenizer: &[u8], weights: &[u8], sentence_config:
 thread_local! {
     // burn registers one WebGPU runtime per page (worker); later encoders reuse it.
     static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+    // What the worker asked to be told when that device is lost (`onDeviceLost`).
+    static DEVICE_LOST: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The browser's WebGPU device, acquired on first use.
+/// The browser's WebGPU device, acquired on first use. Its loss (a driver reset, a GPU
+/// that went away) is reported to the callback given to `onDeviceLost`: wgpu leaves the
+/// reads pending on a lost device unanswered, so the worker must hear it from here.
 #[cfg(feature = "webgpu")]
 async fn webgpu_device() -> Result<Device, Error> {
     if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
         return Ok(device);
     }
-    let device = Device::wgpu_options()
+    let (device, setup) = Device::wgpu_options()
         .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
-        .init_async()
+        .init_with_setup_async()
         .await
         .map_err(|e| Error::new(crate::error::ErrorKind::Backend, format!("webgpu could not be initialised: {e}")))?;
+    setup.device.set_device_lost_callback(|reason, message| {
+        let why = JsValue::from_str(&format!("the webgpu device was lost ({reason:?}: {message})"));
+        DEVICE_LOST.with(|c| {
+            if let Some(callback) = c.borrow().as_ref() {
+                // A throwing callback is the worker's bug; the loss has been reported.
+                let _ = callback.call1(&JsValue::NULL, &why);
+            }
+        });
+    });
     WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
     Ok(device)
+}
+
+/// Calls `callback(message)` when the WebGPU device this module uses is lost. A no-op in
+/// builds without WebGPU.
+#[wasm_bindgen(js_name = onDeviceLost)]
+pub fn on_device_lost(callback: js_sys::Function) {
+    #[cfg(feature = "webgpu")]
+    DEVICE_LOST.with(|c| *c.borrow_mut() = Some(callback));
+    #[cfg(not(feature = "webgpu"))]
+    let _ = callback;
 }
 
 #[wasm_bindgen]
@@ -155,6 +194,7 @@ impl WasmEncoder {
 
 /// Times the CPU path's packed dense kernel on an `[m, k] x [k, n]` product of
 /// deterministic values, `reps` times; returns GFLOP/s. For the benchmark page.
+#[cfg(feature = "bench")]
 #[wasm_bindgen(js_name = benchDense)]
 pub fn bench_dense(m: usize, k: usize, n: usize, reps: usize) -> Result<f64, JsValue> {
     if m == 0 || k == 0 || n == 0 || m.saturating_mul(k).max(k.saturating_mul(n)) > 1 << 24 {

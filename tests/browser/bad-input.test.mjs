@@ -236,14 +236,14 @@ test('a batch size that is not a whole number >= 1 rejects with localrec/input; 
 });
 
 /** Loads `modelPath` in the shared page; on failure, proves a new encoder still loads and works. */
-async function loadFailure(modelPath) {
-  const out = await page.evaluate(async ({ modelPath, cacheName }) => {
+async function loadFailure(modelPath, options = {}) {
+  const out = await page.evaluate(async ({ modelPath, cacheName, options }) => {
     const { Encoder } = await import('/pkg/index.js');
     const progress = [];
-    const outcome = await settle(() => Encoder.load(modelPath, { backend: 'cpu', onProgress: (p) => progress.push(p) }));
+    const outcome = await settle(() => Encoder.load(modelPath, { backend: 'cpu', backoffMs: 10, ...options, onProgress: (p) => progress.push(p) }));
     const cached = (await (await caches.open(cacheName)).keys()).map((r) => new URL(r.url).pathname);
     return { outcome: { ...outcome, value: undefined }, progress, cached };
-  }, { modelPath, cacheName: CACHE_NAME });
+  }, { modelPath, cacheName: CACHE_NAME, options });
   const fresh = await page.evaluate(async (text) => {
     const { Encoder } = await import('/pkg/index.js');
     return settle(async () => {
@@ -258,25 +258,27 @@ async function loadFailure(modelPath) {
   return out;
 }
 
-test('a wrong model URL (404) rejects with localrec/network naming the file and the status', async () => {
+test('a wrong model URL (404) rejects naming the file and the status: localrec/integrity without a manifest, localrec/network unverified', async () => {
   const { outcome } = await loadFailure('/no-such-model/');
-  assertRejects(outcome, 'localrec/network', /\/no-such-model\/[\w.]+ answered HTTP 404/);
+  assertRejects(outcome, 'localrec/integrity', /\/no-such-model\/manifest\.json answered HTTP 404/);
+  const unverified = await loadFailure('/no-such-model/', { allowUnverified: true });
+  assertRejects(unverified.outcome, 'localrec/network', /\/no-such-model\/[\w.]+ answered HTTP 404/);
 });
 
 test('truncated weights, checked against the manifest, reject with localrec/integrity and are not cached', async () => {
   const { outcome, cached } = await loadFailure('/truncated/');
-  const says = `is ${WEIGHT_BYTES >> 1} bytes; the model manifest says ${WEIGHT_BYTES}`;
+  const says = `is ${WEIGHT_BYTES >> 1} bytes; its manifest says ${WEIGHT_BYTES}`;
   assertRejects(outcome, 'localrec/integrity', new RegExp(`/truncated/model\\.safetensors ${says}`));
   assert.ok(!cached.includes('/truncated/model.safetensors'), `cached: ${cached}`);
 });
 
-test('truncated weights without a manifest reject with localrec/weights', async () => {
-  const { outcome } = await loadFailure('/truncated-no-manifest/');
+test('truncated weights without a manifest, loaded unverified, reject with localrec/weights', async () => {
+  const { outcome } = await loadFailure('/truncated-no-manifest/', { allowUnverified: true });
   assertRejects(outcome, 'localrec/weights', /safetensors|weights/i);
 });
 
 test('a config.json of another architecture (gpt2) rejects with localrec/config naming it', async () => {
-  const { outcome } = await loadFailure('/gpt2/');
+  const { outcome } = await loadFailure('/gpt2/', { allowUnverified: true });
   assertRejects(outcome, 'localrec/config', /model_type `gpt2` is not a bert-family encoder/);
 });
 
@@ -285,7 +287,7 @@ test('a manifest that is not JSON rejects with localrec/config naming the manife
   assertRejects(outcome, 'localrec/config', /\/bad-manifest\/manifest\.json is not valid JSON/);
 });
 
-test('a download cut mid-way rejects with localrec/network, and the partial file is not cached', async () => {
+test('a download cut mid-way every time is retried, then rejects with localrec/network, and the partial file is not cached', async () => {
   const { outcome, progress, cached } = await loadFailure('/cut/');
   assertRejects(outcome, 'localrec/network', new RegExp(`/cut/model\\.safetensors was cut after \\d+ of ${WEIGHT_BYTES} bytes`));
   const weights = progress.filter((p) => p.file?.endsWith('/cut/model.safetensors'));

@@ -1,8 +1,7 @@
-// Model-file caching (pkg/fetch.js) in real headless Chromium: what reaches the server is
+// Model-file caching (pkg/download.js, pkg/model-files.js) in real headless Chromium: what reaches the server is
 // read from the server's own request log, what the cache holds from Cache Storage itself.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import {
@@ -27,8 +26,7 @@ let browser;
 let f32Copy;
 
 before(async () => {
-  // A copy of the original folder whose config.json is a file of its own, so a test can
-  // change its modification time (hence its ETag) without touching the shared model.
+  // A copy of the original folder (no manifest.json), served at /f32-copy/.
   f32Copy = await modelCopy(F32_MODEL, { 'config.json': readFileSync(path.join(F32_MODEL, 'config.json')) });
   served = await serveDemo({ mounts: [{ url: '/f32-copy', dir: f32Copy }] });
   browser = await launch();
@@ -41,23 +39,23 @@ after(async () => {
 });
 
 /** Loads the model at `modelPath` on the cpu, embeds `texts`, closes; with all progress. */
-function loadAndEmbed(page, modelPath) {
+function loadAndEmbed(page, modelPath, options = {}) {
   return page.evaluate(
-    async ({ modelPath, texts }) => {
+    async ({ modelPath, texts, options }) => {
       const { Encoder } = await import('/pkg/index.js');
       const progress = [];
-      const loaded = await settle(() => Encoder.load(modelPath, { backend: 'cpu', onProgress: (p) => progress.push(p) }));
+      const loaded = await settle(() => Encoder.load(modelPath, { backend: 'cpu', ...options, onProgress: (p) => progress.push(p) }));
       if (!loaded.ok) return { loaded, progress };
       const enc = loaded.value;
       const vectors = Array.from(await enc.embed(texts));
       await enc.close();
       return { loaded: { ok: true }, progress, vectors };
     },
-    { modelPath, texts },
+    { modelPath, texts, options },
   );
 }
 
-/** What Cache Storage holds: {file name: {bytes, sha256 of the body, recorded sha256, validator}}. */
+/** What Cache Storage holds: {file path: {bytes, sha256 of the body, recorded sha256}}. */
 function cacheState(page) {
   return page.evaluate(async (name) => {
     const hex = async (buf) =>
@@ -71,18 +69,17 @@ function cacheState(page) {
         bytes: body.byteLength,
         sha256: await hex(body),
         recorded: res.headers.get('x-localrec-sha256'),
-        validator: res.headers.get('x-localrec-validator'),
       };
     }
     return out;
   }, CACHE_NAME);
 }
 
-/** Progress events per file name under `prefix`. */
+/** Progress events per file name under `prefix` (the model's manifest has none: it vouches, it is not vouched for). */
 function progressByFile(progress, prefix) {
   const out = {};
   for (const p of progress) {
-    if (!p.file) continue;
+    if (!p.file || p.source !== 'model') continue;
     const name = new URL(p.file).pathname.slice(prefix.length);
     (out[name] ??= []).push(p);
   }
@@ -108,9 +105,6 @@ function assertGolden(vectors) {
   });
 }
 
-function sha256File(file) {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
 
 test('the first load downloads and caches each verified file; a second load in the page takes them from the cache', { timeout: 300_000 }, async () => {
   const manifest = webManifest();
@@ -124,10 +118,16 @@ test('the first load downloads and caches each verified file; a second load in t
   for (const f of FILES) {
     const events = firstProgress[f];
     assert.ok(events?.length, `progress for ${f}`);
-    assert.ok(events.every((p) => p.cached === false), `${f} came from the network`);
+    assert.equal(events[0].status, 'initiate', f);
     const last = events.at(-1);
-    assert.deepEqual([last.loaded, last.total], [manifest[f].bytes, manifest[f].bytes], `final progress of ${f}`);
+    assert.deepEqual(
+      { status: last.status, cached: last.cached, loaded: last.loaded, total: last.total },
+      { status: 'verified', cached: false, loaded: manifest[f].bytes, total: manifest[f].bytes },
+      `final progress of ${f}`,
+    );
+    assert.ok(events.every((p, i) => i === 0 || p.fraction >= events[i - 1].fraction), `${f}: the overall fraction never goes back`);
   }
+  assert.deepEqual(first.progress.at(-1), { status: 'ready', source: 'model', fraction: 1 });
   // Only checked files are cached, and the manifest, which decides what is current, is not.
   assert.equal(await page.evaluate(async () => (await import('/pkg/index.js')).MODEL_CACHE_NAME), CACHE_NAME);
   const stored = await cacheState(page);
@@ -144,13 +144,15 @@ test('the first load downloads and caches each verified file; a second load in t
   const secondProgress = progressByFile(second.progress, '/model/');
   for (const f of FILES) {
     const events = secondProgress[f];
-    assert.equal(events?.length, 1, `one progress event for cached ${f}`);
-    assert.deepEqual(events[0], {
-      phase: f === 'model.safetensors' ? 'weights' : 'model',
+    assert.deepEqual(events.map((p) => p.status), ['initiate', 'verified'], `cached ${f}: asked for, then verified`);
+    assert.deepEqual(events[1], {
+      status: 'verified',
+      source: 'model',
       file: `${served.url}model/${f}`,
       loaded: manifest[f].bytes,
       total: manifest[f].bytes,
       cached: true,
+      fraction: events[1].fraction,
     });
   }
   assert.deepEqual(second.vectors, first.vectors);
@@ -168,15 +170,20 @@ test('corrupted, truncated and foreign cached files are detected, evicted and do
   await page.evaluate(async (name) => {
     const cache = await caches.open(name);
     const base = new URL('/model/', location.href).href;
-    // Keeping each entry's own headers leaves only the size or the SHA-256 to tell.
-    const weights = await cache.match(base + 'model.safetensors');
-    const flipped = new Uint8Array(await weights.arrayBuffer());
+    // Each entry keeps its own key (URL and digest) and headers: only the bytes tell.
+    const entry = async (file) => {
+      const [key] = await cache.keys(base + file, { ignoreSearch: true });
+      return { key, res: await cache.match(key) };
+    };
+    const weights = await entry('model.safetensors');
+    const flipped = new Uint8Array(await weights.res.arrayBuffer());
     flipped[flipped.length >> 1] ^= 0xff;
-    await cache.put(base + 'model.safetensors', new Response(flipped, { headers: weights.headers }));
-    const tokenizer = await cache.match(base + 'tokenizer.json');
-    const whole = new Uint8Array(await tokenizer.arrayBuffer());
-    await cache.put(base + 'tokenizer.json', new Response(whole.slice(0, whole.length >> 1), { headers: tokenizer.headers }));
-    await cache.put(base + 'config.json', new Response('{"model_type": "gpt2"}'));
+    await cache.put(weights.key, new Response(flipped, { headers: weights.res.headers }));
+    const tokenizer = await entry('tokenizer.json');
+    const whole = new Uint8Array(await tokenizer.res.arrayBuffer());
+    await cache.put(tokenizer.key, new Response(whole.slice(0, whole.length >> 1), { headers: tokenizer.res.headers }));
+    const config = await entry('config.json');
+    await cache.put(config.key, new Response('{"model_type": "gpt2"}', { headers: config.res.headers }));
   }, CACHE_NAME);
   await page.reload();
 
@@ -191,9 +198,9 @@ test('corrupted, truncated and foreign cached files are detected, evicted and do
   });
   const progress = progressByFile(again.progress, '/model/');
   for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) {
-    assert.ok(progress[f].every((p) => p.cached === false), `${f} was downloaded again, not taken from the cache`);
+    assert.equal(progress[f].at(-1).cached, false, `${f} was downloaded again, not taken from the cache`);
   }
-  assert.deepEqual(progress['sentence_bert_config.json'].map((p) => p.cached), [true]);
+  assert.equal(progress['sentence_bert_config.json'].at(-1).cached, true);
   // The bad copies were replaced by verified ones.
   const stored = await cacheState(page);
   for (const f of FILES) assert.equal(stored[`/model/${f}`]?.sha256, manifest[f].sha256, f);
@@ -203,55 +210,24 @@ test('corrupted, truncated and foreign cached files are detected, evicted and do
   await page.close();
 });
 
-test('without a manifest, files are cached with their own SHA-256 and revalidated with HEAD requests', { timeout: 600_000 }, async () => {
+test('a folder without a manifest loads only when the page allows it unverified, then from the network every time and never cached', { timeout: 600_000 }, async () => {
   const prefix = '/f32-copy/';
   const { page, errors } = await openPage(browser, served.blank);
 
   served.requests.length = 0;
-  const first = await loadAndEmbed(page, prefix);
-  assert.ok(first.loaded.ok, JSON.stringify(first.loaded));
-  assert.deepEqual(hits('GET', prefix), { 'manifest.json': 1, ...Object.fromEntries(FILES.map((f) => [f, 1])) });
-  const stored = await cacheState(page);
-  assert.deepEqual(Object.keys(stored).sort(), FILES.map((f) => prefix + f).sort());
-  for (const f of FILES) {
-    const entry = stored[prefix + f];
-    assert.equal(entry.sha256, sha256File(path.join(F32_MODEL, f)), `${f} is cached as served`);
-    assert.equal(entry.recorded, entry.sha256, `${f} records its digest`);
-    assert.ok(entry.validator, `${f} records the server's validator`);
+  const refused = await loadAndEmbed(page, prefix);
+  assert.equal(refused.loaded.code, 'localrec/integrity', JSON.stringify(refused.loaded));
+  assert.match(refused.loaded.message, /no manifest\.json/);
+  assert.deepEqual(hits('GET', prefix), { 'manifest.json': 1 }, 'nothing but the manifest was asked for');
+
+  for (const round of [1, 2]) {
+    served.requests.length = 0;
+    const loaded = await loadAndEmbed(page, prefix, { allowUnverified: true });
+    assert.ok(loaded.loaded.ok, JSON.stringify(loaded.loaded));
+    assert.deepEqual(hits('GET', prefix), { 'manifest.json': 1, ...Object.fromEntries(FILES.map((f) => [f, 1])) }, `round ${round}: every file from the network`);
+    assertGolden(loaded.vectors);
   }
-
-  served.requests.length = 0;
-  const second = await loadAndEmbed(page, prefix);
-  assert.ok(second.loaded.ok, JSON.stringify(second.loaded));
-  assert.deepEqual(hits('GET', prefix), { 'manifest.json': 1 });
-  assert.deepEqual(hits('HEAD', prefix), Object.fromEntries(FILES.map((f) => [f, 1])));
-  const secondProgress = progressByFile(second.progress, prefix);
-  for (const f of FILES) assert.deepEqual(secondProgress[f].map((p) => p.cached), [true], f);
-  assert.deepEqual(second.vectors, first.vectors);
-  assertGolden(second.vectors);
-
-  // config.json changes on the server (a new modification time, so a new ETag), and the
-  // cached tokenizer.json is corrupted: both must come from the network again.
-  const later = new Date(Date.now() + 60_000);
-  await fs.utimes(path.join(f32Copy, 'config.json'), later, later);
-  await page.evaluate(async ({ name, prefix }) => {
-    const cache = await caches.open(name);
-    const url = new URL(prefix + 'tokenizer.json', location.href).href;
-    const res = await cache.match(url);
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    bytes[100] ^= 0x01;
-    await cache.put(url, new Response(bytes, { headers: res.headers }));
-  }, { name: CACHE_NAME, prefix });
-
-  served.requests.length = 0;
-  const third = await loadAndEmbed(page, prefix);
-  assert.ok(third.loaded.ok, JSON.stringify(third.loaded));
-  assert.deepEqual(hits('GET', prefix), { 'manifest.json': 1, 'config.json': 1, 'tokenizer.json': 1 });
-  const thirdProgress = progressByFile(third.progress, prefix);
-  assert.ok(thirdProgress['config.json'].every((p) => !p.cached), 'the changed config.json is downloaded');
-  assert.ok(thirdProgress['tokenizer.json'].every((p) => !p.cached), 'the corrupted tokenizer.json is downloaded');
-  assert.deepEqual(thirdProgress['model.safetensors'].map((p) => p.cached), [true]);
-  assert.deepEqual(third.vectors, first.vectors);
+  assert.deepEqual(Object.keys(await cacheState(page)).filter((k) => k.startsWith(prefix)), [], 'unverified files are not cached');
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -260,33 +236,30 @@ for (const mode of ['missing', 'open', 'match', 'put']) {
   test(`a broken Cache API (${mode}) costs the download, not the load`, { timeout: 300_000 }, async () => {
     const { page, errors } = await openPage(browser, served.blank);
     served.requests.length = 0;
-    // The worker protocol directly, because only a worker script of the test's own can
-    // break the worker's Cache API before the localrec worker starts.
+    // A worker script of the test's own breaks the worker's Cache API before the package's
+    // worker starts.
     const out = await page.evaluate(
       async ({ mode, text, name }) => {
-        const worker = new Worker(`/test-fixtures/cache-fault-worker.js?mode=${mode}`, { type: 'module' });
+        const { Encoder } = await import('/pkg/index.js');
         const progress = [];
-        const call = (message) =>
-          new Promise((resolve) => {
-            const onMessage = (event) => {
-              if (event.data.id !== message.id) return;
-              if (event.data.progress) progress.push(event.data.progress);
-              else resolve(event.data);
-            };
-            worker.addEventListener('message', onMessage);
-            worker.addEventListener('error', (e) => resolve({ ok: false, error: { code: 'worker', message: e.message } }));
-            worker.postMessage(message);
-          });
-        const modelUrl = new URL('/model/', location.href).href;
+        const workerUrl = `/test-fixtures/cache-fault-worker.js?mode=${mode}`;
         const loads = [];
-        for (const id of [1, 2]) loads.push(await settle(() => call({ id, op: 'load', modelUrl, backend: 'cpu' })));
-        const embedded = await settle(() => call({ id: 3, op: 'embed', texts: [text] }));
-        worker.terminate();
+        let enc = null;
+        for (let i = 0; i < 2; i++) {
+          const loaded = await settle(() => Encoder.load('/model/', { backend: 'cpu', workerUrl, onProgress: (p) => progress.push(p) }));
+          loads.push({ ok: loaded.ok, error: loaded.ok ? undefined : loaded });
+          if (loaded.ok) {
+            await enc?.close();
+            enc = loaded.value;
+          }
+        }
+        const embedded = enc ? await settle(() => enc.embed([text])) : { ok: false };
+        await enc?.close();
         return {
-          loads: loads.map((l) => (l.ok ? { ok: l.value.ok, error: l.value.error } : l)),
+          loads,
           cachedEvents: progress.filter((p) => p.cached).length,
           stored: (await (await caches.open(name)).keys()).length,
-          vector: embedded.ok && embedded.value.ok ? Array.from(embedded.value.result.vectors) : embedded,
+          vector: embedded.ok ? Array.from(embedded.value) : embedded,
         };
       },
       { mode, text: lines[0].text, name: CACHE_NAME },
@@ -303,7 +276,7 @@ for (const mode of ['missing', 'open', 'match', 'put']) {
   });
 }
 
-const INSECURE = 'in an insecure context (no Cache API, no crypto.subtle) a folder without a manifest loads ' +
+const INSECURE = 'in an insecure context (no Cache API, no crypto.subtle) a folder allowed unverified loads ' +
   'from the network; one with a manifest says why it cannot be checked';
 test(INSECURE, { timeout: 300_000 }, async () => {
   // A name other than localhost or 127.0.0.1 over http is not a secure context.
@@ -314,14 +287,14 @@ test(INSECURE, { timeout: 300_000 }, async () => {
     const context = await page.evaluate(() => ({ secure: isSecureContext, caches: typeof caches, subtle: typeof crypto.subtle }));
     assert.deepEqual(context, { secure: false, caches: 'undefined', subtle: 'undefined' });
 
-    const plain = await loadAndEmbed(page, '/f32-copy/');
+    const plain = await loadAndEmbed(page, '/f32-copy/', { allowUnverified: true });
     assert.ok(plain.loaded.ok, JSON.stringify(plain.loaded));
     assertGolden(plain.vectors);
     assert.ok(plain.progress.every((p) => !p.cached));
 
     const checked = await loadAndEmbed(page, '/model/');
     assert.equal(checked.loaded.code, 'localrec/integrity', JSON.stringify(checked.loaded));
-    assert.match(checked.loaded.message, /cannot check .*\/model\/\S+ against the model manifest: .*secure context/);
+    assert.match(checked.loaded.message, /cannot check downloads: .*secure context/);
     assert.deepEqual(errors, []);
   } finally {
     await insecure.close();

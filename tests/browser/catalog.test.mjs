@@ -1,4 +1,4 @@
-// The catalog loader (pkg/catalog.js + the wasm store) in real headless Chromium, against
+// The catalog loader (pkg/catalog-loader.js + the wasm store) in real headless Chromium, against
 // a real local HTTP server that can misbehave on purpose: cut a connection mid-shard,
 // answer 404/500, serve flipped or extra bytes, ignore Range, or publish an absurd
 // manifest. What reached the server is read from its own request log; what the cache
@@ -173,11 +173,13 @@ test('a catalog streams in manifest order, verifies, and reads back exactly as t
     manifest.shards.map((_, i) => i),
     'one request per shard, in manifest order',
   );
-  // Progress: bytes and items of total, growing to the whole catalog.
-  const last = r.progress.at(-1);
-  assert.equal(last.loaded, last.total);
-  assert.equal(last.total, manifest.shards.reduce((s, x) => s + x.bytes, 0));
-  assert.ok(r.progress.some((p) => p.itemsLoaded > 0 && !p.complete), 'usable before complete');
+  // Progress: each shard asked for, then verified, the overall fraction growing to 1.
+  assert.deepEqual(r.progress.filter((p) => p.status === 'verified').map((p) => new URL(p.file).pathname), manifest.shards.map((s) => `/fault//${s.path}`));
+  assert.ok(r.progress.every((p, i) => p.source === 'catalog' && (i === 0 || p.fraction >= r.progress[i - 1].fraction)));
+  assert.deepEqual(r.progress.at(-1), { status: 'ready', source: 'catalog', fraction: 1 });
+  assert.equal(r.final.loaded, r.final.total);
+  assert.equal(r.final.total, manifest.shards.reduce((s, x) => s + x.bytes, 0));
+  assert.ok(r.open.status.itemsLoaded > 0 && !r.open.status.complete, 'usable before complete');
   assert.deepEqual(errors, []);
   await page.close();
 });

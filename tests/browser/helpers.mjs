@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHandler } from '../../www/serve.mjs';
-import { CACHE_NAME } from '../../pkg/fetch.js';
+import { MODEL_CACHE_NAME as CACHE_NAME } from '../../pkg/download.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const WEB_MODEL = path.join(root, '.cache/web-model/all-MiniLM-L6-v2');

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,9 +76,18 @@ try {
 
 test('the packed tarball, bundled by Vite into an app, recommends in Chromium', async () => {
   const { app, files } = installedApp();
-  for (const f of ['index.js', 'index.d.ts', 'worker.js', 'recommender.js', 'profile.js', 'wasm/localrec_wasm_bg.wasm', 'README.md']) {
-    assert.ok(files.includes(f), `the tarball holds ${f}`);
+  const manifest = JSON.parse(readFileSync(path.join(root, 'pkg/package.json'), 'utf8'));
+  for (const f of manifest.files) assert.ok(files.includes(f), `the tarball holds ${f}`);
+  // Every module the package imports is in it (a file left out of "files" breaks only the installed copy).
+  for (const f of files.filter((x) => x.endsWith('.js'))) {
+    const source = readFileSync(path.join(root, 'pkg', f), 'utf8');
+    for (const [, dep] of source.matchAll(/(?:import|from)\s*\(?\s*'(\.\/[^']+)'/g)) {
+      assert.ok(files.includes(path.posix.join(path.posix.dirname(f), dep)), `${f} imports ${dep}, which the tarball lacks`);
+    }
   }
+  // Measuring code does not ship.
+  const glue = readFileSync(path.join(root, 'pkg/wasm/localrec_wasm.js'), 'utf8');
+  assert.ok(!/WasmScorerBench|benchDense/.test(glue), 'the package exports no benchmark code');
   writeFileSync(path.join(app, 'index.html'), '<!doctype html><html><body><script type="module" src="/main.js"></script></body></html>');
   writeFileSync(path.join(app, 'main.js'), APP_CODE);
   // Module workers that split code need the 'es' worker format (README).

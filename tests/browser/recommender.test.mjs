@@ -103,7 +103,7 @@ test('import refuses malformed, oversized, wrong-version and hostile documents a
       refused[name] = { ok: outcome.ok, code: outcome.code, message: outcome.message, events: (await rec.profile.summary()).events };
     }
     const recs = await rec.recommend({ k: 5 });
-    const warnings = rec.warnings;
+    const warnings = recs.warnings;
     await rec.profile.clear();
     const cleared = await rec.profile.summary();
     const popular = await rec.recommend({ k: 5 });

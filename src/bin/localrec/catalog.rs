@@ -18,7 +18,7 @@ use localrec::catalog::build::{
 use localrec::catalog::input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 use localrec::catalog::shard::MAX_RECORD_BYTES;
 use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, Manifest, QuantizedRow, ShardEntry};
-use localrec::encoder::web::{self, ModelManifest, WebFile, export_web, sha256_hex};
+use localrec::encoder::web::{self, FileEntry, ModelManifest, WebFile, export_web, sha256_hex};
 use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_atomic, write_temp};
 use localrec::scorer::als::AlsConfig;
 use localrec::scorer::metrics::MetricSums;
@@ -173,6 +173,11 @@ fn catalog_encoder(web_files: &[WebFile], manifest: &ModelManifest) -> Result<Ca
         source_weights_sha256: manifest.encoder.source_weights_sha256.clone(),
         weights_sha256: sha256_hex(&weights.bytes),
         model: format!("{MODEL_DIR}/"),
+        files: web_files
+            .iter()
+            .filter(|f| f.path != web::MANIFEST_FILE)
+            .map(|f| FileEntry { path: f.path.clone(), bytes: f.bytes.len() as u64, sha256: sha256_hex(&f.bytes) })
+            .collect(),
     })
 }
 

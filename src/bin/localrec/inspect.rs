@@ -14,6 +14,7 @@ use localrec::catalog::manifest::{MAX_MANIFEST_BYTES, MAX_SHARD_BYTES, is_safe_r
 use localrec::catalog::{CatalogStore, MANIFEST_FILE, Manifest, ShardParser};
 use localrec::encoder::web::{self, ModelManifest};
 use localrec::{Error, ErrorKind, Result};
+use localrec::limits::MAX_MODEL_FILE_BYTES;
 use sha2::{Digest, Sha256};
 
 #[derive(clap::Args)]
@@ -35,8 +36,6 @@ pub struct InspectArgs {
     recommend: Option<PathBuf>,
 }
 
-/// Largest model file read (the f16 weights of a big encoder are well under this).
-const MAX_MODEL_FILE_BYTES: u64 = 4 << 30;
 /// Bytes read at a time while hashing and parsing.
 const READ_CHUNK: usize = 256 << 10;
 
@@ -293,6 +292,18 @@ fn check_model(source: &Source, manifest: &Manifest, problems: &mut Vec<Problem>
         }
         bytes += file.bytes;
     }
+    // The catalog vouches for its model: the model manifest must list exactly its files.
+    if e.files.is_empty() {
+        problems.push(Problem {
+            kind: ErrorKind::Integrity,
+            message: format!("{at}: the catalog lists no encoder files to vouch for its model (built before they were recorded); rebuild it"),
+        });
+    } else if e.files != model.files {
+        problems.push(Problem {
+            kind: ErrorKind::Integrity,
+            message: format!("{at}: the model manifest's files are not the ones the catalog's encoder.files vouches for"),
+        });
+    }
     if !model.files.iter().any(|f| f.path == "model.safetensors") {
         problems.push(Problem {
             kind: ErrorKind::Format,
@@ -373,7 +384,9 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         let (items, params) = localrec::scorer::model::from_store(&store)?;
         let scorer = localrec::scorer::rank::Scorer::new(items, params, &localrec::native::NativeBackend::Cpu.device()?)?;
         let answer = localrec::scorer::api::recommend(&store, &scorer, &localrec::scorer::api::parse_request(&text)?)?;
-        println!("{answer}");
+        let text = serde_json::to_string(&answer)
+            .map_err(|e| Error::with_source(ErrorKind::Format, "cannot write the recommendations as json", e))?;
+        println!("{text}");
         return Ok(());
     }
 

@@ -1,0 +1,154 @@
+// The catalog's Web Worker: fetches the manifest, streams the shards into the wasm store
+// (catalog-loader.js) and answers queries on what has verified so far. Requests and
+// answers: see worker-runtime.js and client.js; loading notices go out as `status`.
+import { CatalogLoader } from './catalog-loader.js';
+import { LocalrecError } from './errors.js';
+import { confine, download } from './download.js';
+import { probeWebGpu, reportWebGpuFailure } from './gpu.js';
+import { MAX_MANIFEST_BYTES } from './limits.js';
+import { cpuModule, memory, webgpuModule } from './wasm-modules.js';
+import { notify, requestCount, serve } from './worker-runtime.js';
+
+// One catalog per worker (the page's Catalog owns its worker). The loader keeps streaming
+// shards after `open` has answered.
+let catalog = null;
+
+/**
+ * Where `recommend` scores. 'cpu' and 'webgpu' are what they say. 'auto' is not timed: it
+ * scores on WebGPU when the adapter is real hardware, and on the CPU when there is none or
+ * only a fallback (CPU-emulated) one, which would be slower than the CPU path.
+ */
+async function scoringBackend(backend) {
+  if (backend === 'cpu') return { useGpu: false, reason: 'the CPU was asked for' };
+  const probe = await probeWebGpu();
+  if (probe.why) {
+    if (backend === 'webgpu') throw new LocalrecError('localrec/backend-unavailable', `webgpu: ${probe.why}`);
+    return { useGpu: false, reason: `no usable WebGPU adapter (${probe.why})` };
+  }
+  if (backend === 'auto' && probe.fallback) {
+    return { useGpu: false, reason: 'the WebGPU adapter is a fallback (CPU-emulated) one, slower than the CPU' };
+  }
+  return { useGpu: true, reason: backend === 'webgpu' ? 'WebGPU was asked for' : 'a hardware WebGPU adapter is present' };
+}
+
+async function open({ url, cache, retries, backoffMs, maxBytes, wait, backend }, { signal }) {
+  const choice = await scoringBackend(backend);
+  const wasm = choice.useGpu ? webgpuModule() : cpuModule();
+  wasm.catch(() => {});
+  const bytes = await download(url, { maxBytes: MAX_MANIFEST_BYTES, httpCache: 'no-cache', retries, backoffMs, signal, what: url });
+  const glue = await wasm;
+  const store = new glue.WasmCatalog(bytes, maxBytes);
+  let manifest;
+  let shardUrls;
+  let modelUrl;
+  try {
+    manifest = store.manifest();
+    // Every path the manifest names is resolved and confined now, before any request.
+    shardUrls = manifest.shards.map((s, i) => confine(s.path, url, `the catalog's shard ${i}`));
+    modelUrl = confine(manifest.encoder.model, url, "the catalog's encoder model folder");
+  } catch (e) {
+    store.free();
+    throw e;
+  }
+  let scoring = 'cpu';
+  let reason = choice.reason;
+  if (choice.useGpu) {
+    try {
+      await store.useWebGpu();
+      if (store.takeWebGpu()) {
+        scoring = 'webgpu';
+        glue.onDeviceLost((why) => {
+          if (catalog?.scoring === 'webgpu') notify('lost', { reason: why });
+        });
+      }
+    } catch (e) {
+      if (backend === 'webgpu') {
+        store.free();
+        throw new LocalrecError('localrec/backend-unavailable', `webgpu: ${e.message}`);
+      }
+      reason = `WebGPU failed to start (${e.message})`;
+    }
+  }
+  close();
+  const emit = (status, progress) => notify('status', { status, progress });
+  const loader = new CatalogLoader(store, manifest, url, shardUrls, { cache, retries, backoffMs }, emit);
+  catalog = { store, loader, manifest, scoring };
+  let firstUsable;
+  const first = new Promise((resolve) => (firstUsable = resolve));
+  const all = loader.run(() => {
+    if (catalog?.store === store && store.status().itemsLoaded > 0) firstUsable();
+  });
+  all.then(firstUsable, firstUsable);
+  emit(loader.status());
+  if (wait === 'all') await all;
+  else if (wait !== 'manifest') await first;
+  return { manifest, status: loader.status(), scoring, scoringReason: reason, modelUrl };
+}
+
+function close() {
+  if (!catalog) return null;
+  catalog.loader.close();
+  // Freed once the loader has seen the abort; a query after close finds no catalog.
+  const { store } = catalog;
+  catalog = null;
+  setTimeout(() => store.free(), 0);
+  return null;
+}
+
+function opened() {
+  if (!catalog) throw new LocalrecError('localrec/closed', 'the catalog is closed');
+  return catalog;
+}
+
+/**
+ * On WebGPU the scores are read back asynchronously: prepare, run, then rank. A shard
+ * verified while the scores were on their way makes the job stale (`finishRecommend`
+ * answers undefined): it is asked again over the grown catalog, a few times at most
+ * (shards stop arriving).
+ */
+async function recommend({ request }) {
+  for (let attempt = 0; ; attempt++) {
+    const { store, scoring } = opened();
+    if (scoring !== 'webgpu') return store.recommend(request);
+    const job = store.prepareRecommend(request);
+    try {
+      await job.run().catch((e) => {
+        reportWebGpuFailure(e);
+        throw e;
+      });
+      const answer = opened().store.finishRecommend(job);
+      if (answer !== undefined) return answer;
+      if (attempt >= 8) throw new LocalrecError('localrec/timeout', 'the catalog kept growing while it was scored; ask again');
+    } finally {
+      job.free();
+    }
+  }
+}
+
+/** The items most like `itemId`: the scorer's item-to-item ranking (`rankBy: 'similar'`). */
+async function similar({ itemId, k }) {
+  const { store, loader } = opened();
+  if (!store.embedding(itemId)) {
+    const where = loader.status().complete ? 'in the catalog' : 'in the part of the catalog loaded so far';
+    throw new LocalrecError('localrec/not-found', `item ${JSON.stringify(itemId)} is not ${where}`);
+  }
+  const answer = await recommend({ request: { events: [{ itemId, type: 'like' }], k, rankBy: 'similar' } });
+  return { results: answer.results.map(({ itemId: id, score, item }) => ({ itemId: id, score, item })), partial: answer.partial, warnings: answer.warnings };
+}
+
+serve({
+  open,
+  close,
+  item: ({ itemId }) => opened().store.item(itemId),
+  items: ({ offset, limit, quantized }) => opened().store.items(offset, limit, Boolean(quantized)),
+  embedding: ({ itemId }) => opened().store.embedding(itemId) ?? null,
+  nearest({ vector, k, excludeId }) {
+    const { store } = opened();
+    const complete = store.status().complete;
+    return { results: store.nearest(vector, k, excludeId ?? undefined), partial: !complete, warnings: [] };
+  },
+  similar,
+  recommend,
+  requests: requestCount,
+  memory,
+});

@@ -1,0 +1,151 @@
+// The main thread's side of a worker: requests tagged `{type, id, ...}`, answers tagged
+// `result`, `error` or `progress` with that id, and the worker's own notices (`status` of a
+// loading catalog, `lost` when its WebGPU device went away, `trap` when its wasm trapped).
+//
+// Supervision: a trapped wasm instance cannot be trusted again (wasm-bindgen's borrow
+// flags stay set, memory may be half-written), so on `trap` every pending call rejects
+// with `localrec/internal`, the worker is terminated and the owner (Encoder, Catalog) is
+// told, so it can start a fresh worker from the verified cached files.
+import { LocalrecError, fromWire } from './errors.js';
+
+/**
+ * A module worker of `kind` ('encoder' or 'catalog'). The URLs are static literals so
+ * that bundlers see and emit the worker files; `workerUrl` (a page's own copy, or a test's
+ * fault-injecting wrapper) replaces them. A worker on another origin (a CDN) cannot be
+ * started directly: a same-origin blob module that imports it is started instead.
+ */
+function startWorker(kind, workerUrl) {
+  if (workerUrl) return startModuleWorker(new URL(workerUrl, globalThis.location?.href));
+  try {
+    if (kind === 'encoder') return new Worker(new URL('./encoder-worker.js', import.meta.url), { type: 'module' });
+    return new Worker(new URL('./catalog-worker.js', import.meta.url), { type: 'module' });
+  } catch (e) {
+    if (e?.name !== 'SecurityError') throw e;
+    return startModuleWorker(new URL(kind === 'encoder' ? './encoder-worker.js' : './catalog-worker.js', import.meta.url));
+  }
+}
+
+function startModuleWorker(url) {
+  try {
+    return new Worker(url, { type: 'module' });
+  } catch (e) {
+    if (e?.name !== 'SecurityError') throw e;
+    const shim = new Blob([`import ${JSON.stringify(url.href)};\n`], { type: 'text/javascript' });
+    return new Worker(URL.createObjectURL(shim), { type: 'module' });
+  }
+}
+
+export class WorkerClient {
+  /**
+   * `onStatus(status, progress)`: a catalog's loading notices. `onLost(reason)`: the worker's WebGPU
+   * device was lost (pending calls reject with `localrec/backend-lost`). `onTrap(message)`:
+   * its wasm trapped (pending calls reject with `localrec/internal`; the worker is gone).
+   */
+  constructor(kind, { workerUrl, onStatus, onLost, onTrap } = {}) {
+    this.kind = kind;
+    this.handlers = { onStatus, onLost, onTrap };
+    this.nextId = 1;
+    this.pending = new Map();
+    // Set once the worker is gone, so later calls reject at once instead of never settling.
+    this.dead = null;
+    try {
+      this.worker = startWorker(kind, workerUrl);
+    } catch (e) {
+      throw new LocalrecError('localrec/worker', `cannot start the localrec ${kind} worker: ${e?.message ?? e}`);
+    }
+    this.worker.onmessage = (event) => this.receive(event.data);
+    this.worker.onerror = (event) => {
+      // The worker script itself failed (not found, a syntax error, blocked by the page's
+      // Content-Security-Policy): nothing it was asked will be answered.
+      event.preventDefault?.();
+      this.fail(new LocalrecError('localrec/worker', `the localrec ${kind} worker failed: ${event.message || 'its script could not be loaded (check worker-src in the page\'s Content-Security-Policy)'}`));
+    };
+  }
+
+  /** Sends `{type, ...params}`; resolves with the worker's result. */
+  call(type, params = {}, { onProgress, signal, transfer = [] } = {}) {
+    if (this.dead) return Promise.reject(this.dead);
+    if (signal?.aborted) return Promise.reject(new LocalrecError('localrec/aborted', `${type} was aborted`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, onProgress, type };
+      if (signal) {
+        entry.onAbort = () => {
+          if (!this.pending.delete(id)) return;
+          this.post({ type: 'cancel', id });
+          reject(new LocalrecError('localrec/aborted', `${type} was aborted`));
+        };
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+        entry.signal = signal;
+      }
+      this.pending.set(id, entry);
+      try {
+        this.worker.postMessage({ ...params, type, id }, transfer);
+      } catch (e) {
+        // Something in the message cannot be cloned; the worker never saw it.
+        this.settle(id);
+        reject(new LocalrecError('localrec/input', `cannot send ${type} to the worker: ${e.message}`));
+      }
+    });
+  }
+
+  /** @private */
+  post(message) {
+    try {
+      this.worker.postMessage(message);
+    } catch {
+      // The worker is gone; nothing to tell it.
+    }
+  }
+
+  /** @private Removes a pending call; returns its entry. */
+  settle(id) {
+    const entry = this.pending.get(id);
+    if (!entry) return null;
+    this.pending.delete(id);
+    entry.signal?.removeEventListener('abort', entry.onAbort);
+    return entry;
+  }
+
+  /** @private Rejects every pending call and every later one with `err`. */
+  fail(err) {
+    this.dead ??= err;
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err);
+  }
+
+  /** @private */
+  receive(data) {
+    switch (data?.type) {
+      case 'progress':
+        this.pending.get(data.id)?.onProgress?.(data.progress);
+        return;
+      case 'result':
+        this.settle(data.id)?.resolve(data.value);
+        return;
+      case 'error':
+        this.settle(data.id)?.reject(fromWire(data.error));
+        return;
+      case 'status':
+        this.handlers.onStatus?.(data.status, data.progress);
+        return;
+      case 'lost':
+        this.fail(new LocalrecError('localrec/backend-lost', data.reason));
+        this.handlers.onLost?.(data.reason);
+        return;
+      case 'trap': {
+        const err = new LocalrecError('localrec/internal', `the localrec ${this.kind} worker hit an internal error and was replaced: ${data.message}`);
+        this.worker.terminate();
+        this.fail(err);
+        this.handlers.onTrap?.(data.message);
+        return;
+      }
+      default:
+    }
+  }
+
+  /** Stops the worker; pending and later calls reject with `localrec/closed`. */
+  terminate(message = `the ${this.kind} was closed`) {
+    this.worker.terminate();
+    this.fail(new LocalrecError('localrec/closed', message));
+  }
+}
