@@ -69,7 +69,8 @@ export class CatalogLoader {
     this.fromCache = 0;
     this.fetched = 0;
     this.failures = [];
-    this.settled = 0;
+    // Every shard settled; the status that says so rides with the 'ready' progress event.
+    this.done = false;
     this.seq = 0;
     this.workMs = 0;
   }
@@ -96,7 +97,7 @@ export class CatalogLoader {
       shardsFromCache: this.fromCache,
       shardsFetched: this.fetched,
       verifyMs: Math.round(this.workMs * 10) / 10,
-      settled: this.settled === this.manifest.shards.length,
+      settled: this.done,
       failed: s.failed.map((f) => ({ ...f, ...(this.failures[f.shard] ?? {}) })),
     };
   }
@@ -131,7 +132,6 @@ export class CatalogLoader {
         });
         if (cached) this.fromCache++;
         else this.fetched++;
-        this.settled++;
         this.tracker.verified(i, url, bytes.byteLength, cached);
       } catch (e) {
         if (this.abort.signal.aborted) return;
@@ -142,15 +142,15 @@ export class CatalogLoader {
         const error = { code: e?.code ?? 'localrec/internal', message: String(e?.message ?? e) };
         this.failures[i] = { path: entry.path, ...error };
         this.store.failShard(i, error.message);
-        this.settled++;
         this.tracker.failed(i, url, error);
       }
       onShard?.(i);
     }
+    this.done = true;
+    this.tracker.ready();
     if (this.store.status().complete && cache) {
       const keep = new Set(this.manifest.shards.map((s, i) => cachedKey(this.shardUrls[i], s.sha256)));
       await evictExcept(CACHE_NAMES.catalog, this.folder, keep);
     }
-    this.tracker.ready();
   }
 }
