@@ -508,6 +508,12 @@ export interface ProfileSummary {
   storage: 'indexeddb' | 'memory';
   /** False when the profile lives only in this page's memory. */
   persistent: boolean;
+  /**
+   * The answer to `navigator.storage.persist()` (asked once when an IndexedDB profile
+   * opens): true when the browser will not evict the profile under storage pressure;
+   * null when not asked or not answered yet.
+   */
+  persisted: boolean | null;
   /** Why IndexedDB is not in use although it was asked for. */
   fallbackReason: string | null;
   events: number;
@@ -548,7 +554,7 @@ export interface BackendInfo {
   scoring: { backend: 'cpu' | 'webgpu'; reason: string; fallbackReason: string | null; itemsLoaded: number; lastRecommendMs: number | null };
   /** Null until the encoder is needed (typed interests, search). */
   encoder: { backend: 'cpu' | 'webgpu'; calibration: unknown; adapter: unknown; fallbackReason: string | null } | null;
-  profile: { storage: 'indexeddb' | 'memory'; persistent: boolean; fallbackReason: string | null };
+  profile: { storage: 'indexeddb' | 'memory'; persistent: boolean; persisted: boolean | null; fallbackReason: string | null };
 }
 
 /** Recommendations computed in the visitor's browser from a static catalog and a profile that never leaves the device. */

@@ -33,6 +33,7 @@ function summarize(data, store) {
   return {
     storage: store.storage,
     persistent: store.storage === 'indexeddb',
+    persisted: store.persisted ?? null,
     fallbackReason: store.fallbackReason,
     events: data.events.length,
     eventsByType: byType,
@@ -308,7 +309,9 @@ export class Recommender {
       encoder: enc
         ? { backend: enc.backend, calibration: enc.calibration, adapter: enc.adapter, fallbackReason: enc.fallbackReason }
         : null,
-      profile: { storage: this.store.storage, persistent: this.store.storage === 'indexeddb', fallbackReason: this.store.fallbackReason },
+      profile: {
+        storage: this.store.storage, persistent: this.store.storage === 'indexeddb', persisted: this.store.persisted ?? null, fallbackReason: this.store.fallbackReason,
+      },
     };
   }
 
