@@ -138,6 +138,7 @@ fn one_shard_manifest(expect: ShardExpectation, shard: &[u8]) -> Manifest {
             source_weights_sha256: "0".repeat(64),
             weights_sha256: "0".repeat(64),
             model: "model/".into(),
+            files: vec![],
         },
         quantization: Quantization { embeddings: "int8-row-scale".into() },
         collaborative: (expect.factor_dims > 0).then(|| Collaborative {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { serveDemo, launch, stopServer, FULL_CATALOG, SETTLE_SCRIPT } from './helpers.mjs';
-import { MAX_EVENTS } from '../../pkg/profile.js';
+import { MAX_EVENTS } from '../../pkg/limits.js';
 
 let served;
 let browser;

@@ -781,7 +781,7 @@ fn scenarios_and_the_rating_head_are_trained_tuned_and_used_on_the_browser_path(
     let ids: Vec<String> = (0..4u32).map(|i| store.item(i).unwrap().id.clone()).collect();
     let ask = |json: serde_json::Value| -> serde_json::Value {
         let request: RecommendRequest = parse_request(&json.to_string()).unwrap();
-        recommend(&store, &scorer, &request).unwrap()
+        serde_json::to_value(recommend(&store, &scorer, &request).unwrap()).unwrap()
     };
 
     // Ratings give each result a predicted rating on the log's scale.

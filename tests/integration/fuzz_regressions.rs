@@ -111,6 +111,7 @@ fn seed_manifests() -> Vec<(String, Vec<u8>)> {
         source_weights_sha256: sha256_hex(b"source"),
         weights_sha256: sha256_hex(b"web"),
         model: "model/".into(),
+        files: vec![],
     };
     let shards: Vec<ShardEntry> = (0..3)
         .map(|i| ShardEntry {
