@@ -152,8 +152,13 @@ export class DigestVerifier {
   }
 }
 
-/** A cached copy of `url` that still verifies (fed through `verifier`), else null; a bad copy is evicted. */
-async function fromCache(cache, url, expect, verifier) {
+/**
+ * A cached copy of `url` that still verifies (fed through `verifier`), else null; a bad
+ * copy is evicted. With `keep`, also a clone of the cached response: a tee of the very
+ * bytes that verified, which a wasm module compiles from so that the browser can reuse
+ * its compiled code.
+ */
+async function fromCache(cache, url, expect, verifier, keep) {
   const key = cacheKey(url, expect.sha256);
   let hit = null;
   try {
@@ -163,10 +168,11 @@ async function fromCache(cache, url, expect, verifier) {
   }
   if (!hit) return null;
   try {
+    const response = keep ? hit.clone() : null;
     const bytes = new Uint8Array(await hit.arrayBuffer());
     verifier.begin();
     verifier.feed(bytes);
-    return await verifier.finish();
+    return { bytes: await verifier.finish(), response };
   } catch (e) {
     // A wasm trap in the verifier is not a bad copy: the worker must hear of it.
     if (e instanceof WebAssembly.RuntimeError) throw e;
@@ -235,20 +241,23 @@ function rangeStart(res) {
  *   Storage copy is kept), `what` (for messages).
  * - `onProgress({loaded, total, cached})`: as bytes arrive, at most every 100 ms, and once
  *   at the end.
+ * - `onCachedResponse(response)`: on a verified Cache Storage hit, a clone of the cached
+ *   response carrying exactly the bytes returned.
  */
 export async function download(url, options = {}) {
   const {
     expect = null, cacheName = null, verifier = new DigestVerifier(url, expect), retries = DEFAULT_RETRY.retries,
     backoffMs = DEFAULT_RETRY.backoffMs, signal, httpCache = 'no-cache', maxBytes = Infinity, contentType = 'application/octet-stream',
-    onProgress, what = url,
+    onProgress, what = url, onCachedResponse,
   } = options;
   const cache = expect && cacheName ? await openCache(cacheName) : null;
   const total = expect?.bytes ?? 0;
   if (cache) {
-    const hit = await fromCache(cache, url, expect, verifier);
+    const hit = await fromCache(cache, url, expect, verifier, Boolean(onCachedResponse));
     if (hit) {
-      onProgress?.({ loaded: hit.byteLength, total: hit.byteLength, cached: true });
-      return hit;
+      onProgress?.({ loaded: hit.bytes.byteLength, total: hit.bytes.byteLength, cached: true });
+      if (hit.response) onCachedResponse(hit.response);
+      return hit.bytes;
     }
   }
   const limit = expect ? expect.bytes : maxBytes;
