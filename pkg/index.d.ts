@@ -571,15 +571,14 @@ export class Recommender {
   recommend(options?: RecommendOptions): Promise<ResultList<RecommenderResult>>;
   similar(itemId: string | number, options?: { k?: number } & CallOptions): Promise<ResultList<ScoredItem>>;
   /**
-   * Items whose text means what `text` says (the encoder's cosine), re-ranked by
-   * `rerank(text, results)`: by default a result titled exactly `text` (case and
-   * punctuation aside) comes first; a catalog with title conventions of its own passes
-   * its matcher (the demo's www/title-match.js finds "Lion King, The (1994)" for "the
-   * lion king").
+   * Items whose text means what `text` says (the encoder's cosine), with results titled
+   * like `text` first: titles and query are compared through `normalizeTitle` (default:
+   * case and punctuation aside); a catalog with title conventions of its own passes its
+   * own (the demo's www/title-match.js finds "Lion King, The (1994)" for "the lion king").
    */
   search(
     text: string,
-    options?: { k?: number; rerank?: (query: string, results: ScoredItem[]) => ScoredItem[] } & CallOptions,
+    options?: { k?: number; normalizeTitle?: (title: string) => string } & CallOptions,
   ): Promise<ResultList<ScoredItem>>;
   backendInfo(): BackendInfo;
   /** Memory of the catalog's and the encoder's workers (wasm linear memories in bytes), for diagnostics. */

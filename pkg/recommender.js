@@ -12,7 +12,7 @@ import {
   BACKENDS, CATALOG_WAIT, DEFAULT_K, EVENT_TYPES, MAX_K, MAX_PROFILE_NAME_CHARS, PROFILE_FORMAT, PROFILE_VERSION, STORAGE,
 } from './limits.js';
 import { ProfileStore, cleanEvent, cleanInterest, parseProfileDocument } from './profile.js';
-import { rerankExactTitle } from './search.js';
+import { normalizeText, titlesFirst } from './search.js';
 
 const DAY_MS = 86_400_000;
 
@@ -273,24 +273,24 @@ export class Recommender {
 
   /**
    * Items whose text matches `text` (encoded in the browser): `[{itemId, score, item}]`,
-   * with `results`, `partial` and `warnings`. The encoder's ranking of a wider pool is
-   * passed through `rerank(text, results)` (default: a result titled exactly `text`
-   * first), then cut to `k`.
+   * with `results`, `partial` and `warnings`. Of the encoder's ranking of a wider pool,
+   * results titled like `text` come first (titles and query compared through
+   * `normalizeTitle`, by default case and punctuation aside), then it is cut to `k`.
    */
   async search(text, options) {
     this.checkOpen();
-    const { k = DEFAULT_K, signal, rerank = rerankExactTitle } = optionsOf(options, 'search');
+    const { k = DEFAULT_K, signal, normalizeTitle = normalizeText } = optionsOf(options, 'search');
     checkK(k, 'search');
     checkText(text, 'search');
     checkSignal(signal, 'search');
-    if (typeof rerank !== 'function') throw inputError('search(): rerank must be a function (query, results) => results');
+    if (typeof normalizeTitle !== 'function') throw inputError('search(): normalizeTitle must be a function of a string');
     const enc = await this.encoder();
     const embedding = Array.from(await enc.embed([text], { signal }));
     // Re-ranked from a wider pool, so that a typed title comes first even where the
     // encoder ranks a sequel above it.
     const pool = Math.min(MAX_K, Math.max(50, 5 * k));
     const answer = await this.catalog.recommend({ interests: [{ embedding }], k: pool, rankBy: 'text' }, { signal });
-    const ranked = rerank(text, answer.results.map(({ itemId, score, item }) => ({ itemId, score, item }))).slice(0, k);
+    const ranked = titlesFirst(text, answer.results.map(({ itemId, score, item }) => ({ itemId, score, item })), normalizeTitle).slice(0, k);
     return answerOf(ranked, answer.partial, answer.warnings);
   }
 

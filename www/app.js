@@ -26,7 +26,7 @@ async function offlineReady() {
 const OFFLINE = await offlineReady();
 document.body.dataset.offline = String(OFFLINE);
 const { Recommender } = await import('./pkg/index.js');
-const { rerankByTitle } = await import('./title-match.js');
+const { normalizeTitle } = await import('./title-match.js');
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -234,7 +234,7 @@ async function onSearch(event) {
   const q = $('search').value.trim();
   if (!q) return;
   await act(async () => {
-    const found = await rec.search(q, { k: ANIMATION_ROW, rerank: rerankByTitle });
+    const found = await rec.search(q, { k: ANIMATION_ROW, normalizeTitle });
     modelReady();
     $('search-results').replaceChildren(...found.map((r) => card(r, { why: false })));
     document.body.dataset.searched = String(Date.now());

@@ -1,9 +1,8 @@
-// The demo's title matching for MovieLens titles, passed to `Recommender.search` as its
-// `rerank`: the encoder ranks by meaning, which puts "Lion King 1½" above "Lion King, The
-// (1994)" for the query "The Lion King". A visitor who types a title expects that title
-// first, so the candidates whose title is the query (once both are normalized the
-// MovieLens way: a moved article put back, a trailing year dropped) are moved to the
-// front; the rest keep their order. This is the catalog's convention, not the library's.
+// The demo's title normalization for MovieLens titles, passed to `Recommender.search` as
+// its `normalizeTitle`: the encoder ranks by meaning, which puts "Lion King 1½" above
+// "Lion King, The (1994)" for the query "The Lion King". Normalized the MovieLens way (a
+// moved article put back, a trailing year or alternate title dropped), the typed title
+// matches and comes first. This is the catalog's convention, not the library's.
 
 // Articles that catalogs (MovieLens among them) move to the end: "Matrix, The".
 const TRAILING_ARTICLE = /^(.*), (the|a|an|les|la|le|l'|il|el|die|der|das|den|det)$/u;
@@ -32,14 +31,4 @@ export function normalizeTitle(text) {
 export function isTitle(query, title) {
   const q = normalizeTitle(query);
   return q !== '' && q === normalizeTitle(title);
-}
-
-/** `results` ({item: {title}}, best first) with the ones titled `query` moved to the front. */
-export function rerankByTitle(query, results) {
-  const q = normalizeTitle(query);
-  if (!q) return results;
-  const named = [];
-  const rest = [];
-  for (const r of results) (normalizeTitle(r.item?.title ?? '') === q ? named : rest).push(r);
-  return named.length ? [...named, ...rest] : results;
 }

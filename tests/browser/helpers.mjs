@@ -3,7 +3,7 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { readFileSync, writeFileSync, mkdirSync, rmSync, promises as fs } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync, promises as fs } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +69,26 @@ export function sharedBrowser() {
   const session = { served: null, browser: null };
   before(async () => {
     session.served = await serveDemo();
+    session.browser = await launch();
+  });
+  after(async () => {
+    await session.browser?.close();
+    stopServer(session.served?.server);
+  });
+  return session;
+}
+
+/**
+ * Registers the file's before/after hooks for tests of the ml-latest-small catalog (make
+ * catalog) mounted at /full: the server and one Chromium, shared by its tests.
+ */
+export function fullCatalogBrowser() {
+  const session = { served: null, browser: null };
+  before(async () => {
+    if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
+      throw new Error(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
+    }
+    session.served = await serveDemo({ mounts: [{ url: '/full', dir: FULL_CATALOG }] });
     session.browser = await launch();
   });
   after(async () => {

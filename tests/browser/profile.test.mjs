@@ -5,28 +5,12 @@
 // oldest events; navigator.storage.persist() is asked without waiting; memory mode works.
 // Faults are injected by wrapping IndexedDB's own methods in the page (`window.faults`).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { serveDemo, launch, stopServer, FULL_CATALOG, SETTLE_SCRIPT } from './helpers.mjs';
+import { fullCatalogBrowser, SETTLE_SCRIPT } from './helpers.mjs';
 import { MAX_EVENTS } from '../../pkg/limits.js';
 
-let served;
-let browser;
-
-before(async () => {
-  if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
-    throw new Error(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
-  }
-  served = await serveDemo({ mounts: [{ url: '/full', dir: FULL_CATALOG }] });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  stopServer(served?.server);
-});
+const session = fullCatalogBrowser();
 
 /**
  * Page init script: `window.faults.NAME = n` makes the next n calls of IndexedDB's NAME
@@ -53,13 +37,13 @@ const FAULTS = () => {
 
 /** A fresh context (its own IndexedDB) with a blank page of the test origin and fault injection ready. */
 async function freshPage(context) {
-  const ctx = context ?? (await browser.newContext());
+  const ctx = context ?? (await session.browser.newContext());
   if (!context) await ctx.addInitScript(FAULTS);
   const page = await ctx.newPage();
   await page.addInitScript(SETTLE_SCRIPT);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${served.url}test-fixtures/blank.html`);
+  await page.goto(`${session.served.url}test-fixtures/blank.html`);
   return { ctx, page, errors };
 }
 
@@ -265,7 +249,7 @@ test('a refused write whose stored profile cannot be read either is rejected wit
 });
 
 test('opening an IndexedDB profile asks navigator.storage.persist() without waiting for the answer, and records it', async () => {
-  const ctx = await browser.newContext();
+  const ctx = await session.browser.newContext();
   await ctx.addInitScript(() => {
     window.persistCalls = 0;
     window.persistAnswer = new Promise((resolve) => (window.answerPersist = resolve));

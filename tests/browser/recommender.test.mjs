@@ -3,31 +3,15 @@
 // the encoder loaded only when text needs it, and a request log that shows nothing
 // about the profile reaches the network.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { serveDemo, launch, stopServer, FULL_CATALOG, SETTLE_SCRIPT } from './helpers.mjs';
+import { fullCatalogBrowser, SETTLE_SCRIPT } from './helpers.mjs';
 
-let served;
-let browser;
-
-before(async () => {
-  if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
-    throw new Error(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
-  }
-  served = await serveDemo({ mounts: [{ url: '/full', dir: FULL_CATALOG }] });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  stopServer(served?.server);
-});
+const shared = fullCatalogBrowser();
 
 /** A page in `context` (a fresh one by default: its own IndexedDB and caches), with every request it or its workers make. */
 async function pageIn(context) {
-  const ctx = context ?? (await browser.newContext());
+  const ctx = context ?? (await shared.browser.newContext());
   const page = await ctx.newPage();
   await page.addInitScript(SETTLE_SCRIPT);
   const errors = [];
@@ -39,7 +23,7 @@ async function pageIn(context) {
   page.on('request', (r) => {
     requests.push({ method: r.method(), url: r.url(), headers: r.headers(), body: r.postData() });
   });
-  await page.goto(`${served.url}test-fixtures/blank.html`);
+  await page.goto(`${shared.served.url}test-fixtures/blank.html`);
   return { ctx, page, errors, requests };
 }
 
@@ -134,7 +118,7 @@ test('import refuses malformed, oversized, wrong-version and hostile documents a
 });
 
 test('without IndexedDB the profile lives in memory with a visible flag, and nothing fails', async () => {
-  const ctx = await browser.newContext();
+  const ctx = await shared.browser.newContext();
   await ctx.addInitScript(() => Object.defineProperty(window, 'indexedDB', { value: undefined }));
   const { page, errors } = await pageIn(ctx);
   const r = await page.evaluate(async () => {
@@ -202,7 +186,7 @@ test('privacy: only GETs of static files, none caused by record/recommend/export
       assert.equal(r.method, 'GET', r.url);
       assert.equal(r.body ?? null, null, r.url);
       const u = new URL(r.url);
-      assert.equal(u.origin, new URL(served.url).origin, 'nothing leaves for another origin');
+      assert.equal(u.origin, new URL(shared.served.url).origin, 'nothing leaves for another origin');
       assert.equal(u.search, '', `no query string: ${r.url}`);
       assert.ok(/^\/(pkg|full|test-fixtures)\//.test(u.pathname), `a static file: ${u.pathname}`);
       const headerText = JSON.stringify(r.headers);

@@ -1,9 +1,9 @@
-// Title re-ranking for search(), in Node: the demo's MovieLens matcher (www/title-match.js)
-// and the library's default (pkg/search.js). A typed title comes first.
+// Title re-ranking for search(), in Node (pkg/search.js): a typed title comes first, with
+// the library's default normalization and with the demo's MovieLens one (www/title-match.js).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTitle, normalizeTitle, rerankByTitle } from '../../www/title-match.js';
-import { rerankExactTitle } from '../../pkg/search.js';
+import { isTitle, normalizeTitle } from '../../www/title-match.js';
+import { titlesFirst } from '../../pkg/search.js';
 
 test('titles and queries normalize to the same words', () => {
   assert.equal(normalizeTitle('Lion King, The (1994)'), 'lion king');
@@ -28,14 +28,14 @@ test('a title matches its own name only, whole', () => {
 test('re-ranking puts the typed title first and keeps the rest in their order', () => {
   const r = (title, score) => ({ itemId: title, score, item: { title } });
   const found = [r('Lion King 1½, The (2004)', 44), r('Lion (2016)', 42), r('Lion King, The (1994)', 39), r('Secondhand Lions (2003)', 30)];
-  assert.deepEqual(rerankByTitle('The Lion King', found).map((x) => x.itemId), ['Lion King, The (1994)', 'Lion King 1½, The (2004)', 'Lion (2016)', 'Secondhand Lions (2003)']);
-  assert.deepEqual(rerankByTitle('lions', found), found, 'no title named: unchanged');
+  assert.deepEqual(titlesFirst('The Lion King', found, normalizeTitle).map((x) => x.itemId), ['Lion King, The (1994)', 'Lion King 1½, The (2004)', 'Lion (2016)', 'Secondhand Lions (2003)']);
+  assert.deepEqual(titlesFirst('lions', found, normalizeTitle), found, 'no title named: unchanged');
 });
 
 test('the library\'s default moves an exact title (case and punctuation aside) first, and nothing else', () => {
   const r = (title) => ({ itemId: title, score: 0, item: { title } });
   const found = [r('Heat 2'), r('The Heat!'), r('Heat')];
-  assert.deepEqual(rerankExactTitle('heat', found).map((x) => x.itemId), ['Heat', 'Heat 2', 'The Heat!']);
-  assert.deepEqual(rerankExactTitle('the heat', found).map((x) => x.itemId), ['The Heat!', 'Heat 2', 'Heat']);
-  assert.deepEqual(rerankExactTitle('lion king', found), found, 'no title named: unchanged');
+  assert.deepEqual(titlesFirst('heat', found).map((x) => x.itemId), ['Heat', 'Heat 2', 'The Heat!']);
+  assert.deepEqual(titlesFirst('the heat', found).map((x) => x.itemId), ['The Heat!', 'Heat 2', 'Heat']);
+  assert.deepEqual(titlesFirst('lion king', found), found, 'no title named: unchanged');
 });
