@@ -291,3 +291,21 @@ test('an AbortSignal aborts Catalog.open, recommend and embed with localrec/abor
   for (const key of ['already', 'open', 'recommend', 'embed']) assert.equal(out[key].code, 'localrec/aborted', `${key}: ${JSON.stringify(out[key])}`);
   assert.equal(out.after, 2, 'the catalog works after an aborted call');
 });
+
+test("the catalog's 'auto' is not timed: a fallback (CPU-emulated) adapter scores on the CPU and says why", { timeout: 300_000 }, async () => {
+  const { page: p } = await page();
+  const out = await p.evaluate(async () => {
+    const adapter = await navigator.gpu?.requestAdapter();
+    const fallback = Boolean(adapter && (adapter.isFallbackAdapter ?? adapter.info?.isFallbackAdapter));
+    const { Catalog } = await import('/pkg/index.js');
+    const catalog = await Catalog.open('/small/', { backend: 'auto', wait: 'first' });
+    const result = { fallback, scoring: catalog.scoring, reason: catalog.scoringReason };
+    await catalog.close();
+    return result;
+  });
+  await p.close();
+  assert.ok(out.fallback, 'this test needs a fallback adapter (headless Chromium with SwiftShader)');
+  assert.equal(out.scoring, 'cpu');
+  assert.match(out.reason, /fallback/);
+  assert.deepEqual(asked.filter((u) => u.includes('localrec_webgpu')), [], 'the WebGPU module is not fetched');
+});
