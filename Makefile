@@ -4,15 +4,22 @@
 #                recommender demo on http://127.0.0.1:8080/ (PORT overrides the port;
 #                DEMO=87k serves the 87k-title catalog instead)
 #   make test    every test: Rust unit, integration and parity tests, browser tests
-#   make pkg     build the npm package in pkg/ (wasm-bindgen + wasm-opt)
+#   make pkg     build the npm package's wasm in pkg/wasm (wasm-bindgen + wasm-opt + the dense
+#                kernel splice); each step after cargo runs only when its inputs changed
+#                (stamps in .cache/wasm-build), so an unchanged tree takes seconds
+#   make bench-wasm  the benchmarks' wasm build (cargo feature `bench`: WasmScorerBench,
+#                benchDense) in .cache/bench-wasm, incremental like pkg; never in the package
 #   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
 #                (demo, browser tests, benchmarks); rebuilt only when it no longer verifies
 #   make catalog-87k  build the 87,585-title catalog (data/ml-32m-movies) into
 #                .cache/catalogs/ml-32m-movies, on the CPU (10+ minutes on 2 cores); kept while
 #                it verifies; the build's summary goes to .cache/catalogs/ml-32m-movies.build.json
-#   make fuzz    fuzz the shard and manifest parsers (cargo-fuzz, nightly; both installed if
-#                missing) for FUZZ_SECONDS each (default 60); a crash stops it with the input
-#                in fuzz/artifacts/ (keep it in tests/fixtures/fuzz-regressions/)
+#   make fuzz    long runs of every fuzz target (shard, manifest, scorer_params,
+#                recommend_request, model_config, weights, tokenizer; cargo-fuzz on nightly, both
+#                installed if missing) for FUZZ_SECONDS each (default 60); a crash stops it
+#                with the input in fuzz/artifacts/ (keep it in tests/fixtures/fuzz-regressions/).
+#                `make test` already fuzzes each target on stable for LOCALREC_FUZZ_SECONDS
+#                (default 20; tests/integration/fuzz_bounded.rs)
 #   make bench   the encoder and catalog benchmarks below
 #   make bench-native   native CPU and wgpu: table + bench-results/encoder-native.json
 #   make bench-catalog-native  catalog builds (cpu, wgpu), bytes per item, shards, native
@@ -26,7 +33,7 @@
 #   make bench-scorer-native  recommend() on synthetic 10k/100k/1M-item catalogs, fold-in per
 #                event, bytes per item, beside a brute-force top-k: bench-results/scorer-native.jsonl
 #   make bench-scorer-browser  the same in headless Chromium (CPU backend), beside a JS
-#                brute-force top-k: bench-results/scorer-browser.json
+#                brute-force top-k, on the bench-wasm build: bench-results/scorer-browser.json
 #   make bench-recommender  the Recommender in headless Chromium: open to first
 #                recommendations (before and after the encoder), cold and warm, worker
 #                memory, package size: bench-results/recommender-browser.json
@@ -44,11 +51,12 @@ WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/localrec.wasm
 CATALOG := .cache/catalogs/ml-latest-small
 CATALOG_87K := .cache/catalogs/ml-32m-movies
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := shard manifest scorer_params recommend_request model_config weights tokenizer
 # Our parsers are safe Rust, where AddressSanitizer finds nothing a panic would not;
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -86,6 +94,10 @@ web-model: cli
 pkg:
 	./scripts/build-pkg.sh
 
+# Not part of `make test` or the package: the scorer benchmark's WasmScorerBench.
+bench-wasm:
+	./scripts/build-pkg.sh --bench
+
 # The build is deterministic, so a catalog that still verifies with this CLI (and has its
 # collaborative side, its weekday/weekend scenarios and its rating head) is kept.
 catalog: cli
@@ -103,9 +115,12 @@ catalog-87k: cli
 	    --name ml-32m-movies --json > $(CATALOG_87K).build.json.partial && \
 	  mv $(CATALOG_87K).build.json.partial $(CATALOG_87K).build.json; fi
 
-# Seeds: shards and manifests written by the real writers from ml-latest-small's movies (a
-# test writes them), and the ml-latest-small catalog's manifest when it is built. New
-# inputs go to fuzz/corpus/; the regression inputs are read as seeds too.
+# Seeds: every target's seed corpus, written by a test (shards and manifests by the real
+# writers from ml-latest-small's movies, scorer params and requests for tiny catalogs, the
+# MiniLM config, tiny weights and tokenizer files), and the ml-latest-small catalog's manifest when it is
+# built; and per target a libFuzzer dictionary of the seeds' keys (fuzz/seeds/<target>.dict).
+# New inputs go to fuzz/corpus/; the regression inputs are read as seeds too.
+# cargo-fuzz builds with overflow checks, so a wrapping size panics where it wraps.
 fuzz:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
@@ -113,11 +128,12 @@ fuzz:
 	  fuzz_regressions::seed_inputs_are_accepted_by_the_fuzz_targets_and_written_on_request
 	@if [ -f $(CATALOG)/manifest.json ]; then cp $(CATALOG)/manifest.json fuzz/seeds/manifest/ml-latest-small.json; fi
 	cargo +nightly fuzz build --sanitizer $(FUZZ_SANITIZER)
-	@for target in shard manifest; do \
+	@for target in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$target && \
 	  echo "fuzzing $$target for $(FUZZ_SECONDS) s" && \
 	  cargo +nightly fuzz run --sanitizer $(FUZZ_SANITIZER) $$target \
 	    fuzz/corpus/$$target fuzz/seeds/$$target tests/fixtures/fuzz-regressions/$$target -- \
+	    -dict=fuzz/seeds/$$target.dict \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
 	done
 
@@ -130,7 +146,7 @@ bench-recommender: pkg catalog catalog-87k
 	node bench/recommender/browser.mjs
 
 # recommend() in headless Chromium on synthetic catalogs, beside a JS brute-force top-k.
-bench-scorer-browser: pkg
+bench-scorer-browser: bench-wasm
 	./scripts/setup.sh browser
 	node bench/scorer/browser.mjs $(BENCH_SCORER_ARGS)
 

@@ -76,6 +76,10 @@ const MAX_HIDDEN: usize = 8192;
 const MAX_LAYERS: usize = 96;
 const MAX_VOCAB: usize = 1 << 20;
 const MAX_POSITIONS: usize = 1 << 16;
+/// Most weights a model may have (about 4 GiB in f32). Below it every tensor, and every
+/// product of two sizes the engines compute, fits the browser's 32-bit `usize`; the caps
+/// above alone allow a 2^33-value embedding table.
+const MAX_PARAMETERS: u64 = 1 << 30;
 
 fn field<T>(value: Option<T>, name: &str) -> Result<T> {
     value.ok_or_else(|| Error::new(ErrorKind::Config, format!("config.json has no `{name}`")))
@@ -143,6 +147,17 @@ impl BertConfig {
             return Err(Error::new(
                 ErrorKind::Config,
                 format!("config.json hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}"),
+            ));
+        }
+        // Each size is capped above (at most 2^20), so these u64 sums stay under 2^40.
+        let (h, i) = (hidden_size as u64, intermediate_size as u64);
+        let per_layer = 4 * h * h + 2 * h * i + 9 * h + i;
+        let embeddings = (vocab_size + max_position_embeddings + type_vocab_size) as u64 * h + 2 * h;
+        let parameters = embeddings + num_layers as u64 * per_layer;
+        if parameters > MAX_PARAMETERS {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("config.json describes a model of {parameters} weights; at most {MAX_PARAMETERS} are supported"),
             ));
         }
         let layer_norm_eps = raw.layer_norm_eps.unwrap_or(1e-12);
@@ -248,6 +263,13 @@ mod tests {
     fn absurd_sizes_and_missing_fields_are_refused() {
         let huge = MINILM.replace("\"vocab_size\":30522", "\"vocab_size\":99999999999");
         assert!(BertConfig::from_json(huge.as_bytes(), None).is_err());
+        // Every size within its cap, but 2^20 x 8192 values in the embedding table alone.
+        let widest = MINILM
+            .replace("\"vocab_size\":30522", "\"vocab_size\":1048576")
+            .replace("\"hidden_size\":384", "\"hidden_size\":8192")
+            .replace("\"num_attention_heads\":12", "\"num_attention_heads\":64");
+        let err = BertConfig::from_json(widest.as_bytes(), None).unwrap_err();
+        assert!(err.to_string().contains("weights; at most"), "{err}");
         let missing = MINILM.replace("\"hidden_size\":384,", "");
         let err = BertConfig::from_json(missing.as_bytes(), None).unwrap_err();
         assert!(err.to_string().contains("hidden_size"), "{err}");

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::shard::MAX_FACTOR_DIMS;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Version of [`ScorerParams`]; a reader refuses others.
@@ -225,18 +226,20 @@ impl ScorerParams {
     }
 
     /// Width of an item's factor record: `k + 2r`, the scenario lifts, the rating bias.
+    /// Saturates rather than wraps: the widths come from a manifest, and [`ScorerParams::check`]
+    /// caps each before any of this is used, so a sum past `usize` can only be refused.
     pub fn record_dims(&self) -> usize {
-        self.als_dims + 2 * self.item_rank + self.scenarios + usize::from(self.rating.is_some())
+        self.scenario_column(self.scenarios).saturating_add(usize::from(self.rating.is_some()))
     }
 
     /// Record column of scenario `s`'s lift.
     pub fn scenario_column(&self, s: usize) -> usize {
-        self.als_dims + 2 * self.item_rank + s
+        self.als_dims.saturating_add(self.item_rank.saturating_mul(2)).saturating_add(s)
     }
 
     /// Record column of the rating head's item bias.
     pub fn rating_column(&self) -> usize {
-        self.als_dims + 2 * self.item_rank + self.scenarios
+        self.scenario_column(self.scenarios)
     }
 
     /// Reads and checks params from the manifest's `collaborative.params` object.
@@ -257,6 +260,13 @@ impl ScorerParams {
         let bad = |m: String| Err(Error::new(ErrorKind::Format, format!("manifest.json: collaborative.params: {m}")));
         if self.version != PARAMS_VERSION {
             return bad(format!("version {} is not {PARAMS_VERSION}", self.version));
+        }
+        // Each width alone fits a shard's factor record, so no sum or product of them
+        // below (nor the scorer's `k + 2r`, `k + r + d`) comes near overflowing.
+        for (name, width) in [("als_dims", self.als_dims), ("item_rank", self.item_rank), ("scenarios", self.scenarios)] {
+            if width > MAX_FACTOR_DIMS {
+                return bad(format!("{name} {width} exceeds a record's {MAX_FACTOR_DIMS} factors"));
+            }
         }
         if self.record_dims() != record_dims {
             return bad(format!(
@@ -487,6 +497,26 @@ mod tests {
         nan.reg = f32::NAN;
         let err = nan.check(4, 3).unwrap_err();
         assert!(err.to_string().contains("finite"), "{err}");
+    }
+
+    #[test]
+    fn params_whose_widths_would_wrap_the_record_width_are_refused() {
+        // 2 * 2^63 wraps to 0: unchecked, `k + 2r` matched the records' 2 factors and the
+        // scorer then sliced `record[k + r..k + 2r]` backwards.
+        let mut p = ScorerParams::untuned(2, 0, 1.0, 10.0, vec![1.0, 0.0, 0.0, 1.0]);
+        p.item_rank = (usize::MAX >> 1) + 1;
+        let err = p.check(2, 3).unwrap_err();
+        assert!(err.to_string().contains("item_rank"), "{err}");
+        // 2 + (2^64 - 1) + 1 for the rating column wraps to the records' 2 as well.
+        let rated = ScorerParams {
+            rating: Some(RatingHead { mean: 3.0, reg: 1.0, min: 1.0, max: 5.0 }),
+            ..ScorerParams::untuned(2, 0, 1.0, 10.0, vec![1.0, 0.0, 0.0, 1.0])
+        };
+        let mut json = serde_json::to_value(rated).unwrap();
+        json["scenarios"] = serde_json::json!(u64::MAX);
+        let err = ScorerParams::from_json(json.as_object().unwrap(), 2, 3).unwrap_err();
+        assert!(err.to_string().contains(&format!("scenarios {} exceeds", u64::MAX)), "{err}");
+        assert_eq!(p.record_dims(), usize::MAX, "the width saturates instead of wrapping");
     }
 }
 

@@ -6,10 +6,13 @@
 //! - `catalog`: `localrec build`, `merge` and `inspect` on a slice of ml-latest-small.
 //! - `fuzz_regressions`: the fuzz targets' saved inputs (tests/fixtures/fuzz-regressions/)
 //!   and seed corpus, through the targets' own code (fuzz/harness.rs).
+//! - `fuzz_bounded`: the same targets fuzzed for a time budget each on stable
+//!   (`LOCALREC_FUZZ_SECONDS`, default 20).
 
 mod bad_input;
 mod catalog;
 mod cli;
 mod common;
+mod fuzz_bounded;
 mod fuzz_regressions;
 mod parity;
