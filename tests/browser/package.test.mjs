@@ -39,7 +39,7 @@ function installedApp() {
 }
 
 async function serve(dir) {
-  const handle = createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true });
+  const handle = createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null });
   const requests = [];
   const server = createServer((req, res) => {
     requests.push(req.url);
