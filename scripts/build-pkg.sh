@@ -14,8 +14,9 @@
 # where the engine validates relaxed SIMD. Only our crate is compiled twice: the flag
 # goes to `cargo rustc`, so dependencies are shared.
 #
-# Incremental: cargo decides what to recompile; every step after it (wasm-bindgen,
-# wasm-opt, the kernel splice) runs only when its inputs changed. Each module's steps
+# Incremental: cargo decides what to recompile, each build against its own last one
+# (cargo_variant); every step after it (wasm-bindgen, wasm-opt, the kernel splice) runs
+# only when its inputs changed. Each module's steps
 # write into .cache/wasm-build/NAME/ with a stamp: the SHA-256 of the cargo-built module,
 # of the tools' versions and of this script and the node scripts it runs (which hold
 # every flag). An unchanged stamp whose outputs still hash as recorded skips the steps;

@@ -330,8 +330,10 @@ pub unsafe extern "C" fn localrec_dense_tiles(
     }
 }
 
-// The kernel's signature, position by position: a changed parameter fails to compile here
-// until TILE_KERNEL_PARAMS (and so the layout the post-link script checks) is updated.
+// The kernel's signature, position by position: a parameter added, removed or retyped
+// fails to compile here, a reminder that TILE_KERNEL_PARAMS (the layout the post-link
+// script checks) changes with it; two same-typed parameters swapped are caught by
+// tests/browser/dense-kernel.test.mjs.
 const _: unsafe extern "C" fn(*const f32, usize, *const f32, usize, usize, *mut f32, usize, *const f32, *mut f32, *const f32, u32) =
     localrec_dense_tiles;
 

@@ -39,6 +39,7 @@ function installedApp() {
 }
 
 async function serve(dir) {
+  // An app's own server, not the demo's: without the demo's policy, so its page may be inline.
   const handle = createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null });
   const requests = [];
   const server = createServer((req, res) => {

@@ -14,9 +14,9 @@
 //! It is data only: no export, nothing in the JS API, and the script drops the section
 //! from the modules it writes.
 
-use super::{PANEL, SUBTRACT_FIRST, SUBTRACT_SECOND, TILE_KERNEL_PARAMS, TILE_ROWS, VECS};
 #[cfg(doc)]
 use super::localrec_dense_tiles;
+use super::{PANEL, SUBTRACT_FIRST, SUBTRACT_SECOND, TILE_KERNEL_PARAMS, TILE_ROWS, VECS};
 
 const CAPACITY: usize = 256;
 
