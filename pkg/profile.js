@@ -1,7 +1,14 @@
 // The visitor's profile on this device: events and typed interests, kept in IndexedDB
-// (or in memory when IndexedDB is missing or refuses to store). Nothing here talks to
-// the network. Every write is its own IndexedDB transaction, and every read goes to the
-// database, so several tabs of the same site share one profile and never lose an event.
+// (or in memory where IndexedDB is missing, or where the page asked for memory). Nothing
+// here talks to the network. Every write is one IndexedDB transaction, and every read goes
+// to the database, so several tabs of the same site share one profile and lose no event.
+//
+// A refused write (quota, a lost connection, another tab upgrading the database) is
+// retried once on a fresh connection. Only when IndexedDB still refuses does the profile
+// move to memory, and then seeded from what is stored at that moment, never from empty:
+// a write whose stored profile cannot even be read is rejected and changes nothing.
+// `replace` (import) and `clear` never settle for memory: they change the stored copy or
+// reject, so a profile the visitor deleted does not come back on reload.
 
 /** Version of the export document; `import` refuses others. */
 export const PROFILE_FORMAT = 'localrec-profile';
@@ -14,6 +21,45 @@ export const MAX_IMPORT_CHARS = 32 << 20;
 export const EVENT_TYPES = ['view', 'click', 'like', 'dislike', 'rate', 'purchase'];
 
 const STORES = ['events', 'interests'];
+/** How long `clear()` waits for other tabs to let go of the database before it gives up. */
+const DELETE_BLOCKED_MS = 5_000;
+
+function localrecError(code, message) {
+  const error = new Error(message);
+  error.name = 'LocalrecError';
+  error.code = code;
+  return error;
+}
+
+/** An error for the page: the profile could not be stored, read or deleted. */
+export function storageError(message) {
+  return localrecError('localrec/storage', message);
+}
+
+/** Errors of this module (caps), passed on as they are; a DOMException's numeric `code` is not one. */
+function ours(e) {
+  return e?.name === 'LocalrecError';
+}
+
+function describe(e) {
+  return `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
+}
+
+function plural(n, one) {
+  return `${n} ${one}${n === 1 ? '' : 's'}`;
+}
+
+function holding({ events, interests }) {
+  return `${plural(events, 'event')} and ${plural(interests, 'interest')}`;
+}
+
+function idbAvailable() {
+  return typeof indexedDB !== 'undefined' && indexedDB !== null;
+}
+
+function databaseName(name) {
+  return `localrec-profile:${name}`;
+}
 
 function promised(request) {
   return new Promise((resolve, reject) => {
@@ -25,16 +71,23 @@ function promised(request) {
 function done(tx) {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
-    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new DOMException('the transaction was aborted', 'AbortError'));
   });
 }
 
-/** The profile in one IndexedDB database per profile name. */
-class IndexedDbBackend {
-  static async open(name) {
-    if (typeof indexedDB === 'undefined') throw new Error('IndexedDB is not available here');
-    const request = indexedDB.open(`localrec-profile:${name}`, 1);
+/** Aborts `tx` after a failure so that nothing of it lands (a no-op once it is over). */
+function abandon(tx) {
+  try {
+    tx.abort();
+  } catch {
+    // Already finished or aborting.
+  }
+}
+
+/** Opens `name` at its current version (or `version`), creating missing stores on upgrade. */
+function openDatabase(name, version) {
+  return new Promise((resolve, reject) => {
+    const request = version === undefined ? indexedDB.open(name) : indexedDB.open(name, version);
     request.onupgradeneeded = () => {
       for (const store of STORES) {
         if (!request.result.objectStoreNames.contains(store)) {
@@ -42,8 +95,47 @@ class IndexedDbBackend {
         }
       }
     };
-    const db = await promised(request);
-    // Another tab upgrading the database closes this connection rather than blocking it.
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function deleteDatabase(name) {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(name);
+    let timer = null;
+    request.onsuccess = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    request.onerror = () => {
+      clearTimeout(timer);
+      reject(request.error);
+    };
+    // Tabs running this library close their connection on `versionchange`; one that does
+    // not would hold the deletion forever.
+    request.onblocked = () => {
+      timer = setTimeout(() => reject(new DOMException('another tab of this site keeps the profile open; it is deleted once that tab closes', 'BlockedError')), DELETE_BLOCKED_MS);
+    };
+  });
+}
+
+/** The profile in one IndexedDB database per profile name. */
+class IndexedDbBackend {
+  /**
+   * Opens the database at whatever version it has (another tab may have upgraded it) and
+   * adds the stores it lacks by one upgrade.
+   */
+  static async open(name) {
+    if (!idbAvailable()) throw new Error('IndexedDB is not available here');
+    let db = await openDatabase(databaseName(name));
+    if (!STORES.every((s) => db.objectStoreNames.contains(s))) {
+      const version = db.version + 1;
+      db.close();
+      db = await openDatabase(databaseName(name), version);
+    }
+    // Another tab upgrading or deleting the database closes this connection rather than
+    // blocking it; the next operation here fails and reopens.
     db.onversionchange = () => db.close();
     return new IndexedDbBackend(db);
   }
@@ -53,11 +145,29 @@ class IndexedDbBackend {
     this.kind = 'indexeddb';
   }
 
+  /**
+   * Adds `value` to `store`, counting and adding in one transaction so that tabs writing at
+   * once cannot pass the cap together. At MAX_EVENTS the oldest events (lowest ids: the
+   * first recorded or imported) are deleted in the same transaction; at MAX_INTERESTS the
+   * add is refused.
+   */
   async add(store, value) {
     const tx = this.db.transaction(store, 'readwrite');
-    const id = await promised(tx.objectStore(store).add(value));
-    await done(tx);
-    return id;
+    try {
+      const objects = tx.objectStore(store);
+      const count = await promised(objects.count());
+      if (count >= capOf(store)) {
+        if (store !== 'events') throw capError(store);
+        const old = await promised(objects.getAllKeys(null, count - MAX_EVENTS + 1));
+        objects.delete(IDBKeyRange.bound(old[0], old[old.length - 1]));
+      }
+      const id = await promised(objects.add(value));
+      await done(tx);
+      return id;
+    } catch (e) {
+      abandon(tx);
+      throw e;
+    }
   }
 
   async count(store) {
@@ -65,10 +175,21 @@ class IndexedDbBackend {
     return promised(tx.objectStore(store).count());
   }
 
+  async counts() {
+    const tx = this.db.transaction(STORES, 'readonly');
+    const [events, interests] = await Promise.all(STORES.map((s) => promised(tx.objectStore(s).count())));
+    return { events, interests };
+  }
+
   async delete(store, id) {
     const tx = this.db.transaction(store, 'readwrite');
-    tx.objectStore(store).delete(id);
-    await done(tx);
+    try {
+      tx.objectStore(store).delete(id);
+      await done(tx);
+    } catch (e) {
+      abandon(tx);
+      throw e;
+    }
   }
 
   async all() {
@@ -80,17 +201,31 @@ class IndexedDbBackend {
   /** Replaces everything in one transaction: it all lands, or nothing changes. */
   async replace({ events, interests }) {
     const tx = this.db.transaction(STORES, 'readwrite');
-    const [e, i] = STORES.map((s) => tx.objectStore(s));
-    e.clear();
-    i.clear();
-    for (const v of events) e.add(v);
-    for (const v of interests) i.add(v);
-    await done(tx);
+    try {
+      const [e, i] = STORES.map((s) => tx.objectStore(s));
+      e.clear();
+      i.clear();
+      for (const v of events) e.add(v);
+      for (const v of interests) i.add(v);
+      await done(tx);
+    } catch (e) {
+      // A request that throws must not leave the clear committed without the adds.
+      abandon(tx);
+      throw e;
+    }
   }
 
   close() {
     this.db.close();
   }
+}
+
+function capOf(store) {
+  return store === 'events' ? MAX_EVENTS : MAX_INTERESTS;
+}
+
+function capError(store) {
+  return localrecError('localrec/input', `the profile holds ${capOf(store)} ${store}, the most it keeps; remove one first`);
 }
 
 /** The profile in this page's memory only (gone on reload). */
@@ -101,14 +236,24 @@ class MemoryBackend {
     this.next = 1 + [...initial.events, ...initial.interests].reduce((m, v) => Math.max(m, v.id ?? 0), 0);
   }
 
+  /** Same caps as IndexedDB: the oldest events roll off, interests are refused. */
   async add(store, value) {
+    const list = this.data[store];
+    if (list.length >= capOf(store)) {
+      if (store !== 'events') throw capError(store);
+      list.splice(0, list.length - MAX_EVENTS + 1);
+    }
     const id = this.next++;
-    this.data[store].push({ ...value, id });
+    list.push({ ...value, id });
     return id;
   }
 
   async count(store) {
     return this.data[store].length;
+  }
+
+  async counts() {
+    return { events: this.data.events.length, interests: this.data.interests.length };
   }
 
   async delete(store, id) {
@@ -121,8 +266,8 @@ class MemoryBackend {
 
   async replace({ events, interests }) {
     this.data = { events: [], interests: [] };
-    for (const v of events) await this.add('events', v);
-    for (const v of interests) await this.add('interests', v);
+    for (const v of events) this.data.events.push({ ...v, id: this.next++ });
+    for (const v of interests) this.data.interests.push({ ...v, id: this.next++ });
   }
 
   close() {}
@@ -194,26 +339,43 @@ export function parseProfileDocument(doc, dims) {
 }
 
 /**
- * The profile store: IndexedDB when asked and available, else memory, with `persistent`
- * saying which. A write IndexedDB refuses (quota, private mode) moves it to memory with
- * what it held, instead of failing the page.
+ * The profile store: IndexedDB when asked and available, else memory, with `storage`
+ * saying which and `fallbackReason` why IndexedDB is not used. Errors it throws for the
+ * page carry `code` ('localrec/storage', or 'localrec/input' at the interest cap).
  */
 export class ProfileStore {
-  static async open(storage, name) {
-    if (storage === 'indexeddb') {
-      try {
-        return new ProfileStore(await IndexedDbBackend.open(name), null);
-      } catch (e) {
-        return new ProfileStore(new MemoryBackend(), `IndexedDB is unavailable (${e?.message ?? e}); the profile lives in memory`);
-      }
+  /**
+   * Opens the profile `name` in `storage` ('indexeddb' | 'memory'). With IndexedDB, asks
+   * the browser once, without waiting, to keep the site's storage (`persist: false` skips
+   * that, e.g. where the browser would prompt and the page does not want it); the answer
+   * is `persisted`.
+   */
+  static async open(storage, name, { persist = true } = {}) {
+    if (storage !== 'indexeddb') return new ProfileStore(new MemoryBackend(), null, storage, name);
+    let store;
+    try {
+      store = new ProfileStore(await IndexedDbBackend.open(name), null, storage, name);
+    } catch (e) {
+      // Nothing stored can be read (IndexedDB missing, or refusing to open): the profile
+      // starts in memory, and clear() still tries to delete whatever may be stored.
+      store = new ProfileStore(new MemoryBackend(), `IndexedDB is unavailable (${e?.message ?? e}); the profile lives in memory`, storage, name);
     }
-    return new ProfileStore(new MemoryBackend(), null);
+    if (persist) store.askPersistence();
+    return store;
   }
 
-  constructor(backend, fallbackReason) {
+  constructor(backend, fallbackReason, requested = backend.kind, name = 'default') {
     this.backend = backend;
     /** Why the profile is in memory although IndexedDB was asked for; null otherwise. */
     this.fallbackReason = fallbackReason;
+    /** Whether the browser agreed to keep this site's storage: true, false, or null (not asked or no answer yet). */
+    this.persisted = null;
+    this.requested = requested;
+    this.name = name;
+    this.closed = false;
+    // Recoveries (reopen, fall back, replace) run one at a time, so that writes failing
+    // together do not each open their own connection or copy.
+    this.queue = Promise.resolve();
   }
 
   /** 'indexeddb' or 'memory'. */
@@ -221,59 +383,226 @@ export class ProfileStore {
     return this.backend.kind;
   }
 
-  /** Runs a write; when IndexedDB refuses it, moves to memory (keeping the profile) and retries there. */
-  async write(op) {
+  /** @private */
+  askPersistence() {
+    const storage = globalThis.navigator?.storage;
+    if (typeof storage?.persist !== 'function') return;
+    (async () => (typeof storage.persisted === 'function' && (await storage.persisted())) || storage.persist())()
+      .then((answer) => (this.persisted = answer === true), () => (this.persisted = false));
+  }
+
+  /** @private Runs `fn` after every recovery queued before it. */
+  exclusive(fn) {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** @private Makes `backend` the store's, closing the one it replaces. */
+  swap(backend) {
+    if (this.backend !== backend) this.backend.close();
+    this.backend = backend;
+    if (this.closed) backend.close();
+  }
+
+  /**
+   * @private Runs a write. A write IndexedDB refuses is retried on a fresh connection; if
+   * that is refused too, the profile moves to memory holding what is stored now, and the
+   * write lands there; if what is stored cannot be read, the write is rejected.
+   */
+  async write(op, what) {
+    const failed = this.backend;
+    if (failed.kind !== 'indexeddb') return op(failed);
     try {
-      return await op(this.backend);
+      return await op(failed);
     } catch (e) {
-      if (this.backend.kind !== 'indexeddb') throw e;
-      let current = { events: [], interests: [] };
-      try {
-        current = await this.backend.all();
-      } catch {
-        // Unreadable too: start from nothing rather than fail the page.
-      }
-      this.backend.close();
-      this.backend = new MemoryBackend(current);
-      this.fallbackReason = `IndexedDB refused a write (${e?.name ?? 'Error'}: ${e?.message ?? e}); the profile lives in memory`;
-      return op(this.backend);
+      if (ours(e)) throw e;
+      return this.exclusive(() => this.recover(failed, op, what, e));
     }
   }
 
-  addEvent(event) {
-    return this.write((b) => b.add('events', event));
+  /** @private */
+  async recover(failed, op, what, first) {
+    if (this.backend !== failed) {
+      // Another write recovered meanwhile: run there, falling back from it if refused.
+      failed = this.backend;
+      if (failed.kind !== 'indexeddb') return op(failed);
+      try {
+        return await op(failed);
+      } catch (e) {
+        if (ours(e)) throw e;
+        first = e;
+      }
+    }
+    let fresh = null;
+    let second = null;
+    try {
+      fresh = await IndexedDbBackend.open(this.name);
+      const result = await op(fresh);
+      this.swap(fresh);
+      return result;
+    } catch (e) {
+      if (fresh && ours(e)) {
+        this.swap(fresh);
+        throw e;
+      }
+      second = e;
+    }
+    let current;
+    try {
+      current = await (fresh ?? failed).all();
+    } catch (e) {
+      if (fresh) this.swap(fresh);
+      throw storageError(`${what}: IndexedDB refused the write (${describe(first)}; again on a fresh connection: ${describe(second)}) and the stored profile could not be read (${describe(e)}); nothing was changed`);
+    }
+    fresh?.close();
+    this.swap(new MemoryBackend(current));
+    this.fallbackReason = `IndexedDB refused a write (${describe(first)}; again on a fresh connection: ${describe(second)}); the profile lives in memory from here on, starting from the ${holding({ events: current.events.length, interests: current.interests.length })} it held`;
+    return op(this.backend);
   }
 
+  /** Adds an event; at MAX_EVENTS the oldest events roll off (in the same transaction). */
+  addEvent(event) {
+    return this.write((b) => b.add('events', event), 'record()');
+  }
+
+  /** Adds an interest; at MAX_INTERESTS it is refused with 'localrec/input'. */
   addInterest(interest) {
-    return this.write((b) => b.add('interests', interest));
+    return this.write((b) => b.add('interests', interest), 'addInterest()');
   }
 
   removeInterest(id) {
-    return this.write((b) => b.delete('interests', id));
+    return this.write((b) => b.delete('interests', id), 'removeInterest()');
+  }
+
+  /** @private Reads with `read(backend)`, once more on a fresh connection if IndexedDB refuses. */
+  async read(read) {
+    const failed = this.backend;
+    try {
+      return await read(failed);
+    } catch (e) {
+      if (failed.kind !== 'indexeddb') throw e;
+      return this.exclusive(async () => {
+        if (this.backend !== failed) return read(this.backend);
+        let fresh = null;
+        try {
+          fresh = await IndexedDbBackend.open(this.name);
+          const result = await read(fresh);
+          this.swap(fresh);
+          return result;
+        } catch (again) {
+          fresh?.close();
+          throw storageError(`the profile could not be read from IndexedDB (${describe(e)}; again on a fresh connection: ${describe(again)})`);
+        }
+      });
+    }
   }
 
   /** How many events or interests (`store`) the profile holds. */
-  async count(store) {
-    try {
-      return await this.backend.count(store);
-    } catch {
-      return 0;
-    }
+  count(store) {
+    return this.read((b) => b.count(store));
   }
 
-  async all() {
-    try {
-      return await this.backend.all();
-    } catch {
-      return { events: [], interests: [] };
-    }
+  /** Everything the profile holds: `{events, interests}`, each with its `id`, oldest first. */
+  all() {
+    return this.read((b) => b.all());
   }
 
+  /**
+   * Replaces the whole profile (import; with nothing, `clear`). With IndexedDB asked for,
+   * the stored copy is replaced in one transaction (on the connection in use, else a fresh
+   * one, which also ends a fallback to memory), or the call rejects with
+   * 'localrec/storage' and nothing changes: a fallback to memory never takes an import or
+   * a deletion that would be undone by a reload.
+   */
   replace(data) {
-    return this.write((b) => b.replace(data));
+    if (data.events.length === 0 && data.interests.length === 0) return this.clear();
+    if (this.requested !== 'indexeddb' || !idbAvailable()) return this.backend.replace(data);
+    return this.exclusive(async () => {
+      const refused = await this.replaceStored(data);
+      if (!refused) return;
+      const left = await this.storedCounts();
+      throw storageError(`profile.import(): IndexedDB refused to store the profile (${refused}); the profile was not changed${left ? ` (IndexedDB holds ${holding(left)})` : ''}`);
+    });
+  }
+
+  /**
+   * Deletes every event and interest: the stored copy's stores are emptied (or, if
+   * IndexedDB refuses that, the database deleted), or the call rejects with
+   * 'localrec/storage' saying what is still stored on this device.
+   */
+  clear() {
+    if (this.requested !== 'indexeddb' || !idbAvailable()) return this.backend.replace({ events: [], interests: [] });
+    return this.exclusive(async () => {
+      const refused = await this.replaceStored({ events: [], interests: [] });
+      if (!refused) return;
+      const reasons = [refused];
+      this.backend.close();
+      try {
+        await deleteDatabase(databaseName(this.name));
+        try {
+          this.swap(await IndexedDbBackend.open(this.name));
+          this.fallbackReason = null;
+        } catch (e) {
+          // The stored copy is gone; an empty memory profile is what a reload would show.
+          this.swap(new MemoryBackend());
+          this.fallbackReason = `IndexedDB is unavailable (${e?.message ?? e}); the profile lives in memory`;
+        }
+        return;
+      } catch (e) {
+        reasons.push(`deleting the database: ${describe(e)}`);
+      }
+      const left = await this.storedCounts();
+      const what = left ? `this device still holds ${holding(left)}` : 'what it holds could not be read';
+      throw storageError(`the profile '${this.name}' could not be deleted: IndexedDB refused (${reasons.join('; ')}); ${what} in IndexedDB database '${databaseName(this.name)}'`);
+    });
+  }
+
+  /**
+   * @private Replaces the stored copy on the connection in use or a fresh one; on success
+   * the profile is in IndexedDB again. Returns null, or why IndexedDB refused.
+   */
+  async replaceStored(data) {
+    const reasons = [];
+    if (this.backend.kind === 'indexeddb') {
+      try {
+        await this.backend.replace(data);
+        return null;
+      } catch (e) {
+        reasons.push(describe(e));
+      }
+    }
+    let fresh = null;
+    try {
+      fresh = await IndexedDbBackend.open(this.name);
+      await fresh.replace(data);
+    } catch (e) {
+      fresh?.close();
+      reasons.push(`on a fresh connection: ${describe(e)}`);
+      return reasons.join('; ');
+    }
+    this.swap(fresh);
+    this.fallbackReason = null;
+    return null;
+  }
+
+  /** @private What the stored copy holds ({events, interests} counts), or null if it cannot be read. */
+  async storedCounts() {
+    let fresh = null;
+    try {
+      fresh = await IndexedDbBackend.open(this.name);
+      const counts = await fresh.counts();
+      if (this.backend.kind === 'indexeddb') this.swap(fresh);
+      else fresh.close();
+      return counts;
+    } catch {
+      fresh?.close();
+      return null;
+    }
   }
 
   close() {
+    this.closed = true;
     this.backend.close();
   }
 }
