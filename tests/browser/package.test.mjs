@@ -39,7 +39,8 @@ function installedApp() {
 }
 
 async function serve(dir) {
-  const handle = createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true });
+  // An app's own server, not the demo's: without the demo's policy, so its page may be inline.
+  const handle = createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null });
   const requests = [];
   const server = createServer((req, res) => {
     requests.push(req.url);
