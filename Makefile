@@ -4,7 +4,11 @@
 #                recommender demo on http://127.0.0.1:8080/ (PORT overrides the port;
 #                DEMO=87k serves the 87k-title catalog instead)
 #   make test    every test: Rust unit, integration and parity tests, browser tests
-#   make pkg     build the npm package in pkg/ (wasm-bindgen + wasm-opt)
+#   make pkg     build the npm package's wasm in pkg/wasm (wasm-bindgen + wasm-opt + the dense
+#                kernel splice); each step after cargo runs only when its inputs changed
+#                (stamps in .cache/wasm-build), so an unchanged tree takes seconds
+#   make bench-wasm  the benchmarks' wasm build (cargo feature `bench`: WasmScorerBench,
+#                benchDense) in .cache/bench-wasm, incremental like pkg; never in the package
 #   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
 #                (demo, browser tests, benchmarks); rebuilt only when it no longer verifies
 #   make catalog-87k  build the 87,585-title catalog (data/ml-32m-movies) into
@@ -26,7 +30,7 @@
 #   make bench-scorer-native  recommend() on synthetic 10k/100k/1M-item catalogs, fold-in per
 #                event, bytes per item, beside a brute-force top-k: bench-results/scorer-native.jsonl
 #   make bench-scorer-browser  the same in headless Chromium (CPU backend), beside a JS
-#                brute-force top-k: bench-results/scorer-browser.json
+#                brute-force top-k, on the bench-wasm build: bench-results/scorer-browser.json
 #   make bench-recommender  the Recommender in headless Chromium: open to first
 #                recommendations (before and after the encoder), cold and warm, worker
 #                memory, package size: bench-results/recommender-browser.json
@@ -48,7 +52,7 @@ FUZZ_SECONDS ?= 60
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -81,6 +85,10 @@ web-model: cli
 
 pkg:
 	./scripts/build-pkg.sh
+
+# Not part of `make test` or the package: the scorer benchmark's WasmScorerBench.
+bench-wasm:
+	./scripts/build-pkg.sh --bench
 
 # The build is deterministic, so a catalog that still verifies with this CLI (and has its
 # collaborative side, its weekday/weekend scenarios and its rating head) is kept.
@@ -126,7 +134,7 @@ bench-recommender: pkg catalog catalog-87k
 	node bench/recommender/browser.mjs
 
 # recommend() in headless Chromium on synthetic catalogs, beside a JS brute-force top-k.
-bench-scorer-browser: pkg
+bench-scorer-browser: bench-wasm
 	./scripts/setup.sh browser
 	node bench/scorer/browser.mjs $(BENCH_SCORER_ARGS)
 

@@ -16,58 +16,179 @@
 // output +- sum, and the same into the second destination when there is one, as
 // Strassen's products feed one or two output quarters), so it gives the bits the Rust
 // body gives in the same build (checked bit for bit on the encoder's outputs, plain and
-// Strassen paths, when this was written). The browser parity tests run both bodies; the
-// native tests run the Rust one.
+// Strassen paths, when this was written; tests/browser/dense-kernel.test.mjs checks it on
+// every `make test`). The browser parity tests run both bodies; the native tests run the
+// Rust one.
 //
 // The simd128 build (no fused multiply-add) gets the same row order with a multiply and an
 // add per product, each weight vector loaded where it is used: a product register then
 // takes the place of the weight vectors, so it still fits in 15.
 //
-//   node scripts/dense-kernel.mjs FILE.wasm relaxed   # fused multiply-add body, drop the export
-//   node scripts/dense-kernel.mjs FILE.wasm plain     # multiply-then-add body, drop the export
-//   node scripts/dense-kernel.mjs FILE.wasm strip     # drop the export only
+// The layout the body follows (tile rows, vectors per panel row, the sign bits, the order
+// of the parameters) is not copied from dense.rs: Rust writes it into the module as the
+// custom section `localrec.dense_layout` (src/encoder/dense/layout.rs), and the script
+// refuses to splice unless it is exactly the layout this body was written for. The
+// section is dropped with the export.
+//
+//   node scripts/dense-kernel.mjs IN.wasm relaxed [OUT.wasm]   # fused multiply-add body
+//   node scripts/dense-kernel.mjs IN.wasm plain [OUT.wasm]     # multiply-then-add body
+//   node scripts/dense-kernel.mjs IN.wasm strip [OUT.wasm]     # the export and section only
+//
+// OUT defaults to IN (rewritten in place). As a module: `readLayout`, `spliceKernel`,
+// `withoutSection`.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import binaryen from 'binaryen';
 
-const EXPORT = 'localrec_dense_tiles';
-const ROWS = 6; // TILE_ROWS in dense.rs
-const VECS = 2; // PANEL / 4 in dense.rs
+export const EXPORT = 'localrec_dense_tiles';
+export const SECTION = 'localrec.dense_layout';
+/** The layout the hand-scheduled body is written for: 6 x 8 tiles in 15 vector registers. */
+export const LAYOUT = Object.freeze({
+  rows: 6,
+  vecs: 2,
+  panel: 8,
+  subtract_first: 1,
+  subtract_second: 2,
+  params: Object.freeze(['a', 'a_stride', 'w', 'len', 'tiles', 'out', 'stride', 'bias', 'out2', 'bias2', 'signs']),
+});
 const UNROLL = 8; // inputs per trip of the main loop; a second loop takes the rest
 
-const [file, mode] = process.argv.slice(2);
-if (!file || !['relaxed', 'plain', 'strip'].includes(mode)) {
-  console.error('usage: dense-kernel.mjs FILE.wasm relaxed|plain|strip');
-  process.exit(2);
-}
-// For profiling: keep the name section of a module built with names (wasm-opt -g).
-if (process.env.LOCALREC_KEEP_NAMES) binaryen.setDebugInfo(true);
-const mod = binaryen.readBinary(readFileSync(file));
-// The features build-pkg.sh gives wasm-opt, no more: with all of binaryen's, it writes
-// encodings (compact imports) that Chromium rejects.
-const F = binaryen.Features;
-mod.setFeatures(F.MVP | F.MutableGlobals | F.NontrappingFPToInt | F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt
-  | F.SignExt | F.ReferenceTypes | F.Multivalue | F.CallIndirectOverlong | (mode === 'relaxed' ? F.RelaxedSIMD : 0));
-const exp = mod.getExport(EXPORT);
-if (!exp) throw new Error(`${file}: no export ${EXPORT}; was the crate built for wasm32?`);
-const name = binaryen.getExportInfo(exp).value;
-const info = binaryen.getFunctionInfo(mod.getFunction(name));
-const i32 = binaryen.i32, v128 = binaryen.v128;
-if (binaryen.expandType(info.params).join() !== Array(11).fill(i32).join() || info.results !== binaryen.none) {
-  throw new Error(`${file}: ${EXPORT} is not (i32 x 11) -> (): the Rust signature changed`);
+/** The module's sections: [{id, name (custom sections), start, end}] (byte ranges). */
+function sections(bytes) {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const magic = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+  if (view.length < 8 || magic.some((b, i) => view[i] !== b)) throw new Error('not a wasm module (version 1)');
+  const leb = (at) => {
+    let value = 0;
+    for (let shift = 0, i = at; i < view.length && shift < 35; shift += 7, i++) {
+      value += (view[i] & 0x7f) * 2 ** shift;
+      if ((view[i] & 0x80) === 0) return [value, i + 1];
+    }
+    throw new Error(`bad LEB128 at byte ${at}`);
+  };
+  const out = [];
+  for (let at = 8; at < view.length; ) {
+    const id = view[at];
+    const [size, body] = leb(at + 1);
+    const end = body + size;
+    if (end > view.length) throw new Error(`section at byte ${at} runs past the end of the module`);
+    let name = null;
+    if (id === 0) {
+      const [len, nameAt] = leb(body);
+      name = new TextDecoder().decode(view.subarray(nameAt, nameAt + len));
+      out.push({ id, name, start: at, end, payload: view.subarray(nameAt + len, end) });
+    } else {
+      out.push({ id, name, start: at, end });
+    }
+    at = end;
+  }
+  return out;
 }
 
-if (mode !== 'strip') {
-  // Parameters, as in the Rust signature: a, a_stride, w, len, tiles, out, stride, bias,
-  // out2, bias2, signs.
-  const A = 0, A_STRIDE = 1, W = 2, LEN = 3, TILES = 4, OUT = 5, STRIDE = 6, BIAS = 7;
-  const OUT2 = 8, BIAS2 = 9, SIGNS = 10;
-  const SUBTRACT_FIRST = 1, SUBTRACT_SECOND = 2; // as in dense.rs
+/** The layout Rust wrote into the module (see the top of this file), or null when there is none. */
+export function readLayout(bytes) {
+  const found = sections(bytes).filter((s) => s.name === SECTION);
+  if (found.length === 0) return null;
+  if (found.length > 1) throw new Error(`${found.length} ${SECTION} sections; expected one`);
+  const [head, ...fields] = new TextDecoder().decode(found[0].payload).trim().split(' ');
+  if (head !== EXPORT) throw new Error(`${SECTION} describes ${JSON.stringify(head)}, not ${EXPORT}`);
+  const layout = {};
+  for (const field of fields) {
+    const eq = field.indexOf('=');
+    if (eq < 1) throw new Error(`${SECTION}: malformed field ${JSON.stringify(field)}`);
+    const key = field.slice(0, eq);
+    const value = field.slice(eq + 1);
+    layout[key] = key === 'params' ? value.split(',') : /^\d+$/.test(value) ? Number(value) : value;
+  }
+  return layout;
+}
+
+/** What differs between `found` and `LAYOUT`, one line per field; empty when they agree. */
+export function layoutMismatches(found) {
+  const keys = new Set([...Object.keys(LAYOUT), ...Object.keys(found)]);
+  const show = (v) => (Array.isArray(v) ? v.join(',') : String(v));
+  return [...keys]
+    .filter((k) => show(found[k]) !== show(LAYOUT[k]))
+    .map((k) => `${k}: Rust has ${found[k] === undefined ? 'none' : show(found[k])}, this script ${LAYOUT[k] === undefined ? 'none' : show(LAYOUT[k])}`);
+}
+
+/** The module without the custom sections named `name`. */
+export function withoutSection(bytes, name) {
+  const keep = sections(bytes).filter((s) => s.name !== name);
+  const parts = [bytes.subarray(0, 8), ...keep.map((s) => bytes.subarray(s.start, s.end))];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Gives `localrec_dense_tiles` in the module `bytes` the hand-scheduled body for `mode`
+ * ('relaxed', 'plain'; 'strip' keeps the Rust body) and drops its export and the layout
+ * section. Throws, changing nothing, when the module's layout is missing or is not
+ * `LAYOUT`. `relaxedSimd` (default: mode 'relaxed') admits relaxed SIMD instructions, as
+ * the relaxed build's Rust body has when it is only stripped. `assumeLayout` skips the
+ * layout check and writes the body for the layout given: the kernel test uses it to
+ * build wrong kernels and prove it tells them apart.
+ */
+export function spliceKernel(bytes, mode, { assumeLayout, relaxedSimd = mode === 'relaxed' } = {}) {
+  if (!['relaxed', 'plain', 'strip'].includes(mode)) throw new Error(`unknown mode ${mode}: relaxed, plain or strip`);
+  bytes = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const found = readLayout(bytes);
+  if (!found) throw new Error(`no ${SECTION} section: build the crate from this tree (src/encoder/dense/layout.rs)`);
+  const mismatches = layoutMismatches(found);
+  if (mode !== 'strip' && !assumeLayout && mismatches.length > 0) {
+    throw new Error(
+      `the kernel layout in src/encoder/dense.rs is not the one the hand-scheduled body is written for; refusing to splice:\n  ${mismatches.join('\n  ')}`,
+    );
+  }
+  const layout = assumeLayout ?? LAYOUT;
+  const mod = binaryen.readBinary(bytes);
+  try {
+    // The features build-pkg.sh gives wasm-opt, no more: with all of binaryen's, it writes
+    // encodings (compact imports) that Chromium rejects.
+    const F = binaryen.Features;
+    mod.setFeatures(F.MVP | F.MutableGlobals | F.NontrappingFPToInt | F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt
+      | F.SignExt | F.ReferenceTypes | F.Multivalue | F.CallIndirectOverlong | (relaxedSimd ? F.RelaxedSIMD : 0));
+    const exp = mod.getExport(EXPORT);
+    if (!exp) throw new Error(`no export ${EXPORT}; was the crate built for wasm32?`);
+    const name = binaryen.getExportInfo(exp).value;
+    const info = binaryen.getFunctionInfo(mod.getFunction(name));
+    const params = binaryen.expandType(info.params);
+    if (params.join() !== Array(layout.params.length).fill(binaryen.i32).join() || info.results !== binaryen.none) {
+      throw new Error(`${EXPORT} is not (i32 x ${layout.params.length}) -> (): the Rust signature changed`);
+    }
+    if (mode !== 'strip') {
+      mod.removeFunction(name);
+      mod.addFunction(name, info.params, binaryen.none, ...kernelBody(mod, mode, layout));
+    }
+    mod.removeExport(EXPORT);
+    if (!mod.validate()) throw new Error(`the module does not validate after replacing ${EXPORT}`);
+    return withoutSection(mod.emitBinary(), SECTION);
+  } finally {
+    mod.dispose();
+  }
+}
+
+/** [locals, body] of the hand-scheduled kernel for `layout` (see the top of this file). */
+function kernelBody(mod, mode, layout) {
+  const ROWS = layout.rows;
+  const VECS = layout.vecs;
+  const i32 = binaryen.i32, v128 = binaryen.v128;
+  // Parameters by name, in the order Rust declares them.
+  const P = Object.fromEntries(layout.params.map((n, i) => [n, i]));
+  const A = P.a, A_STRIDE = P.a_stride, W = P.w, LEN = P.len, TILES = P.tiles, OUT = P.out, STRIDE = P.stride;
+  const BIAS = P.bias, OUT2 = P.out2, BIAS2 = P.bias2, SIGNS = P.signs;
+  const SUBTRACT_FIRST = layout.subtract_first, SUBTRACT_SECOND = layout.subtract_second;
   // Locals: the weight pointer, the ends of the unrolled and the whole input loop, an
   // output row pointer, the tile's input row pointers; then the accumulators (row-major),
   // the weight vectors and the broadcast. The inputs are read where they lie, rows
   // a_stride apart: one pointer per row keeps every load at a constant offset, for 6
   // integer adds per trip of the main loop.
-  const WP = 11, MAIN_END = 12, END = 13, ROW = 14, IN = 15, ACC = IN + ROWS;
+  const WP = layout.params.length, MAIN_END = WP + 1, END = WP + 2, ROW = WP + 3, IN = WP + 4, ACC = IN + ROWS;
   const WV = ACC + ROWS * VECS, S = WV + VECS;
   const vars = [i32, i32, i32, i32, ...Array(ROWS).fill(i32), ...Array(ROWS * VECS + VECS + 1).fill(v128)];
   const get = (i, t) => mod.local.get(i, t);
@@ -153,10 +274,25 @@ if (mode !== 'strip') {
     mod.i32.ne(get(TILES, i32), mod.i32.const(0)),
     mod.loop('tiles', mod.block(null, [tile, mod.br('tiles', mod.i32.ne(get(TILES, i32), mod.i32.const(0)))])),
   );
-  mod.removeFunction(name);
-  mod.addFunction(name, info.params, binaryen.none, vars, body);
+  return [vars, body];
 }
-mod.removeExport(EXPORT);
-if (!mod.validate()) throw new Error(`${file}: the module does not validate after replacing ${EXPORT}`);
-writeFileSync(file, mod.emitBinary());
-console.log(`${file}: ${mode === 'strip' ? '' : `${EXPORT} replaced by the ${ROWS}x${4 * VECS} row-ordered ${mode} kernel, `}export dropped`);
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [input, mode, output = input] = process.argv.slice(2);
+  if (!input || !['relaxed', 'plain', 'strip'].includes(mode)) {
+    console.error('usage: dense-kernel.mjs IN.wasm relaxed|plain|strip [OUT.wasm]');
+    process.exit(2);
+  }
+  // For profiling: keep the name section of a module built with names (wasm-opt -g).
+  if (process.env.LOCALREC_KEEP_NAMES) binaryen.setDebugInfo(true);
+  let out;
+  try {
+    out = spliceKernel(readFileSync(input), mode);
+  } catch (e) {
+    console.error(`dense-kernel: ${input}: ${e.message}`);
+    process.exit(1);
+  }
+  writeFileSync(output, out);
+  const { rows, vecs } = LAYOUT;
+  console.log(`${output}: ${mode === 'strip' ? '' : `${EXPORT} replaced by the ${rows}x${4 * vecs} row-ordered ${mode} kernel, `}export and layout section dropped`);
+}

@@ -12,6 +12,10 @@
 //
 // A size whose vectors do not fit in the page's memory is reported as such, not skipped
 // silently. Writes bench-results/scorer-browser.json.
+//
+// WasmScorerBench is not in the package: it comes from the benchmarks' build of the wasm
+// modules (cargo feature `bench`) in .cache/bench-wasm, which `make bench-scorer-browser`
+// writes first (`scripts/build-pkg.sh --bench`).
 import { createServer } from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,8 +38,15 @@ const EVENTS = Number(opt('--events', '20'));
 const BACKENDS = opt('--backends', 'cpu,webgpu').split(',');
 const OUT = path.resolve(ROOT, opt('--out', 'bench-results/scorer-browser.json'));
 
+const BENCH_WASM = path.join(ROOT, '.cache/bench-wasm');
+for (const file of ['localrec_wasm.js', 'localrec_wasm_bg.wasm', 'localrec_webgpu.js', 'localrec_webgpu_bg.wasm']) {
+  if (!fs.existsSync(path.join(BENCH_WASM, file))) {
+    console.error(`bench/scorer: ${path.relative(ROOT, BENCH_WASM)}/${file} is missing: run scripts/build-pkg.sh --bench (make bench-scorer-browser does)`);
+    process.exit(1);
+  }
+}
 // The root is bench/: its blank.html is a page that, unlike the demo, loads nothing itself.
-const handle = createHandler({ root: path.join(ROOT, 'bench'), mounts: [{ url: '/pkg', dir: path.join(ROOT, 'pkg') }] });
+const handle = createHandler({ root: path.join(ROOT, 'bench'), mounts: [{ url: '/bench-wasm', dir: BENCH_WASM }] });
 const server = createServer(handle);
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -48,8 +59,8 @@ try {
     await page.goto(`${origin}/blank.html`);
     const row = await page.evaluate(async ({ items, runs, factors, itemRank, events, backend }) => {
       const gpu = backend === 'webgpu';
-      const glue = await import(gpu ? '/pkg/wasm/localrec_webgpu.js' : '/pkg/wasm/localrec_wasm.js');
-      await glue.default({ module_or_path: gpu ? '/pkg/wasm/localrec_webgpu_bg.wasm' : '/pkg/wasm/localrec_wasm_bg.wasm' });
+      const glue = await import(gpu ? '/bench-wasm/localrec_webgpu.js' : '/bench-wasm/localrec_wasm.js');
+      await glue.default({ module_or_path: gpu ? '/bench-wasm/localrec_webgpu_bg.wasm' : '/bench-wasm/localrec_wasm_bg.wasm' });
       const best = async (f) => {
         let b = Infinity;
         for (let i = 0; i < runs; i++) {

@@ -17,8 +17,10 @@
 //! use `v128` intrinsics, every other target uses plain arrays that the compiler
 //! vectorises, so native unit tests exercise the same tiling and edge handling. In both CPU
 //! wasm builds, [`localrec_dense_tiles`] gets a hand-scheduled body after linking
-//! (`scripts/dense-kernel.mjs`) with the same arithmetic.
+//! (`scripts/dense-kernel.mjs`) with the same arithmetic; [`layout`] tells the script the
+//! layout that body must follow.
 
+mod layout;
 mod strassen;
 
 use std::ptr::{null, null_mut};
@@ -245,6 +247,10 @@ impl PackedDense {
 const SUBTRACT_FIRST: u32 = 1;
 const SUBTRACT_SECOND: u32 = 2;
 
+/// [`localrec_dense_tiles`]'s parameters in order, for the hand-scheduled body
+/// ([`layout`]); their types in that order are pinned just below the function.
+const TILE_KERNEL_PARAMS: [&str; 11] = ["a", "a_stride", "w", "len", "tiles", "out", "stride", "bias", "out2", "bias2", "signs"];
+
 /// The register-tiled product for `tiles` consecutive tiles of one panel, written into
 /// one or two destinations: for tile `t`, row `r` and column `c`, with `o = (t * TILE_ROWS
 /// + r) * stride + c`, `out[o]` becomes `bias[c] + sum` when `bias` is not null and
@@ -323,6 +329,13 @@ pub unsafe extern "C" fn localrec_dense_tiles(
         }
     }
 }
+
+// The kernel's signature, position by position: a parameter added, removed or retyped
+// fails to compile here, a reminder that TILE_KERNEL_PARAMS (the layout the post-link
+// script checks) changes with it; two same-typed parameters swapped are caught by
+// tests/browser/dense-kernel.test.mjs.
+const _: unsafe extern "C" fn(*const f32, usize, *const f32, usize, usize, *mut f32, usize, *const f32, *mut f32, *const f32, u32) =
+    localrec_dense_tiles;
 
 /// GELU, `x * (1 + erf(x / sqrt 2)) / 2`, over a slice, four lanes at a time.
 ///

@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 mod catalog;
+#[cfg(feature = "bench")]
 mod scorer_bench;
 
 use crate::encoder::{Encoder, ModelFiles};
@@ -155,6 +156,7 @@ impl WasmEncoder {
 
 /// Times the CPU path's packed dense kernel on an `[m, k] x [k, n]` product of
 /// deterministic values, `reps` times; returns GFLOP/s. For the benchmark page.
+#[cfg(feature = "bench")]
 #[wasm_bindgen(js_name = benchDense)]
 pub fn bench_dense(m: usize, k: usize, n: usize, reps: usize) -> Result<f64, JsValue> {
     if m == 0 || k == 0 || n == 0 || m.saturating_mul(k).max(k.saturating_mul(n)) > 1 << 24 {
