@@ -15,9 +15,9 @@
 #                .cache/catalogs/ml-32m-movies, on the CPU (10+ minutes on 2 cores); kept while
 #                it verifies; the build's summary goes to .cache/catalogs/ml-32m-movies.build.json
 #   make fuzz    long runs of every fuzz target (shard, manifest, scorer_params,
-#                recommend_request, model_config, weights, tokenizer; cargo-fuzz on nightly, both
-#                installed if missing) for FUZZ_SECONDS each (default 60); a crash stops it
-#                with the input in fuzz/artifacts/ (keep it in tests/fixtures/fuzz-regressions/).
+#                recommend_request, model_config, weights, tokenizer; cargo-fuzz on nightly,
+#                both installed if missing) for FUZZ_SECONDS each (default 60); a crash stops
+#                it with the input in fuzz/artifacts/ (keep it in tests/fixtures/fuzz-regressions/).
 #                `make test` already fuzzes each target on stable for LOCALREC_FUZZ_SECONDS
 #                (default 20; tests/integration/fuzz_bounded.rs)
 #   make bench   the encoder and catalog benchmarks below
@@ -117,10 +117,10 @@ catalog-87k: cli
 
 # Seeds: every target's seed corpus, written by a test (shards and manifests by the real
 # writers from ml-latest-small's movies, scorer params and requests for tiny catalogs, the
-# MiniLM config, tiny weights and tokenizer files), and the ml-latest-small catalog's manifest when it is
-# built; and per target a libFuzzer dictionary of the seeds' keys (fuzz/seeds/<target>.dict).
-# New inputs go to fuzz/corpus/; the regression inputs are read as seeds too.
-# cargo-fuzz builds with overflow checks, so a wrapping size panics where it wraps.
+# MiniLM config, tiny weights and tokenizer files), the ml-latest-small catalog's manifest
+# when it is built, and per target a libFuzzer dictionary of the seeds' keys
+# (fuzz/seeds/<target>.dict). New inputs go to fuzz/corpus/; the regression inputs are read
+# as seeds too. cargo-fuzz builds with overflow checks, so a size that wraps panics there.
 fuzz:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

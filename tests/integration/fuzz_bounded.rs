@@ -29,7 +29,8 @@
 //! `LOCALREC_FUZZ_TRACE=1` that input is kept too).
 //!
 //! Environment: `LOCALREC_FUZZ_SECONDS` (per target, default 20; 0 runs the pool once),
-//! `LOCALREC_FUZZ_SEED` (default 1).
+//! `LOCALREC_FUZZ_SEED` (default 1), `LOCALREC_FUZZ_SEEDS_ONLY` (start from the generated
+//! seeds alone, without the saved inputs: what the fuzzer finds by itself).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -755,16 +756,29 @@ fn input_shape(input: &[u8], part: JsonPart) -> String {
     out
 }
 
-/// Masks digits, so refusals that differ only in a number count as one outcome.
+/// A refusal with its digits and quoted text masked, so refusals that differ only in a
+/// number or in the text they quote count as one outcome.
 fn signature(outcome: &str) -> String {
     let mut out = String::with_capacity(outcome.len().min(400));
+    let mut quote = None;
     for c in outcome.chars().take(400) {
-        if c.is_ascii_digit() {
-            if !out.ends_with('#') {
-                out.push('#');
+        match quote {
+            Some(q) if c == q => {
+                out.push(c);
+                quote = None;
             }
-        } else {
-            out.push(c);
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                out.push('…');
+                quote = Some(c);
+            }
+            None if c.is_ascii_digit() => {
+                if !out.ends_with('#') {
+                    out.push('#');
+                }
+            }
+            None => out.push(c),
         }
     }
     out
@@ -795,7 +809,9 @@ fn fuzz(name: &str) -> Report {
     let run_seed = seed();
     let mut rng = Rng::new(fnv(name.as_bytes()) ^ run_seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut pool: Vec<Vec<u8>> = seeds(name).into_iter().map(|(_, bytes)| bytes).collect();
-    pool.extend(regression_inputs(name));
+    if std::env::var_os("LOCALREC_FUZZ_SEEDS_ONLY").is_none() {
+        pool.extend(regression_inputs(name));
+    }
     let fixed = pool.len();
     let mut pool_bytes = 0usize;
     let (keys, dictionary) = vocabulary(&pool);
@@ -1008,6 +1024,12 @@ fn the_generator_is_reproducible_and_its_json_mutations_keep_json_parseable_ofte
     assert!(changed > 150, "only {changed} of 200 mutations changed the input");
     assert_eq!(number_ranges(b"[12,-3.5e7,x1]"), vec![(1, 3), (4, 10)]);
     assert_eq!(key_offsets(b"{\"a\" :1,\"b\\\"\":[\"c\"]}"), vec![(1, 6), (8, 14)]);
+}
+
+#[test]
+fn refusals_that_differ_only_in_numbers_or_quoted_text_count_as_one_outcome() {
+    assert_eq!(signature("item \"12\" at 3: `x`, 45"), signature("item \"abc\" at 9: `yy`, 6"));
+    assert_ne!(signature("k is 5"), signature("diversity is 5"));
 }
 
 #[test]
