@@ -757,13 +757,16 @@ fn input_shape(input: &[u8], part: JsonPart) -> String {
 }
 
 /// A refusal with its digits and quoted text masked, so refusals that differ only in a
-/// number or in the text they quote count as one outcome.
+/// number or in the text they quote count as one outcome. A quote ends at its quote mark
+/// before a separator or the end: quoted input may hold the mark itself.
 fn signature(outcome: &str) -> String {
-    let mut out = String::with_capacity(outcome.len().min(400));
+    let chars: Vec<char> = outcome.chars().take(400).collect();
+    let mut out = String::with_capacity(chars.len());
     let mut quote = None;
-    for c in outcome.chars().take(400) {
+    for (i, &c) in chars.iter().enumerate() {
+        let closes = chars.get(i + 1).is_none_or(|n| matches!(n, ',' | ';' | ':' | ' ' | ')' | ']'));
         match quote {
-            Some(q) if c == q => {
+            Some(q) if c == q && closes => {
                 out.push(c);
                 quote = None;
             }
@@ -1030,6 +1033,11 @@ fn the_generator_is_reproducible_and_its_json_mutations_keep_json_parseable_ofte
 fn refusals_that_differ_only_in_numbers_or_quoted_text_count_as_one_outcome() {
     assert_eq!(signature("item \"12\" at 3: `x`, 45"), signature("item \"abc\" at 9: `yy`, 6"));
     assert_ne!(signature("k is 5"), signature("diversity is 5"));
+    // A quoted field name holding the quote mark itself.
+    assert_eq!(
+        signature("unknown field `a`b`, expected one of `k`, `events`"),
+        signature("unknown field `c`, expected one of `k`, `events`")
+    );
 }
 
 #[test]
