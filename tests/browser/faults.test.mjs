@@ -142,6 +142,11 @@ test('a trap while verifying a shard replaces the worker; loading completes, ear
   assert.equal(out.top, 5);
   const shard0 = served.requests.filter((r) => r.path === `/small/${manifest.shards[0].path}`);
   assert.equal(shard0.length, 1, 'shard 0 was downloaded once: the new worker read it from Cache Storage');
+  // The trapped worker never vouched for shard 1, so its replacement fetched it again: this is
+  // what shows that the trap happened (without it the test would pass on a catalog that
+  // ignored the injection).
+  const shard1 = served.requests.filter((r) => r.path === `/small/${manifest.shards[1].path}`);
+  assert.equal(shard1.length, 2, 'shard 1 was downloaded by the trapped worker and again by its replacement');
 });
 
 test('nearest() with k = 2**31 is refused with localrec/input, and recommend() and similar() keep working', { timeout: 300_000 }, async () => {
