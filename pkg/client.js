@@ -21,7 +21,8 @@ function startWorker(kind, workerUrl) {
     return new Worker(new URL('./catalog-worker.js', import.meta.url), { type: 'module' });
   } catch (e) {
     if (e?.name !== 'SecurityError') throw e;
-    return startModuleWorker(new URL(kind === 'encoder' ? './encoder-worker.js' : './catalog-worker.js', import.meta.url));
+    if (kind === 'encoder') return startModuleWorker(new URL('./encoder-worker.js', import.meta.url));
+    return startModuleWorker(new URL('./catalog-worker.js', import.meta.url));
   }
 }
 
