@@ -5,6 +5,7 @@
 //! * `bench`: encoder throughput and peak memory per backend, as a table and JSON.
 //! * `build`: items and interactions in, a catalog folder out (manifest, shards, model);
 //!   `merge` joins a catalog built in parts (`build --part i/n`).
+//! * `gc`: removes files a published catalog's manifest no longer names, after a grace period.
 //! * `inspect`: verifies a catalog folder or URL and summarises it.
 //! * `bench-catalog`: parse+verify throughput of a catalog folder, on the browser loader's path.
 //! * `train`: (re)trains a built catalog's collaborative side from an interaction log.
@@ -20,6 +21,8 @@ mod bench_scorer;
 mod catalog;
 #[path = "localrec/eval.rs"]
 mod eval;
+#[path = "localrec/gc.rs"]
+mod gc;
 #[path = "localrec/inspect.rs"]
 mod inspect;
 #[path = "localrec/train.rs"]
@@ -94,6 +97,8 @@ enum Command {
     Build(catalog::BuildArgs),
     /// Write the manifest of a catalog built in parts (`build --part i/n`) once every part is done.
     Merge(catalog::MergeArgs),
+    /// Remove the files of a catalog folder that its manifest no longer names (earlier versions' shards) once the manifest is older than --grace.
+    Gc(gc::GcArgs),
     /// Verify a catalog (folder or http(s) URL): every shard and model file against the manifest.
     Inspect(inspect::InspectArgs),
     /// Time parsing and verifying a catalog folder's shards (in memory, best of --repeat).
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         Command::Bench { model, backends, seconds, json, child } => bench(&model, &backends, seconds, json, child),
         Command::Build(args) => catalog::build(args),
         Command::Merge(args) => catalog::merge(args),
+        Command::Gc(args) => gc::gc(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
         Command::Eval(args) => eval::eval(args),

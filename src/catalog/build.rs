@@ -290,9 +290,16 @@ pub fn shard_bytes(
     write_shard(&records, range.start as u32, dims, factor_dims, has_bias)
 }
 
-/// Path of shard `index` in a catalog.
-pub fn shard_path(index: usize) -> String {
-    format!("shards/{index:05}.bin")
+/// Hex digits of a shard's SHA-256 in its file name.
+pub const SHARD_NAME_DIGEST_CHARS: usize = 16;
+
+/// Path of shard `index` whose bytes hash to `sha256_hex`. The digest in the name makes
+/// shard files content-addressed: a republished catalog writes its shards beside the old
+/// ones, so a CDN or a browser cache can never hand a visitor a shard of another version
+/// under a name this manifest uses.
+pub fn shard_path(index: usize, sha256_hex: &str) -> String {
+    let digest = sha256_hex.get(..SHARD_NAME_DIGEST_CHARS).unwrap_or(sha256_hex);
+    format!("shards/{index:05}-{digest}.bin")
 }
 
 /// Everything of a manifest except its shard list: the same for every part.

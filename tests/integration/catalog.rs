@@ -265,6 +265,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Shard `i`'s path in `dir`'s manifest (content-addressed: the name carries its digest).
+fn shard_rel(dir: &Path, i: usize) -> String {
+    let manifest = Manifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest.shards[i].path.clone()
+}
+
 /// Reads a catalog natively: manifest, then every shard checked against it.
 fn read_catalog(dir: &Path) -> (Manifest, Vec<CatalogItem>) {
     let manifest = Manifest::from_json(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
@@ -554,16 +560,17 @@ fn inspect_verifies_a_good_catalog_and_names_a_flipped_or_truncated_shard() {
 
     let copy = scratch("inspect");
     copy_dir(reference, &copy);
-    let shard1 = copy.join("shards/00001.bin");
+    let (rel1, rel2) = (shard_rel(&copy, 1), shard_rel(&copy, 2));
+    let shard1 = copy.join(&rel1);
     let original = std::fs::read(&shard1).unwrap();
     let mut flipped = original.clone();
     flipped[original.len() / 2] ^= 0x01;
     std::fs::write(&shard1, &flipped).unwrap();
     let err = fail(&["inspect", s(&copy)]);
-    assert!(err.contains("shard 1 (shards/00001.bin)") && err.contains("sha256"), "{err}");
+    assert!(err.contains(&format!("shard 1 ({rel1})")) && err.contains("sha256"), "{err}");
 
     std::fs::write(&shard1, &original).unwrap();
-    let shard2 = copy.join("shards/00002.bin");
+    let shard2 = copy.join(&rel2);
     let bytes = std::fs::read(&shard2).unwrap();
     std::fs::write(&shard2, &bytes[..bytes.len() - 7]).unwrap();
     let out = localrec(&["inspect", s(&copy), "--json"]);
@@ -571,7 +578,7 @@ fn inspect_verifies_a_good_catalog_and_names_a_flipped_or_truncated_shard() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["ok"], false);
     let problems = summary["problems"].to_string();
-    assert!(problems.contains("shard 2 (shards/00002.bin)") && problems.contains("bytes"), "{problems}");
+    assert!(problems.contains(&format!("shard 2 ({rel2})")) && problems.contains("bytes"), "{problems}");
     assert!(!problems.contains("shard 1"), "the restored shard verifies: {problems}");
 
     std::fs::write(&shard2, &bytes).unwrap();
@@ -638,9 +645,10 @@ fn inspect_reads_a_catalog_over_http_and_names_a_missing_shard_by_url() {
     let via_manifest = succeed(&["inspect", &format!("{url}manifest.json"), "--json"]);
     assert_eq!(via_manifest["ok"], true);
 
-    std::fs::remove_file(copy.join("shards/00000.bin")).unwrap();
+    let rel0 = shard_rel(&copy, 0);
+    std::fs::remove_file(copy.join(&rel0)).unwrap();
     let err = fail(&["inspect", &url]);
-    assert!(err.contains(&format!("{url}shards/00000.bin")) && err.contains("404"), "{err}");
+    assert!(err.contains(&format!("{url}{rel0}")) && err.contains("404"), "{err}");
     STOP.store(true, Ordering::Relaxed);
     std::fs::remove_dir_all(&copy).ok();
 }
@@ -750,6 +758,47 @@ fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_train
     assert_eq!(got_manifest.shards.len(), text_only.shards.len());
     let err = fail(&["train", s(&out), "--interactions", s(&slice().ratings), "--factors", "0"]);
     assert!(err.contains("--factors"), "{err}");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn a_republished_catalog_keeps_the_old_shards_beside_the_new_until_gc_after_the_grace_period() {
+    let (reference, _) = reference();
+    let out = scratch("republish");
+    copy_dir(reference, &out);
+    let old = read_catalog(&out).0;
+    let names = |m: &Manifest| m.shards.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
+    for (i, shard) in old.shards.iter().enumerate() {
+        assert_eq!(shard.path, format!("shards/{i:05}-{}.bin", &shard.sha256[..16]), "named after its content");
+    }
+    // A new version: other factors, so every shard's bytes (and name) change.
+    let sl = slice();
+    succeed(&["train", s(&out), "--interactions", s(&sl.ratings), "--factors", "4", "--item-rank", ITEM_RANK, "--json"]);
+    let new = read_catalog(&out).0;
+    assert!(names(&new).iter().all(|p| !names(&old).contains(p)), "every shard has a new name");
+    // A visitor who fetched the old manifest still finds every shard it names.
+    for shard in &old.shards {
+        let bytes = std::fs::read(out.join(&shard.path)).unwrap();
+        assert_eq!(localrec::encoder::web::sha256_hex(&bytes), shard.sha256, "{} kept as it was", shard.path);
+    }
+    let mut unnamed = names(&old);
+    unnamed.sort();
+
+    // Within the grace period nothing goes; a dry run removes nothing either.
+    let kept = succeed(&["gc", s(&out), "--grace", "1h", "--json"]);
+    assert_eq!(kept["unnamed"], serde_json::json!(unnamed), "{kept}");
+    assert_eq!(kept["removed"], serde_json::json!([]));
+    let dry = succeed(&["gc", s(&out), "--grace", "0", "--dry-run", "--json"]);
+    assert_eq!(dry["removed"], serde_json::json!([]));
+    assert!(old.shards.iter().all(|s| out.join(&s.path).exists()));
+
+    let removed = succeed(&["gc", s(&out), "--grace", "0s", "--json"]);
+    assert_eq!(removed["removed"], serde_json::json!(unnamed), "{removed}");
+    assert!(old.shards.iter().all(|s| !out.join(&s.path).exists()));
+    assert_eq!(succeed(&["inspect", s(&out), "--json"])["ok"], true, "the current version is whole");
+    let again = succeed(&["gc", s(&out), "--grace", "0", "--json"]);
+    assert_eq!(again["unnamed"], serde_json::json!([]));
+    assert!(fail(&["gc", s(&out), "--grace", "1w"]).contains("grace"));
     std::fs::remove_dir_all(&out).ok();
 }
 

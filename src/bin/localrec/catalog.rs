@@ -17,7 +17,7 @@ use localrec::catalog::build::{
 };
 use localrec::catalog::input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 use localrec::catalog::shard::MAX_RECORD_BYTES;
-use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, Manifest, QuantizedRow, ShardEntry};
+use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, QuantizedRow, ShardEntry};
 use localrec::encoder::web::{self, FileEntry, ModelManifest, WebFile, export_web, sha256_hex};
 use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_atomic, write_temp};
 use localrec::scorer::als::AlsConfig;
@@ -213,22 +213,6 @@ fn remove_dir(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// Removes shard files of an earlier, larger build that the manifest no longer lists.
-fn remove_stale_shards(out: &Path, manifest: &Manifest) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(out.join("shards")) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let numbered = name.len() == 9 && name.ends_with(".bin") && name[..5].bytes().all(|b| b.is_ascii_digit());
-        if numbered && !manifest.shards.iter().any(|s| s.path == format!("shards/{name}")) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| io_error(format!("cannot remove {}", entry.path().display()), e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Embeddings of the items a build writes, quantized and checked.
@@ -660,12 +644,10 @@ pub fn build(args: BuildArgs) -> Result<()> {
         let range = plan[s].clone();
         let rows = &encoded.rows[range.start - encoded.base..range.end - encoded.base];
         let bytes = build::shard_bytes(&items, range.clone(), rows, dims, collaborative.as_ref())?;
-        let path = build::shard_path(s);
+        let sha256 = sha256_hex(&bytes);
+        let path = build::shard_path(s, &sha256);
         temps.push((write_temp(&out.join(&path), &bytes)?, out.join(&path)));
-        entries.push((
-            s,
-            ShardEntry { path, bytes: bytes.len() as u64, items: range.len() as u64, sha256: sha256_hex(&bytes) },
-        ));
+        entries.push((s, ShardEntry { path, bytes: bytes.len() as u64, items: range.len() as u64, sha256 }));
     }
     for (tmp, path) in &temps {
         rename(tmp, path)?;
@@ -677,8 +659,9 @@ pub fn build(args: BuildArgs) -> Result<()> {
     let wrote_manifest = match args.part {
         None => {
             let manifest = head.manifest(entries.iter().map(|(_, e)| e.clone()).collect())?;
+            // Last: visitors mid-load keep the old manifest's shards, which stay beside
+            // the new ones until `localrec gc`.
             write_atomic(&out.join(MANIFEST_FILE), &manifest.to_json()?)?;
-            remove_stale_shards(out, &manifest)?;
             remove_dir(&build_dir)?;
             true
         }
@@ -796,7 +779,6 @@ pub fn merge(args: MergeArgs) -> Result<()> {
         ));
     }
     write_atomic(&out.join(MANIFEST_FILE), &manifest.to_json()?)?;
-    remove_stale_shards(out, &manifest)?;
     remove_dir(&parts_dir)?;
     remove_dir(&out.join(BUILD_DIR))?;
     let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();

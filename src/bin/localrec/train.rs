@@ -1,12 +1,14 @@
 //! `localrec train`: (re)trains the collaborative side of a built catalog from an
 //! interaction log, without encoding anything again: the shards' int8 embeddings are
-//! what the trainer reads (as in `build`), every shard is rewritten with the new factors
-//! under a temporary name, and the manifest is written last.
+//! what the trainer reads (as in `build`), every shard is written again with the new
+//! factors under its new content's name, beside the old one, and the manifest is written
+//! last (`localrec gc` removes the old shards once no visitor can still be reading them).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use localrec::catalog::build::shard_path;
 use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_interactions, parse_shard, write_shard};
 use localrec::encoder::web::sha256_hex;
 use localrec::native::{read_input, rename, write_atomic, write_temp};
@@ -115,10 +117,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
             })
             .collect();
         let bytes = write_shard(&records, first as u32, dims, factor_dims, side.manifest.bias)?;
-        let path = dir.join(&entry.path);
+        // Under its new content's name, beside the old file (see `build::shard_path`).
+        let sha256 = sha256_hex(&bytes);
+        next.shards[s].path = shard_path(s, &sha256);
+        let path = dir.join(&next.shards[s].path);
         temps.push((write_temp(&path, &bytes)?, path));
         next.shards[s].bytes = bytes.len() as u64;
-        next.shards[s].sha256 = sha256_hex(&bytes);
+        next.shards[s].sha256 = sha256;
         first = range.end;
     }
     for (tmp, path) in &temps {
