@@ -8,9 +8,12 @@
 // depend only on the catalog and on what this browser already holds.
 //
 // Faults: see download.js (retries, Range resume, a second try for bad bytes). A shard
-// that cannot be had is given up on and reported; the other shards load regardless. Once
-// every shard has loaded, cached shards that this manifest no longer names (an older
-// version of the catalog) are evicted.
+// that cannot be had is given up on and reported; the other shards load regardless, unless
+// the catalog was republished meanwhile: a shard that is gone (404, 410) or unlike its
+// digest makes the loader ask `recheck()` (the manifest fetched once more), and a newer
+// manifest ends this load so that the worker continues with that version. Once every
+// shard has loaded, cached shards that this manifest no longer names (an older version
+// of the catalog) are evicted.
 import { CACHE_NAMES, cachedKey, download, evictExcept } from './download.js';
 import { ProgressTracker } from './progress.js';
 import { isTrap, reportTrap } from './worker-runtime.js';
@@ -52,6 +55,13 @@ class ShardVerifier {
   }
 }
 
+// Status notices are numbered across the loaders of one worker (a republished catalog
+// gets a new loader), so the page can drop notices older than what it holds.
+let statusSeq = 0;
+
+/** Whether a shard's failure may mean the manifest changed under the load. */
+const mayBeRepublished = (e) => e?.code === 'localrec/integrity' || e?.code === 'localrec/format' || e?.status === 404 || e?.status === 410;
+
 export class CatalogLoader {
   /**
    * `store`: the WasmCatalog; `shardUrls`: each shard's URL, already confined to the
@@ -71,7 +81,6 @@ export class CatalogLoader {
     this.failures = [];
     // Every shard settled; the status that says so rides with the 'ready' progress event.
     this.done = false;
-    this.seq = 0;
     this.workMs = 0;
   }
 
@@ -91,7 +100,7 @@ export class CatalogLoader {
     const bytes = (i) => this.manifest.shards[i]?.bytes ?? 0;
     return {
       ...s,
-      seq: ++this.seq,
+      seq: ++statusSeq,
       loaded: Math.round(this.tracker.fraction() * this.manifest.shards.reduce((n, _, i) => n + bytes(i), 0)),
       total: this.manifest.shards.reduce((n, _, i) => n + bytes(i), 0),
       shardsFromCache: this.fromCache,
@@ -106,9 +115,14 @@ export class CatalogLoader {
     this.abort.abort();
   }
 
-  /** Loads every shard; `onShard(i)` after shard i settles. Resolves when all have settled. */
+  /**
+   * Loads every shard; `onShard(i)` after shard i settles. Resolves when all have settled
+   * (with nothing), or with the bytes of a newer manifest as soon as one is seen (see
+   * `recheck` above): this version is then abandoned.
+   */
   async run(onShard) {
     const { retries, backoffMs, cache } = this.options;
+    let { recheck } = this.options;
     for (let i = 0; i < this.manifest.shards.length; i++) {
       if (this.abort.signal.aborted) return;
       const entry = this.manifest.shards[i];
@@ -138,6 +152,13 @@ export class CatalogLoader {
         if (isTrap(e)) {
           reportTrap(e);
           return;
+        }
+        if (recheck && mayBeRepublished(e)) {
+          // Once per version: a second bad shard of an unchanged manifest is just bad.
+          const newer = await recheck().catch(() => null);
+          recheck = null;
+          if (this.abort.signal.aborted) return;
+          if (newer) return newer;
         }
         const error = { code: e?.code ?? 'localrec/internal', message: String(e?.message ?? e) };
         this.failures[i] = { path: entry.path, ...error };

@@ -31,19 +31,26 @@ async function scoringBackend(backend) {
   return { useGpu: true, reason: backend === 'webgpu' ? 'WebGPU was asked for' : 'a hardware WebGPU adapter is present' };
 }
 
-async function open({ url, cache, retries, backoffMs, maxBytes, wait, backend }, { signal }) {
-  const choice = await scoringBackend(backend);
-  const wasm = choice.useGpu ? webgpuModule() : cpuModule();
-  wasm.catch(() => {});
-  const bytes = await download(url, { maxBytes: MAX_MANIFEST_BYTES, httpCache: 'no-cache', retries, backoffMs, signal, what: url });
-  const glue = await wasm;
+/** The manifest at `url`, revalidated with the server on every open (it changes on republish). */
+function fetchManifest({ url, retries, backoffMs }, signal) {
+  return download(url, { maxBytes: MAX_MANIFEST_BYTES, httpCache: 'no-cache', retries, backoffMs, signal, what: url });
+}
+
+// A republish seen mid-load (a shard gone or unlike its digest, and a different manifest
+// at the URL) moves the load to the new version; so many times per open at the most.
+const MAX_VERSION_SWITCHES = 2;
+
+/**
+ * One version of the catalog: a wasm store over the manifest `bytes`, every path it names
+ * resolved and confined before any request, and WebGPU scoring set up when chosen.
+ */
+async function attach(glue, bytes, { url, maxBytes, backend }, choice) {
   const store = new glue.WasmCatalog(bytes, maxBytes);
   let manifest;
   let shardUrls;
   let modelUrl;
   try {
     manifest = store.manifest();
-    // Every path the manifest names is resolved and confined now, before any request.
     shardUrls = manifest.shards.map((s, i) => confine(s.path, url, `the catalog's shard ${i}`));
     modelUrl = confine(manifest.encoder.model, url, "the catalog's encoder model folder");
   } catch (e) {
@@ -69,20 +76,63 @@ async function open({ url, cache, retries, backoffMs, maxBytes, wait, backend },
       reason = `WebGPU failed to start (${e.message})`;
     }
   }
-  close();
+  return { bytes, store, manifest, shardUrls, modelUrl, scoring, reason };
+}
+
+/** Whether two manifests' bytes are the same. */
+function sameBytes(a, b) {
+  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Loads `version` as the catalog, shard by shard. When a shard cannot be had and the
+ * manifest at the URL has changed since (the catalog was republished during the load),
+ * the load goes on with the new version: its shards come from the network or, where
+ * they did not change, from Cache Storage; the page is told (`version`). Resolves once
+ * the last version loaded has settled.
+ */
+async function load(glue, version, request, choice, onShard, switches = 0) {
   const emit = (status, progress) => notify('status', { status, progress });
-  const loader = new CatalogLoader(store, manifest, url, shardUrls, { cache, retries, backoffMs }, emit);
-  catalog = { store, loader, manifest, scoring };
+  const recheck = switches < MAX_VERSION_SWITCHES ? async () => {
+    const fresh = await fetchManifest(request);
+    return sameBytes(fresh, version.bytes) ? null : fresh;
+  } : null;
+  const { cache, retries, backoffMs } = request;
+  const loader = new CatalogLoader(version.store, version.manifest, request.url, version.shardUrls, { cache, retries, backoffMs, recheck }, emit);
+  catalog = { ...version, loader };
+  emit(loader.status());
+  const newer = await loader.run(onShard);
+  if (!newer || catalog?.loader !== loader) return;
+  const next = await attach(glue, newer, request, choice);
+  if (catalog?.loader !== loader) {
+    next.store.free();
+    return;
+  }
+  const old = version.store;
+  setTimeout(() => old.free(), 0);
+  notify('version', { manifest: next.manifest, modelUrl: next.modelUrl, scoring: next.scoring });
+  await load(glue, next, request, choice, onShard, switches + 1);
+}
+
+async function open(request, { signal }) {
+  const { wait, backend } = request;
+  const choice = await scoringBackend(backend);
+  const wasm = choice.useGpu ? webgpuModule() : cpuModule();
+  wasm.catch(() => {});
+  const bytes = await fetchManifest(request, signal);
+  const glue = await wasm;
+  const version = await attach(glue, bytes, request, choice);
+  close();
   let firstUsable;
   const first = new Promise((resolve) => (firstUsable = resolve));
-  const all = loader.run(() => {
-    if (catalog?.store === store && store.status().itemsLoaded > 0) firstUsable();
+  const all = load(glue, version, request, choice, () => {
+    if (catalog?.store.status().itemsLoaded > 0) firstUsable();
   });
   all.then(firstUsable, firstUsable);
-  emit(loader.status());
   if (wait === 'all') await all;
   else if (wait !== 'manifest') await first;
-  return { manifest, status: loader.status(), scoring, scoringReason: reason, modelUrl };
+  const now = opened();
+  return { manifest: now.manifest, status: now.loader.status(), scoring: now.scoring, scoringReason: now.reason, modelUrl: now.modelUrl };
 }
 
 function close() {

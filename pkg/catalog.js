@@ -102,6 +102,14 @@ export class Catalog extends WorkerOwner {
     this.scoringReason = `WebGPU was lost (${reason}); scoring moved to the CPU`;
   }
 
+  /** @private The catalog was republished while it loaded: the worker loads the new version now. */
+  onVersion(client, { manifest, modelUrl, scoring }) {
+    if (this.client !== client) return;
+    this.manifest = manifest;
+    this.modelUrl = modelUrl;
+    this.scoring = scoring;
+  }
+
   /** @private */
   onStatus(client, status, progress) {
     if (progress) this.onProgress(progress);

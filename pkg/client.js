@@ -1,6 +1,6 @@
 // The main thread's side of a worker: requests tagged `{type, id, ...}`, answers tagged
 // `result`, `error` or `progress` with that id, and the worker's own notices (`status` of a
-// loading catalog, `lost` when its WebGPU device went away, `trap` when its wasm trapped).
+// loading catalog, `version` when it moved to a republished version, `lost` when its WebGPU device went away, `trap` when its wasm trapped).
 //
 // Supervision: a trapped wasm instance cannot be trusted again (wasm-bindgen's borrow
 // flags stay set, memory may be half-written), so on `trap` every pending call rejects
@@ -38,13 +38,14 @@ function startModuleWorker(url) {
 
 export class WorkerClient {
   /**
-   * `onStatus(status, progress)`: a catalog's loading notices. `onLost(reason)`: the worker's WebGPU
+   * `onStatus(status, progress)`: a catalog's loading notices; `onVersion({manifest,
+   * modelUrl, scoring})`: the catalog was republished mid-load and loads that version now. `onLost(reason)`: the worker's WebGPU
    * device was lost (pending calls reject with `localrec/backend-lost`). `onTrap(message)`:
    * its wasm trapped (pending calls reject with `localrec/internal`; the worker is gone).
    */
-  constructor(kind, { workerUrl, onStatus, onLost, onTrap } = {}) {
+  constructor(kind, { workerUrl, onStatus, onVersion, onLost, onTrap } = {}) {
     this.kind = kind;
-    this.handlers = { onStatus, onLost, onTrap };
+    this.handlers = { onStatus, onVersion, onLost, onTrap };
     this.nextId = 1;
     this.pending = new Map();
     // Set once the worker is gone, so later calls reject at once instead of never settling.
@@ -128,6 +129,9 @@ export class WorkerClient {
         return;
       case 'status':
         this.handlers.onStatus?.(data.status, data.progress);
+        return;
+      case 'version':
+        this.handlers.onVersion?.(data);
         return;
       case 'lost':
         this.fail(new LocalrecError('localrec/backend-lost', data.reason));

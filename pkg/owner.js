@@ -25,6 +25,7 @@ export class WorkerOwner {
     const client = new WorkerClient(this.kind, {
       workerUrl: this.workerUrl,
       onStatus: (status, progress) => this.onStatus(client, status, progress),
+      onVersion: (version) => this.onVersion(client, version),
       onLost: (reason) => this.fallBackToCpu(client, reason),
       onTrap: () => this.replaceWorker(client),
     });
@@ -53,6 +54,9 @@ export class WorkerOwner {
 
   /** @private Subclasses: a worker's `status` notice (only catalogs send them). */
   onStatus() {}
+
+  /** @private Subclasses: a worker's `version` notice (a catalog republished mid-load). */
+  onVersion() {}
 
   /** @private Subclasses: whether the work runs on WebGPU now. */
   onWebGpu() {

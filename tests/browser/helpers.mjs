@@ -58,7 +58,8 @@ export async function serveDemo({ mounts = [], intercept } = {}) {
   const { port } = server.address();
   const url = `http://127.0.0.1:${port}/`;
   // `blank` is a page of the same origin that, unlike the demo, loads no model itself.
-  return { server, url, blank: `${url}test-fixtures/blank.html`, requests };
+  // `handle` answers a request as the server would (for an `intercept` that lets one through late).
+  return { server, url, blank: `${url}test-fixtures/blank.html`, requests, handle };
 }
 
 /**
@@ -208,17 +209,19 @@ export const LOCALREC_BIN =
 export const FULL_CATALOG = path.join(root, '.cache/catalogs/ml-latest-small');
 
 /**
- * A catalog of the first `movies` movies of ml-latest-small, in shards of about
- * `shardBytes`, built with the real CLI and model into a scratch folder (rebuilt on
- * every run: the build is deterministic and takes seconds). Returns its folder.
+ * A catalog of `movies` movies of ml-latest-small (after the first `skip`), in shards of
+ * about `shardBytes`, built with the real CLI and model into a scratch folder (rebuilt on
+ * every run: the build is deterministic and takes seconds; with `republish`, over the
+ * folder's previous build). Returns its folder.
  */
-export function buildSmallCatalog(name, { movies, shardBytes }) {
+export function buildSmallCatalog(name, { movies, shardBytes, skip = 0, republish = false }) {
   const dir = path.join(root, 'target/tmp/browser-catalogs', name);
-  rmSync(dir, { recursive: true, force: true });
+  // A republish builds over the published folder, as a publisher would.
+  if (!republish) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const lines = readFileSync(path.join(root, 'data/ml-latest-small/movies.csv'), 'utf8').split('\n');
   const items = path.join(dir, 'movies.csv');
-  writeFileSync(items, lines.slice(0, movies + 1).join('\n') + '\n');
+  writeFileSync(items, [lines[0], ...lines.slice(1 + skip, 1 + skip + movies)].join('\n') + '\n');
   const out = path.join(dir, 'catalog');
   execFileSync(
     LOCALREC_BIN,
