@@ -6,6 +6,7 @@
 // flags stay set, memory may be half-written), so on `trap` every pending call rejects
 // with `localrec/internal`, the worker is terminated and the owner (Encoder, Catalog) is
 // told, so it can start a fresh worker from the verified cached files.
+import { refusedByPolicy } from './csp.js';
 import { LocalrecError, fromWire } from './errors.js';
 
 /**
@@ -60,7 +61,9 @@ export class WorkerClient {
       // The worker script itself failed (not found, a syntax error, blocked by the page's
       // Content-Security-Policy): nothing it was asked will be answered.
       event.preventDefault?.();
-      this.fail(new LocalrecError('localrec/worker', `the localrec ${kind} worker failed: ${event.message || 'its script could not be loaded (check worker-src in the page\'s Content-Security-Policy)'}`));
+      const failed = new LocalrecError('localrec/worker', `the localrec ${kind} worker failed: ${event.message || 'its script could not be loaded'}`);
+      const byPolicy = (v) => v.directive.startsWith('worker-src') || v.directive.startsWith('script-src');
+      refusedByPolicy(`the localrec ${kind} worker`, byPolicy).then((refused) => this.fail(refused ?? failed));
     };
   }
 

@@ -12,9 +12,11 @@
 // exponential backoff; a cut download resumes with an HTTP Range request where the
 // verifier can continue from there, or starts over (also when the server ignores Range).
 // Bytes that fail verification get one more full download (the first may have been
-// damaged on the way), then the file is given up on. The cache is an optimisation:
+// damaged on the way), then the file is given up on. A request the page's
+// Content-Security-Policy refuses fails at once with `localrec/csp`. The cache is an optimisation:
 // without Cache Storage (insecure context, opaque origin) or with a full quota, files
 // come from the network.
+import { blocked, refusedByPolicy } from './csp.js';
 import { LocalrecError } from './errors.js';
 
 /** Cache Storage caches, one per kind of file; bump a suffix if its format changes. */
@@ -274,7 +276,8 @@ export async function download(url, options = {}) {
         res = await fetch(url, { cache: cache ? 'no-store' : httpCache, signal, headers });
       } catch (e) {
         if (signal?.aborted) throw aborted(what);
-        throw new Transient(`cannot fetch ${url}: ${e.message}`);
+        // A policy's refusal is final: no retry changes it.
+        throw (await refusedByPolicy(`a request to ${url}`, blocked(url))) ?? new Transient(`cannot fetch ${url}: ${e.message}`);
       }
       if (res.status === 206 && offset > 0 && rangeStart(res) === offset) {
         // Resumed where the cut left off.

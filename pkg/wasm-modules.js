@@ -7,6 +7,7 @@
 // The WebGPU build is a separate, much larger module, imported on first use. Every URL
 // is a static literal, so that bundlers see and emit the files.
 import initCpu, * as cpuGlue from './wasm/localrec_wasm.js';
+import { refusedByPolicy } from './csp.js';
 import { LocalrecError } from './errors.js';
 import { CACHE_NAMES, download } from './download.js';
 import WASM_FILES from './wasm/digests.js';
@@ -26,13 +27,6 @@ export const relaxedSimd = (() => {
     return false;
   }
 })();
-
-// The last Content-Security-Policy violation in this worker: a module the policy refused
-// to compile is reported with the directive that refused it.
-let violation = null;
-self.addEventListener?.('securitypolicyviolation', (e) => {
-  violation = { directive: e.effectiveDirective || e.violatedDirective, blocked: e.blockedURI };
-});
 
 /** The instantiated modules' exports, for `memory()` (their linear memories). */
 export const instances = {};
@@ -57,8 +51,10 @@ async function instantiate(init, url, file, onProgress) {
   try {
     return await init({ module_or_path: cached ?? bytes });
   } catch (e) {
-    if (violation || /content.security.policy|wasm-unsafe-eval|wasm-eval/i.test(String(e?.message))) {
-      throw new LocalrecError('localrec/csp', `the page's Content-Security-Policy does not allow compiling WebAssembly: add 'wasm-unsafe-eval' to script-src (${e.message})`);
+    const refused = await refusedByPolicy(`compiling ${file}`, (v) => v.blocked === 'wasm-eval' || v.blocked === 'eval');
+    if (refused) throw refused;
+    if (/content.security.policy|wasm-unsafe-eval/i.test(String(e?.message))) {
+      throw new LocalrecError('localrec/csp', `the page's Content-Security-Policy refused compiling ${file}: add 'wasm-unsafe-eval' to script-src (${e.message})`);
     }
     throw new LocalrecError('localrec/worker', `cannot instantiate ${file}: ${e.message}`);
   }

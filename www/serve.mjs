@@ -127,17 +127,36 @@ async function openFile(files, file) {
 }
 
 /**
+ * What a CDN sends so that pages of any origin may use its files: the package's modules
+ * and workers, wasm, catalogs and models (fetched with CORS by the package's workers,
+ * Range included).
+ */
+const CDN_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges, ETag',
+  'Cross-Origin-Resource-Policy': 'cross-origin',
+};
+
+/**
  * The request handler behind `startServer`, for servers that add routes of their own.
  * `opts.csp`: the Content-Security-Policy of every response (default `DEMO_CSP`; null for
- * none). `opts.fs`: what files are opened with (default node:fs/promises; tests pass one
- * that injects faults).
+ * none). `opts.cdn`: serve as a CDN does (CORS for every origin, preflights answered, no
+ * cross-origin isolation of its own). `opts.isolate`: false for no COOP/COEP. `opts.fs`: what files are opened with (default
+ * node:fs/promises; tests pass one that injects faults).
  */
 export function createHandler(opts) {
   const files = opts.fs ?? nodeFs;
   const csp = opts.csp === undefined ? DEMO_CSP : opts.csp;
   const handle = async (req, res) => {
     if (csp) res.setHeader('Content-Security-Policy', csp);
+    if (opts.cdn) {
+      for (const [name, value] of Object.entries(CDN_HEADERS)) res.setHeader(name, value);
+    }
     const url = new URL(req.url, 'http://localhost');
+    if (opts.cdn && req.method === 'OPTIONS') {
+      res.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': 'Range', 'Access-Control-Max-Age': '600' }).end();
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
@@ -164,10 +183,13 @@ export function createHandler(opts) {
         // Revalidate every time: the demo is rebuilt often; the library's own Cache API
         // layer, not HTTP caching, is what makes reloads fast and offline-capable.
         'Cache-Control': 'no-cache',
-        // Cross-origin isolation, so pages may use SharedArrayBuffer (wasm threads).
-        'Cross-Origin-Opener-Policy': 'same-origin',
-        'Cross-Origin-Embedder-Policy': 'require-corp',
-        'Cross-Origin-Resource-Policy': 'same-origin',
+        // Cross-origin isolation, so pages may use SharedArrayBuffer (wasm threads);
+        // `isolate: false` for a site that does without (a CDN never isolates).
+        ...(opts.cdn || opts.isolate === false ? {} : {
+          'Cross-Origin-Opener-Policy': 'same-origin',
+          'Cross-Origin-Embedder-Policy': 'require-corp',
+          'Cross-Origin-Resource-Policy': 'same-origin',
+        }),
       };
       if (req.headers['if-none-match'] === etag) {
         res.writeHead(304, headers).end();
