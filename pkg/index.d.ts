@@ -493,8 +493,11 @@ export interface RecommenderResult {
   itemId: string;
   score: number;
   item: CatalogItem;
-  /** The liked item (and its event) or typed interest (with its text) that contributed most. */
-  because?: { itemId?: string; event?: number; interest?: number; interestId?: number; text?: string; contribution: number } | null;
+  /**
+   * The item acted on (its event's index and `type`) or the typed interest (its id and
+   * text) that contributed most.
+   */
+  because?: { itemId?: string; event?: number; type?: EventType; interest?: number; interestId?: number; text?: string; contribution: number } | null;
   predictedRating?: number;
 }
 
@@ -593,4 +596,43 @@ export interface WorkerMemory {
   wasm: { cpu?: number | null; webgpu?: number | null };
   /** The worker's used JS heap, where the browser reports it. */
   jsHeapUsed: number | null;
+}
+
+/** The tag `element.js` defines. */
+export declare const ELEMENT_TAG: 'localrec-recommendations';
+
+/** `detail` of the element's `localrec-select` event (cancelable: the page then handles the choice; it is recorded either way). */
+export interface SelectDetail {
+  itemId: string;
+  item: CatalogItem | undefined;
+  score: number | undefined;
+  because: RecommenderResult['because'];
+}
+
+/**
+ * `<localrec-recommendations catalog="..." k="10">`, defined when `element.js` (or the
+ * package) is imported. Attributes: `catalog`, `k`, `heading`, `profile-name`, `backend`,
+ * `storage`, `diversity`, `view-ms`, `model-url`. Events: `localrec-ready`
+ * (`{recommender}`), `localrec-render` (`{results, partial, warnings}`), `localrec-select`
+ * (`SelectDetail`), `localrec-error` (`{error}`).
+ */
+export declare class LocalrecRecommendations extends HTMLElement {
+  /** The recommender once open, else null. */
+  readonly recommender: Recommender | null;
+  /** The results shown now. */
+  readonly results: RecommenderResult[];
+  /** Renders again from the profile as it is now; resolves with the results shown. */
+  refresh(): Promise<RecommenderResult[]>;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'localrec-recommendations': LocalrecRecommendations;
+  }
+  interface HTMLElementEventMap {
+    'localrec-ready': CustomEvent<{ recommender: Recommender }>;
+    'localrec-render': CustomEvent<{ results: RecommenderResult[]; partial: boolean; warnings: string[] }>;
+    'localrec-select': CustomEvent<SelectDetail>;
+    'localrec-error': CustomEvent<{ error: unknown }>;
+  }
 }

@@ -25,6 +25,19 @@ function answerOf(results, partial, warnings) {
   return Object.assign([...results], { results, partial, warnings });
 }
 
+/**
+ * A result whose reason names what the page can show: the typed interest's id and text,
+ * or the type of the event on the item it names.
+ */
+function explained(result, events, interests) {
+  const b = result.because;
+  if (b && Number.isInteger(b.interest) && interests[b.interest]) {
+    return { ...result, because: { ...b, interestId: interests[b.interest].id, text: interests[b.interest].text } };
+  }
+  if (b && Number.isInteger(b.event) && events[b.event]) return { ...result, because: { ...b, type: events[b.event].type } };
+  return result;
+}
+
 /** What the profile holds, as the page may show it. */
 function summarize(data, store) {
   const byType = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0]));
@@ -260,7 +273,7 @@ export class Recommender {
     this.lastRecommendMs = performance.now() - t0;
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
-    return answerOf(results.map((r) => this.withInterestText(r, interests)), answer.partial, answer.warnings);
+    return answerOf(results.map((r) => explained(r, events, interests)), answer.partial, answer.warnings);
   }
 
   /** Items like `itemId`: `[{itemId, score, item}]`, with `results`, `partial` and `warnings`. */
@@ -341,15 +354,6 @@ export class Recommender {
     this.store.close();
     const enc = this.encoderInstance;
     await Promise.allSettled([this.catalog.close(), enc ? enc.close() : null]);
-  }
-
-  /** @private */
-  withInterestText(result, interests) {
-    const b = result.because;
-    if (b && Number.isInteger(b.interest) && interests[b.interest]) {
-      return { ...result, because: { ...b, interestId: interests[b.interest].id, text: interests[b.interest].text } };
-    }
-    return result;
   }
 
   /** @private */

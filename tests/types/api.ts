@@ -1,13 +1,32 @@
 // Type-checks pkg/index.d.ts against the way a page uses every export (`make test` runs
 // `tsc -p tests/types`). Never executed: it only has to compile.
 import {
-  CATALOG_CACHE_NAME, Catalog, Encoder, LocalrecError, MODEL_CACHE_NAME, Recommender, WASM_CACHE_NAME, limits,
+  CATALOG_CACHE_NAME, Catalog, ELEMENT_TAG, Encoder, LocalrecError, LocalrecRecommendations, MODEL_CACHE_NAME, Recommender,
+  WASM_CACHE_NAME, limits,
 } from '../../pkg/index.js';
 import type {
   Answer, BackendInfo, Calibration, CatalogItem, CatalogManifest, CatalogStatus, ErrorCode, EventType, FileEntry,
   Neighbours, ProfileDocument, ProfileSummary, Progress, RankBy, Recommendation, Recommendations, RecommenderResult,
-  ResultList, ScoredItem, StoredEvent, WorkerMemory,
+  ResultList, ScoredItem, SelectDetail, StoredEvent, WorkerMemory,
 } from '../../pkg/index.js';
+
+/** The web component as a page uses it: typed by tag name, its events and its recommender. */
+async function element(): Promise<string[]> {
+  const el = document.createElement(ELEMENT_TAG);
+  el.setAttribute('catalog', '/catalog/');
+  el.addEventListener('localrec-select', (e) => {
+    const detail: SelectDetail = e.detail;
+    if (detail.because?.type === 'view') e.preventDefault();
+  });
+  el.addEventListener('localrec-render', (e) => void e.detail.results.map((r) => r.itemId));
+  el.addEventListener('localrec-error', (e) => void e.detail.error);
+  document.body.append(el);
+  const found: LocalrecRecommendations | null = document.querySelector('localrec-recommendations');
+  const shown = await (found ?? el).refresh();
+  void el.recommender?.profile.summary();
+  return shown.map((r) => r.item.title);
+}
+void element;
 
 function onProgress(p: Progress): string {
   switch (p.status) {

@@ -1,0 +1,152 @@
+// <localrec-recommendations> on a plain HTML page (www/element.html, the demo's second
+// page: one script, one tag) in real Chromium, under the demo's strict policy: k cards
+// with data-item-id, list semantics and keyboard, a click recorded in IndexedDB and the
+// list rendered again without the item, events for the page, no request carrying the profile.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { FULL_CATALOG, launch, openPage, serveDemo, stopServer } from './helpers.mjs';
+
+const session = { served: null, browser: null };
+before(async () => {
+  // The demo's layout: the element page at the root, the catalog at /catalog (and at /full
+  // for pages of the tests' own).
+  session.served = await serveDemo({ mounts: [{ url: '/catalog', dir: FULL_CATALOG }, { url: '/full', dir: FULL_CATALOG }] });
+  session.browser = await launch();
+});
+after(async () => {
+  await session.browser?.close();
+  stopServer(session.served?.server);
+});
+
+/** The page's cards (Playwright's CSS engine pierces the open shadow root). */
+const cardIds = (page) => page.$$eval('localrec-recommendations [data-item-id]', (cards) => cards.map((c) => c.dataset.itemId));
+
+/** Events of the profile `name` as IndexedDB holds them, read by a fresh Recommender in the page. */
+function storedEvents(page, name = 'default') {
+  return page.evaluate(async (profileName) => {
+    const { Recommender } = await import('/pkg/index.js');
+    const rec = await Recommender.open('/full/', { backend: 'cpu', profileName, wait: 'manifest' });
+    const doc = await rec.profile.export();
+    await rec.close();
+    return doc.events.map((e) => ({ itemId: e.itemId, type: e.type }));
+  }, name);
+}
+
+test('the element on a plain page renders k cards, a click is stored in IndexedDB and the list follows it, and no request carries the profile', { timeout: 600_000 }, async () => {
+  const { served, browser } = session;
+  const violations = [];
+  const { page, errors } = await openPage(browser, 'about:blank');
+  page.on('console', (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
+  });
+  served.requests.length = 0;
+  // The demo's element page, with the test catalog mounted where the page expects it.
+  await page.goto(`${served.url}element.html`);
+  await page.evaluate(() => {
+    window.seen = [];
+    for (const type of ['localrec-ready', 'localrec-render', 'localrec-select', 'localrec-error']) {
+      document.addEventListener(type, (e) => window.seen.push({ type, itemId: e.detail?.itemId, error: String(e.detail?.error?.message ?? '') }));
+    }
+  });
+  await page.waitForFunction(() => document.querySelector('localrec-recommendations')?.results.length === 10, null, { timeout: 300_000 });
+  const first = await cardIds(page);
+  assert.equal(first.length, 10, 'k cards');
+  assert.equal(new Set(first).size, 10);
+
+  // Accessible: a labelled list of list items, each card a native focusable control with its title as text.
+  const a11y = await page.evaluate(() => {
+    const root = document.querySelector('localrec-recommendations').shadowRoot;
+    const list = root.querySelector('[part="list"]');
+    const heading = root.getElementById(list.getAttribute('aria-labelledby'));
+    const cards = [...root.querySelectorAll('[part="card"]')];
+    return {
+      role: list.getAttribute('role'),
+      tag: list.tagName,
+      items: list.children.length,
+      allLi: [...list.children].every((c) => c.tagName === 'LI'),
+      heading: heading?.textContent,
+      controls: cards.map((c) => c.tagName),
+      titled: cards.every((c) => c.querySelector('[part="title"]')?.textContent.length > 0),
+      busy: list.getAttribute('aria-busy'),
+      live: root.querySelector('[part="status"]').getAttribute('aria-live'),
+    };
+  });
+  assert.deepEqual({ role: a11y.role, tag: a11y.tag, items: a11y.items, allLi: a11y.allLi, heading: a11y.heading, busy: a11y.busy, live: a11y.live },
+    { role: 'list', tag: 'UL', items: 10, allLi: true, heading: 'Movies for you', busy: 'false', live: 'polite' });
+  assert.ok(a11y.controls.every((t) => t === 'BUTTON' || t === 'A') && a11y.titled);
+
+  // Keyboard: Tab reaches the first card, ArrowRight the second, End the last; Enter chooses.
+  await page.keyboard.press('Tab');
+  const focused = () => page.evaluate(() => document.querySelector('localrec-recommendations').shadowRoot.activeElement?.dataset.itemId);
+  assert.equal(await focused(), first[0]);
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), first[1]);
+  await page.keyboard.press('End');
+  assert.equal(await focused(), first[9]);
+  await page.keyboard.press('Home');
+  assert.equal(await focused(), first[0]);
+
+  // A click: announced, stored on this device, and the list renders again without the item.
+  const chosen = first[2];
+  await page.click(`localrec-recommendations [data-item-id="${chosen}"]`);
+  await page.waitForFunction((id) => {
+    const el = document.querySelector('localrec-recommendations');
+    return window.seen.filter((e) => e.type === 'localrec-render').length >= 2 && !el.results.some((r) => r.itemId === id);
+  }, chosen, { timeout: 120_000 });
+  const after = await cardIds(page);
+  assert.equal(after.length, 10);
+  assert.ok(!after.includes(chosen), 'the chosen item is not recommended again');
+  const seen = await page.evaluate(() => window.seen);
+  assert.deepEqual(seen.filter((e) => e.type === 'localrec-select').map((e) => e.itemId), [chosen]);
+  assert.deepEqual(seen.filter((e) => e.type === 'localrec-error'), []);
+  const stored = await storedEvents(page);
+  assert.ok(stored.some((e) => e.itemId === chosen && e.type === 'click'), `IndexedDB holds the click: ${JSON.stringify(stored)}`);
+  const reasons = await page.$$eval('localrec-recommendations [part="reason"]', (r) => r.map((x) => x.textContent));
+  assert.ok(reasons.some((r) => r.startsWith('Because you opened ')), `a reason names the chosen film: ${JSON.stringify(reasons)}`);
+
+  // Nothing the visitor did left the device: every request is a GET of a file of the
+  // page, the package, the catalog or the model, and no URL holds an item id of theirs.
+  for (const r of served.requests) {
+    assert.equal(r.method, 'GET', JSON.stringify(r));
+    assert.match(r.path, /^\/(element\.html|favicon\.ico|pkg\/[\w./-]+|(catalog|full)\/[\w./-]+)$/, JSON.stringify(r));
+  }
+  assert.deepEqual(errors, []);
+  assert.deepEqual(violations, []);
+  await page.close();
+});
+
+test('a view is recorded once a card has been half visible for view-ms, a cancelled localrec-select leaves the list, and attributes re-render', { timeout: 600_000 }, async () => {
+  const { served, browser } = session;
+  const { page, errors } = await openPage(browser, `${served.url}test-fixtures/blank.html`);
+  await page.evaluate(async () => {
+    await import('/pkg/element.js');
+    const el = document.createElement('localrec-recommendations');
+    el.setAttribute('catalog', '/full/');
+    el.setAttribute('k', '4');
+    el.setAttribute('profile-name', 'views');
+    el.setAttribute('backend', 'cpu');
+    el.setAttribute('view-ms', '300');
+    el.addEventListener('localrec-select', (e) => e.preventDefault());
+    document.body.append(el);
+    window.el = el;
+  });
+  await page.waitForFunction(() => window.el.results.length === 4, null, { timeout: 300_000 });
+  const shown = await cardIds(page);
+  // Every card is on screen: each counts as viewed after 300 ms, once.
+  await page.waitForFunction(async () => {
+    const doc = await window.el.recommender.profile.export();
+    return doc.events.filter((e) => e.type === 'view').length === 4;
+  }, null, { timeout: 30_000 });
+  await page.click(`localrec-recommendations [data-item-id="${shown[0]}"]`);
+  await page.waitForTimeout(500);
+  const events = await page.evaluate(async () => (await window.el.recommender.profile.export()).events.map((e) => `${e.type} ${e.itemId}`));
+  assert.deepEqual(events.filter((e) => e.startsWith('view')).sort(), shown.map((id) => `view ${id}`).sort());
+  assert.ok(events.includes(`click ${shown[0]}`), 'the click is recorded even when the page takes over');
+  assert.deepEqual(await cardIds(page), shown, 'a cancelled select does not re-render');
+  await page.evaluate(() => window.el.setAttribute('k', '6'));
+  await page.waitForFunction(() => window.el.results.length === 6, null, { timeout: 120_000 });
+  const six = await cardIds(page);
+  assert.ok(shown.every((id) => !six.includes(id)), 'items viewed or clicked are not shown again');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
