@@ -143,6 +143,7 @@ export class LocalrecRecommendations extends Base {
     this.generation = 0;
     this.viewed = new Set();
     this.timers = new Map();
+    this.live = false;
     const shadow = this.attachShadow({ mode: 'open' });
     shadow.adoptedStyleSheets = [styles()];
     this.headingEl = make('h2', { class: 'heading', part: 'heading', id: 'heading' });
@@ -156,15 +157,19 @@ export class LocalrecRecommendations extends Base {
   connectedCallback() {
     this.headingEl.textContent = this.getAttribute('heading') ?? 'Recommended for you';
     this.headingEl.hidden = this.getAttribute('heading') === '';
-    if (this.isConnected) this.open();
+    this.live = true;
+    this.open();
   }
 
   disconnectedCallback() {
+    this.live = false;
     this.teardown();
   }
 
   attributeChangedCallback(name, before, after) {
-    if (before === after || !this.isConnected) return;
+    // An element upgraded in place hears of every attribute before it is connected: the
+    // connection opens it once with all of them.
+    if (before === after || !this.live) return;
     if (name === 'heading') {
       this.headingEl.textContent = after ?? 'Recommended for you';
       this.headingEl.hidden = after === '';
