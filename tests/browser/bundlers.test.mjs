@@ -1,0 +1,151 @@
+// Every common bundler builds the same small app from the packed tarball, with only the
+// setting pkg/README.md ("Bundlers") gives for it, and the built app recommends in
+// Chromium: Vite (build and dev server), webpack 5, Rollup, esbuild. Each must start the
+// package's worker from its own output, fetch the wasm from it, and recommend exactly what
+// the unbundled package recommends.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { build as viteBuild, createServer as viteServer } from 'vite';
+import webpack from 'webpack';
+import { rollup } from 'rollup';
+import { nodeResolve } from '@rollup/plugin-node-resolve';
+import { importMetaAssets } from '@web/rollup-plugin-import-meta-assets';
+import * as esbuild from 'esbuild';
+import { launch, stopServer } from './helpers.mjs';
+import { appHandler, appOutcome, appPage, assertRecommends, installedApp, needCatalog, serveApp, unbundledOutcome } from './app-helpers.mjs';
+
+let work;
+let app;
+let browser;
+/** What the unbundled package recommends: every bundled app must give the same. */
+let reference;
+
+before(async () => {
+  needCatalog();
+  work = mkdtempSync(path.join(os.tmpdir(), 'localrec-bundlers-'));
+  ({ app } = installedApp(work));
+  writeFileSync(path.join(app, 'index.html'), appPage('/main.js'));
+  browser = await launch();
+  const out = await unbundledOutcome(browser, app);
+  assertRecommends(out);
+  reference = out.result;
+});
+
+after(async () => {
+  await browser?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/**
+ * The app at `url` recommends what the unbundled package does, from a worker and a wasm
+ * module the app's server answered from the bundler's output (`isBuilt(path)`).
+ */
+async function assertBundledAppRecommends(url, requests, isBuilt) {
+  const out = await appOutcome(browser, url);
+  assertRecommends(out);
+  assert.deepEqual(out.result.ids, reference.ids, 'the bundled app recommends what the unbundled package does');
+  const origin = new URL(url).origin;
+  assert.ok(out.workers.length > 0, 'the app started a worker');
+  for (const w of out.workers) {
+    const u = new URL(w);
+    assert.equal(u.origin, origin, `worker ${w} came from the app's server, not a blob`);
+    assert.ok(isBuilt(u.pathname), `worker ${w} is the bundler's output`);
+  }
+  const wasm = requests.filter((p) => p.endsWith('.wasm'));
+  assert.ok(wasm.length > 0 && wasm.every(isBuilt), `the wasm came from the bundler's output: ${wasm}`);
+  return out;
+}
+
+/** Serves a built folder (index.html written beside the bundle unless the bundler wrote one) and checks the app. */
+async function assertBuiltAppRecommends(dist) {
+  if (!existsSync(path.join(dist, 'index.html'))) writeFileSync(path.join(dist, 'index.html'), appPage('./main.js'));
+  const served = await serveApp(dist);
+  try {
+    const built = (p) => !p.includes('/node_modules/') && existsSync(path.join(dist, p));
+    await assertBundledAppRecommends(served.url, served.requests, built);
+    assert.ok(!served.requests.some((p) => p.includes('/node_modules/')), 'the build serves its own bundle');
+  } finally {
+    stopServer(served.server);
+  }
+}
+
+test('Vite build: no setting', async () => {
+  const dist = path.join(app, 'dist-vite');
+  await viteBuild({ root: app, configFile: false, logLevel: 'warn', build: { outDir: dist } });
+  await assertBuiltAppRecommends(dist);
+});
+
+test('Vite dev server: no setting', async () => {
+  const handle = appHandler(app);
+  const requests = [];
+  const server = await viteServer({
+    root: app,
+    configFile: false,
+    logLevel: 'warn',
+    server: { host: '127.0.0.1', port: 0, strictPort: true },
+    // The test's plumbing, not a setting the package needs: log requests, serve the catalog.
+    plugins: [{
+      name: 'catalog',
+      configureServer(vite) {
+        vite.middlewares.use((req, res, next) => {
+          requests.push(new URL(req.url, 'http://localhost').pathname);
+          if (req.url.startsWith('/catalog/')) handle(req, res);
+          else next();
+        });
+      },
+    }],
+  });
+  try {
+    await server.listen();
+    // Served by Vite's own transform pipeline (its pre-bundled dependency for the main thread).
+    const out = await assertBundledAppRecommends(server.resolvedUrls.local[0], requests, (p) => p.startsWith('/node_modules/localrec/'));
+    assert.ok(out.workers.every((w) => w.includes('worker_file')), `Vite transformed the workers: ${out.workers}`);
+    assert.ok(requests.some((p) => p.startsWith('/node_modules/.vite/deps/')), 'Vite pre-bundled the package');
+  } finally {
+    await server.close();
+  }
+});
+
+test('webpack 5: no setting', async () => {
+  const dist = path.join(app, 'dist-webpack');
+  const stats = await new Promise((resolve, reject) => {
+    const compiler = webpack({ mode: 'production', context: app, entry: './main.js', output: { path: dist }, performance: { hints: false } });
+    compiler.run((err, result) => compiler.close(() => (err ? reject(err) : resolve(result))));
+  });
+  assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
+  await assertBuiltAppRecommends(dist);
+});
+
+test('Rollup: node-resolve, the workers as entries, import-meta-assets for the wasm', async () => {
+  const dist = path.join(app, 'dist-rollup');
+  const bundle = await rollup({
+    input: { main: path.join(app, 'main.js'), 'catalog-worker': 'localrec/catalog-worker.js', 'encoder-worker': 'localrec/encoder-worker.js' },
+    plugins: [
+      nodeResolve({ rootDir: app }),
+      // It would copy the worker scripts unbundled; they are entries above instead.
+      importMetaAssets({ transform: (bytes, file) => (file.endsWith('.js') ? null : bytes) }),
+    ],
+  });
+  await bundle.write({ dir: dist, format: 'es', entryFileNames: '[name].js' });
+  await bundle.close();
+  await assertBuiltAppRecommends(dist);
+});
+
+test('esbuild: the workers as entries, the wasm folder copied', async () => {
+  const dist = path.join(app, 'dist-esbuild');
+  await esbuild.build({
+    absWorkingDir: app,
+    entryPoints: ['main.js', 'localrec/catalog-worker.js', 'localrec/encoder-worker.js'],
+    entryNames: '[name]',
+    bundle: true,
+    format: 'esm',
+    outdir: dist,
+    logLevel: 'warning',
+  });
+  cpSync(path.join(app, 'node_modules/localrec/wasm'), path.join(dist, 'wasm'), { recursive: true, filter: (f) => !f.endsWith('.js') });
+  await assertBuiltAppRecommends(dist);
+});
