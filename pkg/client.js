@@ -58,10 +58,11 @@ export class WorkerClient {
     }
     this.worker.onmessage = (event) => this.receive(event.data);
     this.worker.onerror = (event) => {
-      // The worker script itself failed (not found, a syntax error, blocked by the page's
-      // Content-Security-Policy): nothing it was asked will be answered.
+      // The worker script itself failed (not found, as where a bundler did not emit it, a
+      // syntax error, blocked by the page's Content-Security-Policy): nothing it was asked
+      // will be answered.
       event.preventDefault?.();
-      const failed = new LocalrecError('localrec/worker', `the localrec ${kind} worker failed: ${event.message || 'its script could not be loaded'}`);
+      const failed = new LocalrecError('localrec/worker', `the localrec ${kind} worker failed: ${event.message || 'its script could not be loaded: it is not where the package looks for it (a bundler that does not emit the package\'s workers needs the setting in the package README, "Bundlers")'}`);
       const byPolicy = (v) => v.directive.startsWith('worker-src') || v.directive.startsWith('script-src');
       refusedByPolicy(`the localrec ${kind} worker`, byPolicy).then((refused) => this.fail(refused ?? failed));
     };

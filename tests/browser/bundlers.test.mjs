@@ -6,7 +6,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build as viteBuild, createServer as viteServer } from 'vite';
@@ -14,8 +15,7 @@ import webpack from 'webpack';
 import { rollup } from 'rollup';
 import { nodeResolve } from '@rollup/plugin-node-resolve';
 import { importMetaAssets } from '@web/rollup-plugin-import-meta-assets';
-import * as esbuild from 'esbuild';
-import { launch, stopServer } from './helpers.mjs';
+import { root, launch, stopServer } from './helpers.mjs';
 import { appHandler, appOutcome, appPage, assertRecommends, installedApp, needCatalog, serveApp, unbundledOutcome } from './app-helpers.mjs';
 
 let work;
@@ -135,17 +135,27 @@ test('Rollup: node-resolve, the workers as entries, import-meta-assets for the w
   await assertBuiltAppRecommends(dist);
 });
 
-test('esbuild: the workers as entries, the wasm folder copied', async () => {
+test('esbuild: the workers as entries, the wasm folder copied (without them, a clear error)', async () => {
+  const esbuild = (outdir, ...entries) =>
+    execFileSync(path.join(root, 'node_modules/.bin/esbuild'), ['main.js', ...entries, '--bundle', '--format=esm', `--outdir=${outdir}`, '--log-level=warning'], { cwd: app });
+  // esbuild leaves new URL(..., import.meta.url) alone: the package's worker is not in the output.
+  const bare = path.join(app, 'dist-esbuild-bare');
+  esbuild(bare);
+  writeFileSync(path.join(bare, 'index.html'), appPage('./main.js'));
+  const served = await serveApp(bare);
+  try {
+    const { result } = await appOutcome(browser, served.url);
+    assert.equal(result.code, 'localrec/worker', JSON.stringify(result));
+    assert.match(result.message, /Bundlers/, 'the error points at the README section with the setting');
+  } finally {
+    stopServer(served.server);
+  }
+  // The setting (README): the two workers as entries named as the package names them, and its wasm beside them.
   const dist = path.join(app, 'dist-esbuild');
-  await esbuild.build({
-    absWorkingDir: app,
-    entryPoints: ['main.js', 'localrec/catalog-worker.js', 'localrec/encoder-worker.js'],
-    entryNames: '[name]',
-    bundle: true,
-    format: 'esm',
-    outdir: dist,
-    logLevel: 'warning',
-  });
-  cpSync(path.join(app, 'node_modules/localrec/wasm'), path.join(dist, 'wasm'), { recursive: true, filter: (f) => !f.endsWith('.js') });
+  esbuild(dist, 'localrec/catalog-worker.js', 'localrec/encoder-worker.js', '--entry-names=[name]');
+  mkdirSync(path.join(dist, 'wasm'));
+  for (const f of readdirSync(path.join(app, 'node_modules/localrec/wasm')).filter((x) => x.endsWith('.wasm'))) {
+    copyFileSync(path.join(app, 'node_modules/localrec/wasm', f), path.join(dist, 'wasm', f));
+  }
   await assertBuiltAppRecommends(dist);
 });
