@@ -1,13 +1,15 @@
 // An app as a user builds it: the packed tarball (`npm pack pkg/`) installed into a fresh
 // folder, a page that opens a Recommender on the ml-latest-small catalog, and an app's own
 // static server (not the demo's). Shared by package.test.mjs and bundlers.test.mjs.
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { createHandler } from '../../www/serve.mjs';
-import { root, stopServer, FULL_CATALOG } from './helpers.mjs';
+import { root, launch, stopServer, FULL_CATALOG } from './helpers.mjs';
 
 /** The app: two likes, then five recommendations written into `data-result` on <body>. */
 export const APP_CODE = `
@@ -26,7 +28,7 @@ try {
 /** The page that loads the app from `src`. */
 export const appPage = (src) => `<!doctype html><html><body><script type="module" src="${src}"></script></body></html>`;
 
-export function needCatalog() {
+function needCatalog() {
   if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
     throw new Error(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
   }
@@ -45,6 +47,28 @@ export function installedApp(work) {
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: app });
   writeFileSync(path.join(app, 'main.js'), APP_CODE);
   return { app, files: packed[0].files.map((f) => f.path) };
+}
+
+/**
+ * Registers the file's before/after hooks: the tarball installed into a fresh app in a
+ * temporary folder (removed after) and one Chromium, then `ready(session)` if given (in
+ * the same hook: node 20 starts a file's top-level before hooks together). The returned
+ * object gets `app`, `files` (installedApp's result) and `browser`.
+ */
+export function installedAppSession(ready) {
+  const session = { app: null, files: null, browser: null, work: null };
+  before(async () => {
+    needCatalog();
+    session.work = mkdtempSync(path.join(os.tmpdir(), 'localrec-app-'));
+    Object.assign(session, installedApp(session.work));
+    session.browser = await launch();
+    await ready?.(session);
+  });
+  after(async () => {
+    await session.browser?.close();
+    if (session.work) rmSync(session.work, { recursive: true, force: true });
+  });
+  return session;
 }
 
 /**

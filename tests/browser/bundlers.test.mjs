@@ -4,40 +4,30 @@
 // package's worker from its own output, fetch the wasm from it, and recommend exactly what
 // the unbundled package recommends.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build as viteBuild, createServer as viteServer } from 'vite';
 import webpack from 'webpack';
 import { rollup } from 'rollup';
 import { nodeResolve } from '@rollup/plugin-node-resolve';
 import { importMetaAssets } from '@web/rollup-plugin-import-meta-assets';
-import { root, launch, stopServer } from './helpers.mjs';
-import { appHandler, appOutcome, appPage, assertRecommends, installedApp, needCatalog, serveApp, unbundledOutcome } from './app-helpers.mjs';
+import { root, stopServer } from './helpers.mjs';
+import { appHandler, appOutcome, appPage, assertRecommends, installedAppSession, serveApp, unbundledOutcome } from './app-helpers.mjs';
 
-let work;
 let app;
 let browser;
 /** What the unbundled package recommends: every bundled app must give the same. */
 let reference;
 
-before(async () => {
-  needCatalog();
-  work = mkdtempSync(path.join(os.tmpdir(), 'localrec-bundlers-'));
-  ({ app } = installedApp(work));
+installedAppSession(async (session) => {
+  ({ app, browser } = session);
   writeFileSync(path.join(app, 'index.html'), appPage('/main.js'));
-  browser = await launch();
   const out = await unbundledOutcome(browser, app);
   assertRecommends(out);
   reference = out.result;
-});
-
-after(async () => {
-  await browser?.close();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 /**

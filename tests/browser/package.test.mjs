@@ -2,32 +2,17 @@
 // and the tarball, installed into a fresh app, runs in headless Chromium from a plain HTML
 // page with no bundler. Neither reads the source tree. Each bundler: bundlers.test.mjs.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { root, launch } from './helpers.mjs';
-import { assertRecommends, installedApp, needCatalog, unbundledOutcome } from './app-helpers.mjs';
+import { root } from './helpers.mjs';
+import { assertRecommends, installedAppSession, unbundledOutcome } from './app-helpers.mjs';
 
-let work;
-let installed;
-let browser;
-
-before(async () => {
-  needCatalog();
-  work = mkdtempSync(path.join(os.tmpdir(), 'localrec-package-'));
-  installed = installedApp(work);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const session = installedAppSession();
 
 test('the packed tarball holds every file the package lists and imports, and no benchmark code', () => {
-  const { files } = installed;
+  const { files } = session;
   const manifest = JSON.parse(readFileSync(path.join(root, 'pkg/package.json'), 'utf8'));
   for (const f of manifest.files) assert.ok(files.includes(f), `the tarball holds ${f}`);
   // Every module the package imports is in it (a file left out of "files" breaks only the installed copy).
@@ -43,5 +28,5 @@ test('the packed tarball holds every file the package lists and imports, and no 
 });
 
 test('the packed tarball works from a plain HTML page with no bundler', async () => {
-  assertRecommends(await unbundledOutcome(browser, installed.app));
+  assertRecommends(await unbundledOutcome(session.browser, session.app));
 });
