@@ -10,30 +10,37 @@ import { refusedByPolicy } from './csp.js';
 import { LocalrecError, fromWire } from './errors.js';
 
 /**
- * A module worker of `kind` ('encoder' or 'catalog'). The URLs are static literals so
- * that bundlers see and emit the worker files; `workerUrl` (a page's own copy, or a test's
- * fault-injecting wrapper) replaces them. A worker on another origin (a CDN) cannot be
- * started directly: a same-origin blob module that imports it is started instead.
+ * A module worker of `kind` ('encoder' or 'catalog'). The URLs are static literals inside
+ * `new Worker(new URL(...))`, the one form bundlers rewrite into a bundled worker (webpack
+ * only where `Worker` is the global); `workerUrl` (a page's own copy, or a test's
+ * fault-injecting wrapper) replaces them. A worker on another origin (a CDN serving the
+ * package, or a bundled app's assets) cannot be started directly: for the moment of the
+ * call the global `Worker` is one that, refused, starts a same-origin blob loading the URL
+ * the bundler wrote, so no second literal (which bundlers would emit unbundled) is needed.
  */
 function startWorker(kind, workerUrl) {
-  if (workerUrl) return startModuleWorker(new URL(workerUrl, globalThis.location?.href));
+  const Native = globalThis.Worker;
+  if (workerUrl) return startAnyWorker(Native, new URL(workerUrl, globalThis.location?.href), { type: 'module' });
+  globalThis.Worker = function CrossOriginWorker(url, options) {
+    return startAnyWorker(Native, url, options);
+  };
   try {
     if (kind === 'encoder') return new Worker(new URL('./encoder-worker.js', import.meta.url), { type: 'module' });
     return new Worker(new URL('./catalog-worker.js', import.meta.url), { type: 'module' });
-  } catch (e) {
-    if (e?.name !== 'SecurityError') throw e;
-    if (kind === 'encoder') return startModuleWorker(new URL('./encoder-worker.js', import.meta.url));
-    return startModuleWorker(new URL('./catalog-worker.js', import.meta.url));
+  } finally {
+    globalThis.Worker = Native;
   }
 }
 
-function startModuleWorker(url) {
+function startAnyWorker(Native, url, options) {
   try {
-    return new Worker(url, { type: 'module' });
+    return new Native(url, options);
   } catch (e) {
     if (e?.name !== 'SecurityError') throw e;
-    const shim = new Blob([`import ${JSON.stringify(url.href)};\n`], { type: 'text/javascript' });
-    return new Worker(URL.createObjectURL(shim), { type: 'module' });
+    const href = JSON.stringify(new URL(url, globalThis.location?.href).href);
+    // A module worker imports the script; a classic one (webpack builds those) loads it.
+    const source = options?.type === 'module' ? `import ${href};\n` : `importScripts(${href});\n`;
+    return new Native(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), options);
   }
 }
 

@@ -79,12 +79,19 @@ export function appHandler(dir) {
   return createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null });
 }
 
-/** Serves `dir` with the catalog at /catalog/; `requests` logs every request's path. */
-export async function serveApp(dir) {
+/**
+ * Serves `dir` with the catalog at /catalog/; `requests` logs every request's path. With
+ * `cdn`, as a CDN does for pages of other origins: CORS, `Cross-Origin-Resource-Policy: cross-origin`.
+ */
+export async function serveApp(dir, { cdn = false } = {}) {
   const handle = appHandler(dir);
   const requests = [];
   const server = createServer((req, res) => {
     requests.push(new URL(req.url, 'http://localhost').pathname);
+    if (cdn) {
+      const writeHead = res.writeHead.bind(res);
+      res.writeHead = (status, headers) => writeHead(status, { ...headers, 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' });
+    }
     handle(req, res);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build as viteBuild, createServer as viteServer } from 'vite';
 import webpack from 'webpack';
@@ -50,6 +50,31 @@ async function assertBundledAppRecommends(url, requests, isBuilt) {
   return out;
 }
 
+/**
+ * The page's own origin serves only `indexHtml` and the catalog; the built app's files come
+ * from a second origin (`cdn`, a serveApp of the build folder with CORS), as where a site
+ * deploys its assets to a CDN. The workers then start through a same-origin blob.
+ */
+async function assertCdnAppRecommends(cdn, dist, indexHtml) {
+  const pageDir = `${dist}-page`;
+  mkdirSync(pageDir);
+  writeFileSync(path.join(pageDir, 'index.html'), indexHtml);
+  const page = await serveApp(pageDir);
+  try {
+    const out = await appOutcome(browser, page.url);
+    assertRecommends(out);
+    assert.deepEqual(out.result.ids, reference.ids, 'the bundled app recommends what the unbundled package does');
+    assert.ok(out.workers.length > 0, 'the app started a worker');
+    const blob = `blob:${new URL(page.url).origin}/`;
+    assert.ok(out.workers.every((w) => w.startsWith(blob)), `the workers started through a same-origin blob: ${out.workers}`);
+    assert.ok(cdn.requests.some((p) => p.endsWith('.wasm')), 'the wasm came from the CDN');
+    assert.ok(cdn.requests.every((p) => existsSync(path.join(dist, p))), `the CDN served the build only: ${cdn.requests}`);
+    assert.deepEqual(page.requests.filter((p) => !p.startsWith('/catalog/') && p !== '/favicon.ico'), ['/'], 'the page origin served the page and the catalog only');
+  } finally {
+    stopServer(page.server);
+  }
+}
+
 /** Serves a built folder (index.html written beside the bundle unless the bundler wrote one) and checks the app. */
 async function assertBuiltAppRecommends(dist) {
   if (!existsSync(path.join(dist, 'index.html'))) writeFileSync(path.join(dist, 'index.html'), appPage('./main.js'));
@@ -67,6 +92,17 @@ test('Vite build: no setting', async () => {
   const dist = path.join(app, 'dist-vite');
   await viteBuild({ root: app, configFile: false, logLevel: 'warn', build: { outDir: dist } });
   await assertBuiltAppRecommends(dist);
+});
+
+test('Vite build, its assets on a CDN origin: base', async () => {
+  const dist = path.join(app, 'dist-vite-cdn');
+  const cdn = await serveApp(dist, { cdn: true });
+  try {
+    await viteBuild({ root: app, configFile: false, logLevel: 'warn', base: cdn.url, build: { outDir: dist } });
+    await assertCdnAppRecommends(cdn, dist, readFileSync(path.join(dist, 'index.html')));
+  } finally {
+    stopServer(cdn.server);
+  }
 });
 
 test('Vite dev server: no setting', async () => {
@@ -100,14 +136,30 @@ test('Vite dev server: no setting', async () => {
   }
 });
 
-test('webpack 5: no setting', async () => {
-  const dist = path.join(app, 'dist-webpack');
+/** A production webpack build of the app with `config` (its output). */
+async function webpackBuild(config) {
   const stats = await new Promise((resolve, reject) => {
-    const compiler = webpack({ mode: 'production', context: app, entry: './main.js', output: { path: dist }, performance: { hints: false } });
+    const compiler = webpack({ mode: 'production', context: app, entry: './main.js', performance: { hints: false }, ...config });
     compiler.run((err, result) => compiler.close(() => (err ? reject(err) : resolve(result))));
   });
   assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
+}
+
+test('webpack 5: no setting', async () => {
+  const dist = path.join(app, 'dist-webpack');
+  await webpackBuild({ output: { path: dist } });
   await assertBuiltAppRecommends(dist);
+});
+
+test('webpack 5, its assets on a CDN origin: output.publicPath', async () => {
+  const dist = path.join(app, 'dist-webpack-cdn');
+  const cdn = await serveApp(dist, { cdn: true });
+  try {
+    await webpackBuild({ output: { path: dist, publicPath: cdn.url } });
+    await assertCdnAppRecommends(cdn, dist, appPage(`${cdn.url}main.js`));
+  } finally {
+    stopServer(cdn.server);
+  }
 });
 
 test('Rollup: node-resolve, the workers as entries, import-meta-assets for the wasm', async () => {
