@@ -73,25 +73,23 @@ export function installedAppSession(ready) {
 
 /**
  * A request handler serving `dir` with the catalog at /catalog/, as an app's server would:
- * without the demo's Content-Security-Policy, so a page may be inline.
+ * without the demo's Content-Security-Policy, so a page may be inline. `options`: more of
+ * createHandler's (`cdn`, `isolate`).
  */
-export function appHandler(dir) {
-  return createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null });
+export function appHandler(dir, options = {}) {
+  return createHandler({ root: dir, mounts: [{ url: '/catalog', dir: FULL_CATALOG }], quiet: true, csp: null, ...options });
 }
 
 /**
- * Serves `dir` with the catalog at /catalog/; `requests` logs every request's path. With
- * `cdn`, as a CDN does for pages of other origins: CORS, `Cross-Origin-Resource-Policy: cross-origin`.
+ * Serves `dir` with the catalog at /catalog/; `requests` logs every request's path.
+ * `options` as appHandler's: `{cdn: true}` serves as a CDN does (CORS), `{isolate: false}`
+ * sends no COOP/COEP.
  */
-export async function serveApp(dir, { cdn = false } = {}) {
-  const handle = appHandler(dir);
+export async function serveApp(dir, options = {}) {
+  const handle = appHandler(dir, options);
   const requests = [];
   const server = createServer((req, res) => {
     requests.push(new URL(req.url, 'http://localhost').pathname);
-    if (cdn) {
-      const writeHead = res.writeHead.bind(res);
-      res.writeHead = (status, headers) => writeHead(status, { ...headers, 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' });
-    }
     handle(req, res);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -51,7 +51,7 @@ async function assertBundledAppRecommends(url, requests, isBuilt) {
 }
 
 /**
- * The page's own origin serves only `indexHtml` and the catalog; the built app's files come
+ * The page's own origin (no COOP/COEP) serves only `indexHtml` and the catalog; the built app's files come
  * from a second origin (`cdn`, a serveApp of the build folder with CORS), as where a site
  * deploys its assets to a CDN. The workers then start through a same-origin blob.
  */
@@ -59,7 +59,7 @@ async function assertCdnAppRecommends(cdn, dist, indexHtml) {
   const pageDir = `${dist}-page`;
   mkdirSync(pageDir);
   writeFileSync(path.join(pageDir, 'index.html'), indexHtml);
-  const page = await serveApp(pageDir);
+  const page = await serveApp(pageDir, { isolate: false });
   try {
     const out = await appOutcome(browser, page.url);
     assertRecommends(out);
