@@ -51,9 +51,10 @@ async function assertBundledAppRecommends(url, requests, isBuilt) {
 }
 
 /**
- * The page's own origin (no COOP/COEP) serves only `indexHtml` and the catalog; the built app's files come
- * from a second origin (`cdn`, a serveApp of the build folder with CORS), as where a site
- * deploys its assets to a CDN. The workers then start through a same-origin blob.
+ * The page's own origin (no COOP/COEP) serves only `indexHtml` and the catalog; the built
+ * app's files come from a second origin (`cdn`, a serveApp of the build folder with CORS),
+ * as where a site deploys its assets to a CDN. The workers then start through a
+ * same-origin blob.
  */
 async function assertCdnAppRecommends(cdn, dist, indexHtml) {
   const pageDir = `${dist}-page`;
