@@ -48,10 +48,12 @@ setup_wasm() {
 }
 
 # npm packages: binaryen (wasm-opt; Debian's is too old for the wasm Rust emits now),
-# playwright-core (drives Debian's chromium; it never downloads a browser), vite (the
-# package test bundles an app with it) and typescript (`make test` checks index.d.ts).
+# playwright-core (drives Debian's chromium; it never downloads a browser), vite, webpack,
+# rollup (with @rollup/plugin-node-resolve and @web/rollup-plugin-import-meta-assets) and
+# esbuild (the bundler tests build an app with each) and typescript (`make test` checks
+# index.d.ts).
 setup_npm() {
-  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/tsc ] \
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/vite ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -x node_modules/.bin/tsc ] \
      || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
