@@ -1,16 +1,43 @@
 // <localrec-recommendations> on a plain HTML page (www/element.html, the demo's second
 // page: one script, one tag) in real Chromium, under the demo's strict policy: k cards
 // with data-item-id, list semantics and keyboard, a click recorded in IndexedDB and the
-// list rendered again without the item, events for the page, no request carrying the profile.
+// list rendered again without the item, events for the page, no request carrying the profile;
+// link cards with pictures for items that have a page and an image.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { FULL_CATALOG, launch, openPage, serveDemo, stopServer } from './helpers.mjs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { F32_MODEL, FULL_CATALOG, LOCALREC_BIN, launch, openPage, root, serveDemo, stopServer } from './helpers.mjs';
+
+/**
+ * A small shop catalog from JSON lines whose items carry a page (`url`) and a picture
+ * (`image`, relative: resolved against the catalog): cards become links with images.
+ */
+function shopCatalog() {
+  const dir = path.join(root, 'target/tmp/browser-catalogs/element-shop');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const kinds = ['rain jacket', 'hiking boots', 'tent', 'sleeping bag', 'camping stove', 'trail map'];
+  const lines = Array.from({ length: 24 }, (_, i) => JSON.stringify({
+    id: `sku-${i}`,
+    title: `${kinds[i % kinds.length]} ${i}`,
+    url: `/test-fixtures/blank.html?item=sku-${i}`,
+    image: `pictures/sku-${i}.jpg`,
+  }));
+  writeFileSync(path.join(dir, 'items.jsonl'), `${lines.join('\n')}\n`);
+  execFileSync(LOCALREC_BIN, ['build', '--items', path.join(dir, 'items.jsonl'), '--model', F32_MODEL, '--out', path.join(dir, 'catalog'), '--name', 'shop'],
+    { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+  return path.join(dir, 'catalog');
+}
 
 const session = { served: null, browser: null };
 before(async () => {
   // The demo's layout: the element page at the root, the catalog at /catalog (and at /full
   // for pages of the tests' own).
-  session.served = await serveDemo({ mounts: [{ url: '/catalog', dir: FULL_CATALOG }, { url: '/full', dir: FULL_CATALOG }] });
+  session.served = await serveDemo({
+    mounts: [{ url: '/catalog', dir: FULL_CATALOG }, { url: '/full', dir: FULL_CATALOG }, { url: '/shop', dir: shopCatalog() }],
+  });
   session.browser = await launch();
 });
 after(async () => {
@@ -149,6 +176,41 @@ test('a view is recorded once a card has been half visible for view-ms, a cancel
   await page.waitForFunction(() => window.el.results.length === 6, null, { timeout: 120_000 });
   const six = await cardIds(page);
   assert.ok(shown.every((id) => !six.includes(id)), 'items viewed or clicked are not shown again');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('items with a url and an image become link cards with their picture; a click is stored before the link is followed', { timeout: 600_000 }, async () => {
+  const { served, browser } = session;
+  const { page, errors } = await openPage(browser, `${served.url}test-fixtures/blank.html`);
+  await page.evaluate(async () => {
+    await import('/pkg/element.js');
+    const el = document.createElement('localrec-recommendations');
+    for (const [name, value] of Object.entries({ catalog: '/shop/', k: '5', 'profile-name': 'shop', backend: 'cpu', 'view-ms': '0' })) el.setAttribute(name, value);
+    document.body.append(el);
+  });
+  await page.waitForFunction(() => document.querySelector('localrec-recommendations')?.results.length === 5, null, { timeout: 300_000 });
+  const cards = await page.$$eval('localrec-recommendations [part="card"]', (all) => all.map((c) => ({
+    tag: c.tagName, id: c.dataset.itemId, href: c.getAttribute('href'), image: c.querySelector('img')?.getAttribute('src'), alt: c.querySelector('img')?.getAttribute('alt'),
+  })));
+  const origin = new URL(served.url).origin;
+  for (const c of cards) {
+    assert.equal(c.tag, 'A');
+    assert.equal(c.href, `${origin}/test-fixtures/blank.html?item=${c.id}`);
+    assert.equal(c.image, `${origin}/shop/pictures/${c.id}.jpg`, 'a relative image is resolved against the catalog');
+    assert.equal(c.alt, '', 'the picture is decoration: the title names the card');
+  }
+  const chosen = cards[1].id;
+  await Promise.all([page.waitForURL(`**/blank.html?item=${chosen}`, { timeout: 60_000 }), page.click(`localrec-recommendations [data-item-id="${chosen}"]`)]);
+  // On the item's page (same origin, same profile): the click was stored before leaving.
+  const stored = await page.evaluate(async () => {
+    const { Recommender } = await import('/pkg/index.js');
+    const rec = await Recommender.open('/shop/', { backend: 'cpu', profileName: 'shop', wait: 'manifest' });
+    const doc = await rec.profile.export();
+    await rec.close();
+    return doc.events.map((e) => `${e.type} ${e.itemId}`);
+  });
+  assert.deepEqual(stored, [`click ${chosen}`]);
   assert.deepEqual(errors, []);
   await page.close();
 });
