@@ -59,6 +59,7 @@ export declare const limits: {
   readonly PROFILE_FORMAT: 'localrec-profile';
   readonly PROFILE_VERSION: number;
   readonly EVENT_TYPES: readonly EventType[];
+  readonly RATE_EVENT: 'rate';
   readonly RATING_RANGE: readonly [number, number];
   readonly DIVERSITY_RANGE: readonly [number, number];
   readonly RANK_BY: readonly RankBy[];

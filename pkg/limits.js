@@ -37,6 +37,9 @@ export const PROFILE_VERSION = 1;
 /** Kinds of events a profile records. */
 export const EVENT_TYPES = Object.freeze(['view', 'click', 'like', 'dislike', 'rate', 'purchase']);
 
+/** The event type that carries a rating (`value`, in `RATING_RANGE`). */
+export const RATE_EVENT = 'rate';
+
 /** The values a `rate` event may carry (inclusive); 3 is neutral. */
 export const RATING_RANGE = Object.freeze([0, 10]);
 

@@ -13,7 +13,7 @@
 import { LocalrecError } from './errors.js';
 import {
   EVENT_TYPES, MAX_EVENTS, MAX_IMPORT_CHARS, MAX_INTERESTS, MAX_ITEM_ID_CHARS, MAX_SCENARIO_CHARS, MAX_TEXT_CHARS,
-  PROFILE_FORMAT, PROFILE_VERSION, RATING_RANGE,
+  PROFILE_FORMAT, PROFILE_VERSION, RATE_EVENT, RATING_RANGE,
 } from './limits.js';
 
 const STORES = ['events', 'interests'];
@@ -272,7 +272,7 @@ export function cleanEvent(e, where = 'event') {
   if (!EVENT_TYPES.includes(type)) throw new Error(`${where}: type must be one of ${EVENT_TYPES.join(', ')}, not ${JSON.stringify(type)}`);
   if (value !== undefined && value !== null && !Number.isFinite(value)) throw new Error(`${where}: value must be a finite number`);
   const [lo, hi] = RATING_RANGE;
-  if (type === 'rate' && !(Number.isFinite(value) && value >= lo && value <= hi)) {
+  if (type === RATE_EVENT && !(Number.isFinite(value) && value >= lo && value <= hi)) {
     throw new Error(`${where}: a rate event needs a value from ${lo} to ${hi}`);
   }
   if (scenario !== undefined && scenario !== null && (typeof scenario !== 'string' || scenario.length > MAX_SCENARIO_CHARS)) {

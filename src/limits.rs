@@ -30,6 +30,8 @@ pub const PROFILE_FORMAT: &str = "localrec-profile";
 pub const PROFILE_VERSION: u32 = 1;
 /// Kinds of events a profile records.
 pub const EVENT_TYPES: [&str; 6] = ["view", "click", "like", "dislike", "rate", "purchase"];
+/// The event type that carries a rating (`value`, in `RATING_RANGE`).
+pub const RATE_EVENT: &str = EVENT_TYPES[4];
 /// The values a `rate` event may carry (inclusive); 3 is neutral.
 pub const RATING_RANGE: (f32, f32) = (0.0, 10.0);
 /// The MMR strength `diversity` (inclusive).
@@ -94,6 +96,7 @@ pub fn render_js() -> String {
         ("PROFILE_FORMAT", "The profile export document's `format`.", format!("'{PROFILE_FORMAT}'")),
         ("PROFILE_VERSION", "The profile export document's `version`.", PROFILE_VERSION.to_string()),
         ("EVENT_TYPES", "Kinds of events a profile records.", list(&EVENT_TYPES)),
+        ("RATE_EVENT", "The event type that carries a rating (`value`, in `RATING_RANGE`).", format!("'{RATE_EVENT}'")),
         ("RATING_RANGE", "The values a `rate` event may carry (inclusive); 3 is neutral.", range(RATING_RANGE)),
         ("DIVERSITY_RANGE", "The MMR strength `diversity` (inclusive).", range(DIVERSITY_RANGE)),
         ("RANK_BY", "How a recommend request may rank.", list(&RANK_BY)),

@@ -13,7 +13,7 @@ use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::limits::{MAX_EVENTS, MAX_K};
-use crate::limits::{DEFAULT_K, DIVERSITY_RANGE, RATING_RANGE};
+use crate::limits::{DEFAULT_K, DIVERSITY_RANGE, RATE_EVENT, RATING_RANGE};
 
 /// The answer to a recommend request: the ranked items, whether shards were still
 /// missing, and what was ignored on the way (per call, never kept).
@@ -138,59 +138,41 @@ pub struct RecommendRequest {
     pub event_weights: Option<EventWeightsIn>,
 }
 
-/// Per-type event confidences a page sets (`view`, `click`, `like`, `dislike`,
-/// `purchase`, `rate`); the ones left out keep the catalog's.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventWeightsIn {
-    view: Option<f32>,
-    click: Option<f32>,
-    like: Option<f32>,
-    dislike: Option<f32>,
-    purchase: Option<f32>,
-    rate: Option<f32>,
+/// Per-type event confidences a page sets (any subset of `EVENT_TYPES`); the ones left
+/// out keep the catalog's. Unknown types and non-finite weights are refused when parsed.
+#[derive(Clone, Debug, Default)]
+pub struct EventWeightsIn(Vec<(String, f32)>);
+
+impl<'de> Deserialize<'de> for EventWeightsIn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let given = std::collections::BTreeMap::<String, f32>::deserialize(deserializer)?;
+        let custom = EventWeightsIn(given.into_iter().collect());
+        custom.apply(&EventWeights::default()).map_err(serde::de::Error::custom)?;
+        Ok(custom)
+    }
 }
 
 impl EventWeightsIn {
-    /// `base` with these weights put in; a non-finite one is refused.
+    /// `base` with these weights put in; an unknown type or a non-finite weight is refused.
     pub fn apply(&self, base: &EventWeights) -> Result<EventWeights> {
-        let pick = |name: &str, given: Option<f32>, default: f32| match given {
-            Some(v) if !v.is_finite() => {
-                Err(Error::new(ErrorKind::Input, format!("eventWeights.{name} must be a finite number")))
-            }
-            Some(v) => Ok(v),
-            None => Ok(default),
-        };
-        Ok(EventWeights {
-            view: pick("view", self.view, base.view)?,
-            click: pick("click", self.click, base.click)?,
-            like: pick("like", self.like, base.like)?,
-            dislike: pick("dislike", self.dislike, base.dislike)?,
-            purchase: pick("purchase", self.purchase, base.purchase)?,
-            rate: pick("rate", self.rate, base.rate)?,
-        })
+        self.0.iter().try_fold(base.clone(), |w, (kind, weight)| w.with(kind, *weight, "eventWeights"))
     }
 }
 
 /// The confidence of an event: its type's weight, or for `rate` the rating above or
 /// below the neutral 3 stars times the `rate` weight.
 pub fn event_weight(weights: &EventWeights, kind: &str, value: Option<f32>) -> Result<f32> {
-    let base = match kind {
-        "view" => weights.view,
-        "click" => weights.click,
-        "like" => weights.like,
-        "dislike" => weights.dislike,
-        "purchase" => weights.purchase,
-        "rate" => {
-            let (lo, hi) = RATING_RANGE;
-            let v = value.ok_or_else(|| Error::new(ErrorKind::Input, format!("a rate event needs a value ({lo} to {hi})")))?;
-            if !(lo..=hi).contains(&v) {
-                return Err(Error::new(ErrorKind::Input, format!("rating {v} is outside {lo}..={hi}")));
-            }
-            return Ok(weights.rate * (v - 3.0));
+    let base = weights
+        .of(kind)
+        .ok_or_else(|| Error::new(ErrorKind::Input, format!("unknown event type {kind:?}")))?;
+    if kind == RATE_EVENT {
+        let (lo, hi) = RATING_RANGE;
+        let v = value.ok_or_else(|| Error::new(ErrorKind::Input, format!("a {RATE_EVENT} event needs a value ({lo} to {hi})")))?;
+        if !(lo..=hi).contains(&v) {
+            return Err(Error::new(ErrorKind::Input, format!("rating {v} is outside {lo}..={hi}")));
         }
-        other => return Err(Error::new(ErrorKind::Input, format!("unknown event type {other:?}"))),
-    };
+        return Ok(base * (v - 3.0));
+    }
     Ok(match value {
         Some(v) if v.is_finite() => base * v,
         _ => base,
@@ -398,9 +380,9 @@ mod tests {
     fn custom_event_weights_replace_the_catalogs_and_bad_ones_are_refused() {
         let request = parse_request(r#"{"eventWeights": {"view": 0.1, "like": 2}}"#).unwrap();
         let w = request.event_weights.unwrap().apply(&EventWeights::default()).unwrap();
-        assert_eq!((w.view, w.like, w.click), (0.1, 2.0, EventWeights::default().click));
-        assert!(parse_request(r#"{"eventWeights": {"stare": 1}}"#).is_err());
-        let bad = EventWeightsIn { view: Some(f32::NAN), ..Default::default() };
+        assert_eq!((w.of("view"), w.of("like"), w.of("click")), (Some(0.1), Some(2.0), EventWeights::default().of("click")));
+        assert!(parse_request(r#"{"eventWeights": {"stare": 1}}"#).unwrap_err().to_string().contains("\"stare\" is not an event type"));
+        let bad = EventWeightsIn(vec![("view".into(), f32::NAN)]);
         assert!(bad.apply(&EventWeights::default()).unwrap_err().to_string().contains("eventWeights.view"));
     }
 

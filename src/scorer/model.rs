@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::shard::MAX_FACTOR_DIMS;
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::EVENT_TYPES;
 
 /// Version of [`ScorerParams`]; a reader refuses others.
 pub const PARAMS_VERSION: u32 = 1;
@@ -68,28 +69,67 @@ pub struct RatingHead {
     pub max: f32,
 }
 
-/// Confidence per event type: how much one event says about the user's taste. A
-/// negative weight marks a negative event (a dislike): it counts in the ALS fold-in as
-/// a known non-preference and pushes the semantic vector away.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventWeights {
-    /// A page view.
-    pub view: f32,
-    /// A click.
-    pub click: f32,
-    /// An explicit like.
-    pub like: f32,
-    /// An explicit dislike (negative).
-    pub dislike: f32,
-    /// A purchase.
-    pub purchase: f32,
-    /// A rating event's weight per star above the catalog's neutral rating.
-    pub rate: f32,
+/// Confidence per event type (`EVENT_TYPES`, in its order): how much one event says about
+/// the user's taste. A negative weight marks a negative event (a dislike): it counts in
+/// the ALS fold-in as a known non-preference and pushes the semantic vector away. The
+/// `rate` weight applies per star above or below the neutral rating. In JSON, an object
+/// keyed by event type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventWeights([f32; EVENT_TYPES.len()]);
+
+impl EventWeights {
+    /// The weight of event type `kind`, or None for a type `EVENT_TYPES` does not hold.
+    pub fn of(&self, kind: &str) -> Option<f32> {
+        EVENT_TYPES.iter().position(|t| *t == kind).map(|i| self.0[i])
+    }
+
+    /// These weights with `kind`'s set to `weight`; an unknown type or a non-finite weight
+    /// is refused, naming `what`.
+    pub fn with(mut self, kind: &str, weight: f32, what: &str) -> Result<EventWeights> {
+        let Some(i) = EVENT_TYPES.iter().position(|t| *t == kind) else {
+            return Err(Error::new(
+                ErrorKind::Input,
+                format!("{what}: {kind:?} is not an event type ({})", EVENT_TYPES.join(", ")),
+            ));
+        };
+        if !weight.is_finite() {
+            return Err(Error::new(ErrorKind::Input, format!("{what}.{kind} must be a finite number")));
+        }
+        self.0[i] = weight;
+        Ok(self)
+    }
 }
 
 impl Default for EventWeights {
     fn default() -> Self {
-        EventWeights { view: 0.3, click: 0.5, like: 1.0, dislike: -1.0, purchase: 1.0, rate: 0.5 }
+        // view, click, like, dislike, rate (per star), purchase: EVENT_TYPES' order.
+        EventWeights([0.3, 0.5, 1.0, -1.0, 0.5, 1.0])
+    }
+}
+
+impl Serialize for EventWeights {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(EVENT_TYPES.len()))?;
+        for (kind, weight) in EVENT_TYPES.iter().zip(&self.0) {
+            map.serialize_entry(kind, weight)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for EventWeights {
+    /// Every event type, each once, nothing else.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let given = std::collections::BTreeMap::<String, f32>::deserialize(deserializer)?;
+        let mut weights = EventWeights::default();
+        for (kind, weight) in &given {
+            weights = weights.with(kind, *weight, "event_weights").map_err(serde::de::Error::custom)?;
+        }
+        match EVENT_TYPES.iter().find(|t| !given.contains_key(**t)) {
+            Some(missing) => Err(serde::de::Error::custom(format!("event_weights has no weight for {missing:?}"))),
+            None => Ok(weights),
+        }
     }
 }
 
