@@ -117,8 +117,8 @@ export class CatalogLoader {
 
   /**
    * Loads every shard; `onShard(i)` after shard i settles. Resolves when all have settled
-   * (with nothing), or with the bytes of a newer manifest as soon as one is seen (see
-   * `recheck` above): this version is then abandoned.
+   * (with nothing), or with what `recheck` gave for a newer manifest (the next version)
+   * as soon as it gives one: this version is then abandoned.
    */
   async run(onShard) {
     const { retries, backoffMs, cache } = this.options;
@@ -157,8 +157,9 @@ export class CatalogLoader {
           // Once per version: a second bad shard of an unchanged manifest is just bad.
           const newer = await recheck().catch(() => null);
           recheck = null;
-          if (this.abort.signal.aborted) return;
+          // Handed back even when closed meanwhile: the caller frees what it holds.
           if (newer) return newer;
+          if (this.abort.signal.aborted) return;
         }
         const error = { code: e?.code ?? 'localrec/internal', message: String(e?.message ?? e) };
         this.failures[i] = { path: entry.path, ...error };

@@ -93,17 +93,18 @@ function sameBytes(a, b) {
  */
 async function load(glue, version, request, choice, onShard, switches = 0) {
   const emit = (status, progress) => notify('status', { status, progress });
+  // A newer manifest that does not validate (or whose paths escape) is no version to
+  // move to: the failed shard is then reported as it would have been.
   const recheck = switches < MAX_VERSION_SWITCHES ? async () => {
     const fresh = await fetchManifest(request);
-    return sameBytes(fresh, version.bytes) ? null : fresh;
+    return sameBytes(fresh, version.bytes) ? null : attach(glue, fresh, request, choice).catch(() => null);
   } : null;
   const { cache, retries, backoffMs } = request;
   const loader = new CatalogLoader(version.store, version.manifest, request.url, version.shardUrls, { cache, retries, backoffMs, recheck }, emit);
   catalog = { ...version, loader };
   emit(loader.status());
-  const newer = await loader.run(onShard);
-  if (!newer || catalog?.loader !== loader) return;
-  const next = await attach(glue, newer, request, choice);
+  const next = await loader.run(onShard);
+  if (!next) return;
   if (catalog?.loader !== loader) {
     next.store.free();
     return;

@@ -58,7 +58,7 @@ const V1 = { movies: 240, shardBytes: 30_000 };
 const V2 = { movies: 200, shardBytes: 30_000, skip: 80, republish: true };
 
 before(async () => {
-  for (const name of ['returning', 'midway', 'mixing']) dirs[name] = buildSmallCatalog(`republish-${name}`, V1);
+  for (const name of ['returning', 'midway', 'mixing', 'hostile']) dirs[name] = buildSmallCatalog(`republish-${name}`, V1);
   served = await serveDemo({ intercept, mounts: Object.entries(dirs).map(([name, dir]) => ({ url: `/${name}`, dir })) });
   browser = await launch();
 });
@@ -175,3 +175,34 @@ for (const how of ['gone', 'mixed']) {
     assert.deepEqual(errors, []);
   });
 }
+
+test('a bad shard whose manifest was replaced by one that does not validate is reported as before; the load settles on the version it had', { timeout: 600_000 }, async () => {
+  const dir = dirs.hostile;
+  const v1 = manifestOf(dir);
+  const gate = hold(`/hostile/${v1.shards[1].path}`);
+  const { page, errors } = await openPage(browser, served.blank);
+  await page.evaluate(async () => {
+    const { Catalog } = await import('/pkg/index.js');
+    window.catalog = await Catalog.open('/hostile/', { wait: 'first', backoffMs: 10 });
+  });
+  await gate.arrived;
+  mixed.set(`/hostile/${v1.shards[1].path}`, Buffer.from('not the shard'));
+  mixed.set('/hostile/manifest.json', Buffer.from('{"format": "localrec-catalog", "version": 1, "shards": "nonsense"}'));
+  served.requests.length = 0;
+  gate.release();
+  const out = await page.evaluate(async () => {
+    const final = await settle(() => window.catalog.loaded, 120_000);
+    const m = window.catalog.manifest;
+    await window.catalog.close();
+    return { final, shards: m.shards.map((s) => s.path) };
+  });
+  mixed.clear();
+  await page.close();
+  assert.ok(out.final.ok, JSON.stringify(out.final));
+  assert.equal(out.final.value.settled, true);
+  assert.deepEqual(out.final.value.failed.map((f) => [f.shard, f.code]), [[1, 'localrec/format']], 'the bytes are no shard at all');
+  assert.equal(out.final.value.itemsLoaded, v1.items - v1.shards[1].items, 'every other shard of the version it had');
+  assert.deepEqual(out.shards, v1.shards.map((s) => s.path));
+  assert.equal(served.requests.filter((r) => r.path === '/hostile/manifest.json').length, 1, 'the manifest was read once more');
+  assert.deepEqual(errors, []);
+});
