@@ -268,7 +268,7 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
             Some(item) => {
                 events.push(Event { item, weight, age_days: e.age_days });
                 positions.push(i);
-                if let ("rate", Some(value)) = (e.kind.as_str(), e.value) {
+                if let (true, Some(value)) = (e.kind == RATE_EVENT, e.value) {
                     rated.push(Rated { item, value, weight: decay(e.age_days, half_life) });
                 }
             }
