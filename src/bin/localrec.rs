@@ -24,6 +24,8 @@ mod eval;
 mod inspect;
 #[path = "localrec/train.rs"]
 mod train;
+#[path = "localrec/tuning.rs"]
+mod tuning;
 
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
