@@ -9,9 +9,10 @@
 //!    the neighbours of the best at half a decade; the best few go on (warm started, from
 //!    where they stopped) to the full sweep count; then the wider factor counts the
 //!    device budget allows, at the chosen `reg` and `alpha`.
-//! 2. Item-item: EASE at full rank over a log grid of lambda, refined around the best,
-//!    scored by the exact `x^T B` (one item gram matrix for every lambda); the rank is the
-//!    largest the device budget leaves beside the ALS factors.
+//! 2. Item-item: EASE at full rank, lambda walked a decade at a time from 100 towards the
+//!    better side until accuracy drops, then refined by half a decade, each scored by the
+//!    exact `x^T B` (one item gram matrix for every lambda); the rank is the largest the
+//!    device budget leaves beside the ALS factors.
 //!
 //! Each trial is scored by the validation accuracy the blends are tuned on (Recall@20 +
 //! NDCG@20), with the scorer and ranking code the browser runs. The time budget is wall
@@ -44,8 +45,11 @@ pub const COARSE_FACTORS: usize = 64;
 pub const COARSE_ITERATIONS: usize = 5;
 /// ALS settings that go on to the full sweep count.
 pub const PROMOTED: usize = 3;
-/// Coarse EASE regularizations (a decade apart; refined at half and a quarter decade).
-pub const EASE_LAMBDA_COARSE: [f32; 5] = [10.0, 100.0, 1000.0, 10_000.0, 100_000.0];
+/// The EASE regularization the search starts from (and the next decade up); it walks a
+/// decade at a time within [`EASE_LAMBDA_RANGE`] while accuracy improves.
+pub const EASE_LAMBDA_START: f32 = 100.0;
+/// Smallest and largest EASE regularization searched.
+pub const EASE_LAMBDA_RANGE: (f32, f32) = (1.0, 100_000.0);
 /// Default [`TuneOptions::max_record_dims`]: 640 f32 columns (2,560 bytes per item), the
 /// ALS width 128 and item-item rank 256 the catalogs shipped before the tuner.
 pub const DEFAULT_RECORD_DIMS: usize = 640;
@@ -413,16 +417,33 @@ pub fn tune(
             }
             Ok(())
         };
-        let coarse: Vec<f32> = if opts.ease_lambda.is_empty() { EASE_LAMBDA_COARSE.to_vec() } else { opts.ease_lambda.clone() };
-        for &l in &coarse {
-            try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
-        }
+        let score = |tried: &[(f32, f64)], l: f32| tried.iter().find(|t| t.0 == l).map(|t| t.1);
         if opts.ease_lambda.is_empty() {
-            for step in [2, 1] {
-                let Some(&(center, _)) = tried.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0))) else { break };
-                for l in [decade_step(center, -step), decade_step(center, step)] {
+            // Each lambda costs an n x n inverse, so walk the decades from the middle
+            // towards the better side until accuracy drops, then refine by half a decade.
+            let (lo, hi) = (EASE_LAMBDA_START, EASE_LAMBDA_START * 10.0);
+            try_lambda(lo, &mut tried, &mut trials, &mut budget, progress)?;
+            try_lambda(hi, &mut tried, &mut trials, &mut budget, progress)?;
+            if let (Some(a), Some(b)) = (score(&tried, lo), score(&tried, hi)) {
+                let (mut best, mut best_score, step) = if b > a { (hi, b, 4) } else { (lo, a, -4) };
+                loop {
+                    let next = decade_step(best, step);
+                    if !(EASE_LAMBDA_RANGE.0..=EASE_LAMBDA_RANGE.1).contains(&next) {
+                        break;
+                    }
+                    try_lambda(next, &mut tried, &mut trials, &mut budget, progress)?;
+                    match score(&tried, next) {
+                        Some(s) if s > best_score => (best, best_score) = (next, s),
+                        _ => break,
+                    }
+                }
+                for l in [decade_step(best, -2), decade_step(best, 2)] {
                     try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
                 }
+            }
+        } else {
+            for &l in &opts.ease_lambda {
+                try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
             }
         }
         if let Some((lambda, _, b)) = best_b {
@@ -458,4 +479,87 @@ fn best_als(trials: &[Trial], iterations: usize) -> Option<(f32, f32)> {
         })
         .fold(None::<(f32, f32, f64)>, |b, c| if b.is_none_or(|b| c.2 > b.2) { Some(c) } else { b })
         .map(|(r, a, _)| (r, a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scorer::als::SplitMix;
+    use crate::scorer::train::holdout_users;
+
+    /// `users` users over four tastes of a quarter of the `items` each: a user likes each
+    /// item of their taste with probability `p` and any other item with probability `noise`.
+    fn tastes(users: u32, items: u32, p: f64, noise: f64, seed: u64) -> Csr {
+        let mut rng = SplitMix(seed);
+        let mut t = Vec::new();
+        for u in 0..users {
+            let taste = u % 4;
+            for i in 0..items {
+                let chance = if i * 4 / items == taste { p } else { noise };
+                if rng.uniform() < chance {
+                    t.push((u, i, 1.0));
+                }
+            }
+        }
+        Csr::from_triplets(users as usize, items as usize, &t).unwrap()
+    }
+
+    fn embeddings(items: usize, dims: usize) -> Vec<f32> {
+        let mut rng = SplitMix(5);
+        (0..items)
+            .flat_map(|_| {
+                let v: Vec<f32> = (0..dims).map(|_| rng.normal() as f32).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(move |x| x / norm)
+            })
+            .collect()
+    }
+
+    fn quick() -> TrainConfig {
+        TrainConfig { als: AlsConfig { factors: 4, iterations: 6, ..AlsConfig::default() }, ..TrainConfig::default() }
+    }
+
+    #[test]
+    fn the_search_is_deterministic_for_a_seed() {
+        let m = tastes(240, 40, 0.5, 0.05, 1);
+        let (rest, held, _) = holdout_users(&m, 0.2, 3).unwrap();
+        let opts = TuneOptions { max_record_dims: 24, factors: vec![4, 8], ..TuneOptions::default() };
+        let run = || {
+            let (cfg, report, _) =
+                tune(&rest, &held, &embeddings(40, 4), 4, &quick(), &opts, &Device::flex(), &mut ()).unwrap();
+            let curve: Vec<(Setting, MetricSums)> = report.trials.iter().map(|t| (t.setting, t.sums)).collect();
+            (cfg, curve, report.skipped)
+        };
+        let (cfg, curve, skipped) = run();
+        assert_eq!(skipped, 0, "the budget covers the whole search");
+        assert!(curve.iter().any(|t| matches!(t.0, Setting::Als { iterations: 6, .. })), "some settings were promoted");
+        assert!(cfg.als.factors + 2 * cfg.item_rank <= 24, "the record fits the device budget");
+        assert_eq!(run(), (cfg, curve, skipped));
+    }
+
+    /// Validation accuracy of ALS at `reg` (alpha 4, k 8, 10 sweeps), as the tuner scores it.
+    fn als_accuracy(rest: &Csr, held: &[EvalUser], reg: f32) -> f64 {
+        let cfg = AlsConfig { factors: 8, reg, alpha: 4.0, iterations: 10, ..AlsConfig::default() };
+        let counts: Vec<f32> = vec![0.0; rest.cols];
+        let judge = Judge { users: held, items: ItemSide::new(0, Vec::new(), counts, 4, &embeddings(rest.cols, 4)), device: &Device::flex() };
+        accuracy(&judge.als(&crate::scorer::als::train(rest, &cfg, &mut |_| {}).unwrap(), &cfg).unwrap())
+    }
+
+    #[test]
+    fn the_search_recovers_the_best_als_lambda() {
+        let m = tastes(400, 200, 0.1, 0.01, 1);
+        let (rest, held, _) = holdout_users(&m, 0.25, 4).unwrap();
+        // The validation accuracy every half decade from 0.1 to 10,000: its best is what
+        // the search must find (its first sweeps are shorter, so within half a decade).
+        let curve: Vec<(f32, f64)> = (0..=10).map(|j| decade_step(0.1, 2 * j)).map(|r| (r, als_accuracy(&rest, &held, r))).collect();
+        let best = curve.iter().fold(curve[0], |b, c| if c.1 > b.1 { *c } else { b });
+        let ends = curve[0].1.max(curve[10].1);
+        assert!(best.1 > 1.05 * ends, "the data must have a clear best lambda: {curve:?}");
+        let opts = TuneOptions { factors: vec![8], alpha: vec![4.0], item_rank: Some(0), ..TuneOptions::default() };
+        let base = TrainConfig { als: AlsConfig { iterations: 10, ..AlsConfig::default() }, ..TrainConfig::default() };
+        let (cfg, report, _) = tune(&rest, &held, &embeddings(200, 4), 4, &base, &opts, &Device::flex(), &mut ()).unwrap();
+        let chosen = curve.iter().find(|c| c.0 == cfg.als.reg).copied().unwrap_or((cfg.als.reg, 0.0));
+        assert!((chosen.0 / best.0).log10().abs() <= 0.51 && chosen.1 >= 0.98 * best.1, "chose {chosen:?}; {curve:?}; {:?}", report.trials);
+        assert_eq!((cfg.als.alpha, cfg.als.factors, cfg.item_rank), (4.0, 8, 0), "fixed values stay fixed");
+    }
 }
