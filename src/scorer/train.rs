@@ -19,7 +19,8 @@ use super::sparse::Csr;
 use super::tune::{self, Reuse, TuneOptions, TuneReport};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Training settings. Defaults are the ones chosen on ML-1M's validation users.
+/// Training settings. The defaults are where the tuner ([`tune::tune`]) starts and what
+/// is used without a search (`--tune-budget 0`); they were chosen on ML-1M once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Implicit ALS settings (`factors` is the fold-in's `k`).
@@ -567,9 +568,9 @@ pub fn short_blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32
 }
 
 /// Semantic weights searched for full profiles.
-pub const SEMANTIC_GRID: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
+pub const SEMANTIC_GRID: [f32; 6] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5];
 /// Popularity weights searched for full profiles.
-pub const POPULARITY_GRID: [f32; 4] = [0.0, 0.05, 0.1, 0.2];
+pub const POPULARITY_GRID: [f32; 6] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5];
 /// Popularity weights searched for short profiles, where a three-item fold-in is noisy
 /// and popularity alone is a strong baseline.
 pub const SHORT_POPULARITY_GRID: [f32; 9] = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];

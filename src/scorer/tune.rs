@@ -6,7 +6,7 @@
 //!
 //! The search is coarse-to-fine with successive halving, in a fixed order:
 //! 1. ALS: a coarse log grid of `reg x alpha` at a small width and a few sweeps, then
-//!    the neighbours of the best at half a decade; the best few go on (warm started, from
+//!    the neighbours of the best at half a decade (twice, if the best moved); the best few go on (warm started, from
 //!    where they stopped) to the full sweep count; then the wider factor counts the
 //!    device budget allows, at the chosen `reg` and `alpha`.
 //! 2. Item-item: EASE at full rank, lambda walked a decade at a time from 100 towards the
@@ -43,6 +43,8 @@ pub const FACTOR_CHOICES: [usize; 3] = [64, 128, 256];
 pub const COARSE_FACTORS: usize = 64;
 /// Sweeps of the coarse ALS trials.
 pub const COARSE_ITERATIONS: usize = 5;
+/// Rounds of the fine ALS search (each centred on the best so far).
+pub const FINE_ROUNDS: usize = 2;
 /// ALS settings that go on to the full sweep count.
 pub const PROMOTED: usize = 3;
 /// The EASE regularization the search starts from (and the next decade up); it walks a
@@ -253,9 +255,11 @@ pub fn tune(
     let mut cfg = base.clone();
     let max_dims = opts.max_record_dims.max(1);
     let factor_choices: Vec<usize> = if opts.factors.is_empty() {
-        let mut f: Vec<usize> = FACTOR_CHOICES.iter().copied().filter(|&k| k <= max_dims).collect();
+        // A fixed item-item rank takes its share of the budget first.
+        let left = max_dims.saturating_sub(2 * opts.item_rank.unwrap_or(0)).max(1);
+        let mut f: Vec<usize> = FACTOR_CHOICES.iter().copied().filter(|&k| k <= left).collect();
         if f.is_empty() {
-            f.push(max_dims);
+            f.push(left);
         }
         f
     } else {
@@ -300,8 +304,15 @@ pub fn tune(
                 run_als(reg, alpha, &mut trials, &mut budget, progress)?;
             }
         }
-        // Fine: the neighbours of the best coarse setting, on the axes being searched.
-        if let Some(best) = best_als(&trials, short) {
+        // Fine: the neighbours of the best setting, on the axes being searched, again
+        // around a new best on the edge of the last neighbourhood (at most FINE_ROUNDS).
+        let mut centre = None;
+        for _ in 0..FINE_ROUNDS {
+            let Some(best) = best_als(&trials, short) else { break };
+            if centre == Some(best) {
+                break;
+            }
+            centre = Some(best);
             let (reg0, alpha0) = best;
             let reg_steps: Vec<f32> = if opts.reg.is_empty() { vec![decade_step(reg0, -2), reg0, decade_step(reg0, 2)] } else { vec![reg0] };
             let alpha_steps: Vec<f32> =

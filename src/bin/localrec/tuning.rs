@@ -84,9 +84,13 @@ impl TuneArgs {
         cfg
     }
 
-    /// Most record columns `k + 2r` a catalog may get (the shard plan is cut for it).
+    /// Most record columns `k + 2r` a catalog may get (the shard plan is cut for it):
+    /// exactly those given, or what the byte budget allows.
     pub fn max_record_dims(&self) -> usize {
-        self.factor_bytes / 4
+        match (self.factors, self.item_rank) {
+            (Some(k), Some(r)) => k + 2 * r,
+            _ => self.factor_bytes / 4,
+        }
     }
 }
 
