@@ -13,6 +13,8 @@
 //!    better side until accuracy drops, then refined by half a decade, each scored by the
 //!    exact `x^T B` (one item gram matrix for every lambda); the rank is the largest the
 //!    device budget leaves beside the ALS factors.
+//! 3. The record layout: each ALS width tried in full, with the item-item rank the budget
+//!    leaves beside it, scored as the hybrid (its blend tuned); the best is shipped.
 //!
 //! Each trial is scored by the validation accuracy the blends are tuned on (Recall@20 +
 //! NDCG@20), with the scorer and ranking code the browser runs. The time budget is wall
@@ -30,7 +32,7 @@ use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, ItemSide, ScorerParams};
 use super::rank::Scorer;
 use super::sparse::Csr;
-use super::train::{EvalUser, TrainConfig, TrainProgress, accuracy, covered_items, evaluate, restrict_columns};
+use super::train::{EvalUser, TrainConfig, TrainProgress, accuracy, covered_items, evaluate, restrict_columns, tune_blend};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Coarse ALS regularizations (a decade apart; the fine step is half a decade).
@@ -110,6 +112,13 @@ pub enum Setting {
     ItemItem {
         /// L2 regularization.
         lambda: f32,
+    },
+    /// The hybrid (blend tuned) with ALS width `factors` and item-item rank `item_rank`.
+    Layout {
+        /// ALS factor count.
+        factors: usize,
+        /// Item-item rank.
+        item_rank: usize,
     },
 }
 
@@ -197,6 +206,30 @@ impl Judge<'_> {
         let only = Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, ..Blend::default() };
         Ok(evaluate(&scorer, self.users, &[only], None, 1.0)?[0])
     }
+
+    /// Validation metrics of the hybrid, its blend tuned: ALS factors `q` and the rank
+    /// `r` factors of the item-item model `b` (`m x m` over `covered`).
+    fn hybrid(&self, q: &[f32], cfg: &AlsConfig, b: &[f32], covered: &[usize], r: usize) -> Result<MetricSums> {
+        let (k, m) = (cfg.factors, covered.len());
+        let (a, c) = ease::low_rank(b, m, r, 2, cfg.seed)?;
+        let width = k + 2 * r;
+        let mut factors = vec![0.0f32; self.items.len * width];
+        for (i, row) in factors.chunks_exact_mut(width).enumerate() {
+            row[..k].copy_from_slice(&q[i * k..(i + 1) * k]);
+        }
+        for (pos, &i) in covered.iter().enumerate() {
+            let row = &mut factors[i * width..(i + 1) * width];
+            row[k..k + r].copy_from_slice(&a[pos * r..(pos + 1) * r]);
+            row[k + r..].copy_from_slice(&c[pos * r..(pos + 1) * r]);
+        }
+        let gram: Vec<f32> = super::als::gram(q, k).into_iter().map(|v| v as f32).collect();
+        let params = ScorerParams::untuned(k, r, cfg.reg, cfg.alpha, gram);
+        let mut items = self.items.clone();
+        items.record_dims = width;
+        items.factors = factors;
+        let scorer = Scorer::new(items, Some(params), self.device)?;
+        Ok(tune_blend(&scorer, self.users)?.1)
+    }
 }
 
 /// Validation metrics of the item-item model `b` (`m x m` over `covered`, ascending
@@ -221,10 +254,13 @@ pub fn item_item_sums(b: &[f32], covered: &[usize], items: usize, users: &[EvalU
     sums
 }
 
-/// `v` scaled by `10^(steps / 4)`, rounded to 3 significant digits so grids read plainly.
+/// The point `quarter_decades` steps from `v` on the grid `10^(j/4)`, rounded to 3
+/// significant digits so grids read plainly (`v` is snapped to the grid first, so steps
+/// from a rounded value land on the same points: 31.6 up half a decade is 100).
 fn decade_step(v: f32, quarter_decades: i32) -> f32 {
-    let x = v as f64 * 10f64.powf(quarter_decades as f64 / 4.0);
-    let digits = 10f64.powi(x.abs().log10().floor() as i32 - 2);
+    let j = (4.0 * (v as f64).log10()).round() as i32 + quarter_decades;
+    let x = 10f64.powf(j as f64 / 4.0);
+    let digits = 10f64.powi(x.log10().floor() as i32 - 2);
     ((x / digits).round() * digits) as f32
 }
 
@@ -267,6 +303,8 @@ pub fn tune(
     };
     let search = !opts.budget.is_zero();
     let mut reuse = Reuse::default();
+    // Fully swept ALS factors at the chosen reg and alpha, one per width tried.
+    let mut widths: Vec<(AlsConfig, Vec<f32>)> = Vec::new();
 
     // 1. ALS.
     let full_iterations = base.als.iterations.max(1);
@@ -379,18 +417,16 @@ pub fn tune(
             if accuracy(&sums) > best_sum {
                 best_sum = accuracy(&sums);
                 cfg.als.factors = k;
-                if let Ok(q) = run.item_factors() {
-                    reuse.als = Some((als_cfg.clone(), q.to_vec()));
-                }
+            }
+            if let Ok(q) = run.item_factors() {
+                widths.push((als_cfg, q.to_vec()));
             }
         }
-        if cfg.als.factors == k0
-            && let Some(&r) = finalists.iter().find(|&&r| {
-                matches!(trials[runs[r].1].setting, Setting::Als { reg, alpha, .. } if reg == cfg.als.reg && alpha == cfg.als.alpha)
-            })
-            && let Ok(q) = runs[r].0.item_factors()
+        if let Some(&r) = finalists.iter().find(|&&r| {
+            matches!(trials[runs[r].1].setting, Setting::Als { reg, alpha, .. } if reg == cfg.als.reg && alpha == cfg.als.alpha)
+        }) && let Ok(q) = runs[r].0.item_factors()
         {
-            reuse.als = Some((AlsConfig { factors: k0, ..cfg.als.clone() }, q.to_vec()));
+            widths.insert(0, (AlsConfig { factors: k0, ..cfg.als.clone() }, q.to_vec()));
         }
     } else {
         cfg.als.reg = fixed(&opts.reg, base.als.reg);
@@ -464,6 +500,37 @@ pub fn tune(
     } else if let Some(&l) = opts.ease_lambda.first() {
         cfg.ease_lambda = l;
     }
+
+    // 3. The record layout: which width k (and so rank r) the budget buys is chosen on
+    // the hybrid (its blend tuned too), since a wider ALS leaves a lower-rank item-item.
+    if search && opts.item_rank.is_none() && widths.len() > 1 {
+        if let Some((_, b)) = &reuse.item_item {
+            progress.stage("tuning: record layout");
+            let mut best: Option<(usize, usize, f64)> = None;
+            let mut last_cost = 0.0f64;
+            for (als_cfg, q) in &widths {
+                let k = als_cfg.factors;
+                let r = (max_dims.saturating_sub(k) / 2).min(covered.len());
+                if r == 0 || !budget.fits(last_cost) {
+                    continue;
+                }
+                let t = Instant::now();
+                let sums = judge.hybrid(q, als_cfg, b, &covered, r)?;
+                last_cost = t.elapsed().as_secs_f64();
+                let trial = Trial { setting: Setting::Layout { factors: k, item_rank: r }, sums, seconds: last_cost };
+                progress.trial(&trial);
+                trials.push(trial);
+                if best.is_none_or(|b| accuracy(&sums) > b.2) {
+                    best = Some((k, r, accuracy(&sums)));
+                }
+            }
+            if let Some((k, r, _)) = best {
+                cfg.als.factors = k;
+                cfg.item_rank = r;
+            }
+        }
+    }
+    reuse.als = widths.into_iter().find(|(c, _)| c.factors == cfg.als.factors && *c == cfg.als);
     let report = TuneReport {
         factors: cfg.als.factors,
         reg: cfg.als.reg,
@@ -528,6 +595,15 @@ mod tests {
 
     fn quick() -> TrainConfig {
         TrainConfig { als: AlsConfig { factors: 4, iterations: 6, ..AlsConfig::default() }, ..TrainConfig::default() }
+    }
+
+    #[test]
+    fn grid_steps_land_on_the_same_points() {
+        assert_eq!(decade_step(31.6, 2), 100.0);
+        assert_eq!(decade_step(100.0, -2), 31.6);
+        assert_eq!(decade_step(100.0, 4), 1000.0);
+        assert_eq!(decade_step(3.16, -2), 1.0);
+        assert_eq!(decade_step(1.0, 1), 1.78);
     }
 
     #[test]

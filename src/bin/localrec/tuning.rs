@@ -111,6 +111,9 @@ fn trial_json(t: &Trial) -> serde_json::Value {
             "model": "als", "factors": factors, "reg": plain(reg), "alpha": plain(alpha), "iterations": iterations,
         }),
         Setting::ItemItem { lambda } => serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda)}),
+        Setting::Layout { factors, item_rank } => {
+            serde_json::json!({"model": "hybrid", "factors": factors, "item_rank": item_rank})
+        }
     };
     v["validation"] = metrics(&t.sums);
     v["seconds"] = serde_json::json!((t.seconds * 100.0).round() / 100.0);
@@ -146,6 +149,7 @@ pub fn trial_line(t: &Trial) -> String {
             format!("als k {factors} reg {reg} alpha {alpha} ({iterations} sweeps)")
         }
         Setting::ItemItem { lambda } => format!("item-item lambda {lambda}"),
+        Setting::Layout { factors, item_rank } => format!("hybrid k {factors}, item-item rank {item_rank}"),
     };
     format!("  tuning: {what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
 }
