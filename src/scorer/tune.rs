@@ -11,8 +11,8 @@
 //!    device budget allows, at the chosen `reg` and `alpha`.
 //! 2. Item-item: EASE at full rank, lambda walked a decade at a time from 100 towards the
 //!    better side until accuracy drops, then refined by half a decade, each scored by the
-//!    exact `x^T B` (one item gram matrix for every lambda); the rank is the largest the
-//!    device budget leaves beside the ALS factors.
+//!    exact `x^T B` over the 2,000 most interacted items (one item gram matrix for every
+//!    lambda); the rank is the largest the device budget leaves beside the ALS factors.
 //! 3. The record layout: each ALS width tried in full, with the item-item rank the budget
 //!    leaves beside it, scored as the hybrid (its blend tuned); the best is shipped.
 //!
@@ -52,6 +52,10 @@ pub const PROMOTED: usize = 3;
 /// The EASE regularization the search starts from (and the next decade up); it walks a
 /// decade at a time within [`EASE_LAMBDA_RANGE`] while accuracy improves.
 pub const EASE_LAMBDA_START: f32 = 100.0;
+/// Most items the EASE lambda search covers (the most interacted ones): each trial is an
+/// `m x m` inverse, so on 5,198 items (ml-latest-small) one took 50-150 s on 2 shared
+/// cores, and on 2,000 items about a seventeenth of that.
+pub const EASE_SEARCH_ITEMS: usize = 2000;
 /// Smallest and largest EASE regularization searched.
 pub const EASE_LAMBDA_RANGE: (f32, f32) = (1.0, 100_000.0);
 /// Default [`TuneOptions::max_record_dims`]: 640 f32 columns (2,560 bytes per item), the
@@ -108,10 +112,12 @@ pub enum Setting {
         /// Sweeps done when scored.
         iterations: usize,
     },
-    /// Full-rank EASE alone.
+    /// Full-rank EASE alone, over the `items` most interacted items.
     ItemItem {
         /// L2 regularization.
         lambda: f32,
+        /// Items it covered ([`EASE_SEARCH_ITEMS`] at most).
+        items: usize,
     },
     /// The hybrid (blend tuned) with ALS width `factors` and item-item rank `item_rank`.
     Layout {
@@ -441,9 +447,11 @@ pub fn tune(
     cfg.item_rank = opts.item_rank.unwrap_or(room.min(covered.len()));
     if cfg.item_rank > 0 && search && opts.ease_lambda.len() != 1 {
         progress.stage("tuning: item-item");
-        let sub = restrict_columns(user_items, &covered)?;
-        let m = covered.len();
-        let gram = ease::item_gram(&sub);
+        // Lambdas are compared on the most interacted items only: a trial is an m x m
+        // inverse, cubic in m, and the catalog's own model is computed once at the end.
+        let searched = covered_items(user_items, cfg.item_item_max.min(EASE_SEARCH_ITEMS));
+        let m = searched.len();
+        let gram = ease::item_gram(&restrict_columns(user_items, &searched)?);
         let mut last_cost = 0.0f64;
         let mut tried: Vec<(f32, f64)> = Vec::new();
         let mut best_b: Option<(f32, f64, Vec<f32>)> = None;
@@ -453,9 +461,9 @@ pub fn tune(
             }
             let t = Instant::now();
             let b = ease::ease(gram.clone(), m, lambda)?;
-            let sums = item_item_sums(&b, &covered, n, users);
+            let sums = item_item_sums(&b, &searched, n, users);
             last_cost = t.elapsed().as_secs_f64();
-            let trial = Trial { setting: Setting::ItemItem { lambda }, sums, seconds: last_cost };
+            let trial = Trial { setting: Setting::ItemItem { lambda, items: m }, sums, seconds: last_cost };
             progress.trial(&trial);
             trials.push(trial);
             tried.push((lambda, accuracy(&sums)));
@@ -495,6 +503,11 @@ pub fn tune(
         }
         if let Some((lambda, _, b)) = best_b {
             cfg.ease_lambda = lambda;
+            let b = if m == covered.len() {
+                b
+            } else {
+                ease::ease(ease::item_gram(&restrict_columns(user_items, &covered)?), covered.len(), lambda)?
+            };
             reuse.item_item = Some((lambda, b));
         }
     } else if let Some(&l) = opts.ease_lambda.first() {

@@ -451,7 +451,7 @@ pub(crate) fn train_side(
             dims: trained.params.record_dims(),
             bias: true,
             params,
-            tuning: tuning.as_ref().map(|t| super::tuning::search_json(&t.search)),
+            tuning: tuning.as_ref().map(|t| super::tuning::search_manifest_json(&t.search)),
         },
         scenarios: extras.scenario_names.clone(),
         factors: trained.factors,

@@ -110,7 +110,9 @@ fn trial_json(t: &Trial) -> serde_json::Value {
         Setting::Als { factors, reg, alpha, iterations } => serde_json::json!({
             "model": "als", "factors": factors, "reg": plain(reg), "alpha": plain(alpha), "iterations": iterations,
         }),
-        Setting::ItemItem { lambda } => serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda)}),
+        Setting::ItemItem { lambda, items } => {
+            serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda), "items": items})
+        }
         Setting::Layout { factors, item_rank } => {
             serde_json::json!({"model": "hybrid", "factors": factors, "item_rank": item_rank})
         }
@@ -141,6 +143,21 @@ pub fn search_json(r: &TuneReport) -> serde_json::Value {
     })
 }
 
+/// [`search_json`] without the wall times, for the manifest: two builds of the same input
+/// must give the same bytes (which they do when the search completed within its budget).
+pub fn search_manifest_json(r: &TuneReport) -> serde_json::Value {
+    let mut v = search_json(r);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("seconds");
+    }
+    if let Some(trials) = v["trials"].as_array_mut() {
+        trials.iter_mut().filter_map(|t| t.as_object_mut()).for_each(|t| {
+            t.remove("seconds");
+        });
+    }
+    v
+}
+
 /// One line on stderr per trial.
 pub fn trial_line(t: &Trial) -> String {
     let (r, n, _) = t.sums.means();
@@ -148,7 +165,7 @@ pub fn trial_line(t: &Trial) -> String {
         Setting::Als { factors, reg, alpha, iterations } => {
             format!("als k {factors} reg {reg} alpha {alpha} ({iterations} sweeps)")
         }
-        Setting::ItemItem { lambda } => format!("item-item lambda {lambda}"),
+        Setting::ItemItem { lambda, items } => format!("item-item lambda {lambda} ({items} items)"),
         Setting::Layout { factors, item_rank } => format!("hybrid k {factors}, item-item rank {item_rank}"),
     };
     format!("  tuning: {what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
