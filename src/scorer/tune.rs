@@ -273,6 +273,7 @@ fn decade_step(v: f32, quarter_decades: i32) -> f32 {
 /// Chooses the ALS and item-item settings on `users` (held out of `user_items`), starting
 /// from `base` (its sweep count, seed and the rest are kept). Returns the config to train
 /// the catalog with, the report, and what that training can reuse.
+#[allow(clippy::too_many_arguments)]
 pub fn tune(
     user_items: &Csr,
     users: &[EvalUser],
@@ -298,7 +299,7 @@ pub fn tune(
     let max_dims = opts.max_record_dims.max(1);
     let factor_choices: Vec<usize> = if opts.factors.is_empty() {
         // A fixed item-item rank takes its share of the budget first.
-        let left = max_dims.saturating_sub(2 * opts.item_rank.unwrap_or(0)).max(1);
+        let left = max_dims.saturating_sub(opts.item_rank.unwrap_or(0).saturating_mul(2)).max(1);
         let mut f: Vec<usize> = FACTOR_CHOICES.iter().copied().filter(|&k| k <= left).collect();
         if f.is_empty() {
             f.push(left);

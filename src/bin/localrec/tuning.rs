@@ -55,7 +55,7 @@ impl TuneArgs {
         if self.factors.is_some_and(|k| k == 0 || k > max_dims) || self.iterations == 0 {
             return bad("--factors must be at least 1 and fit --factor-bytes, and --iterations at least 1");
         }
-        if self.factors.unwrap_or(1) + 2 * self.item_rank.unwrap_or(0) > max_dims {
+        if self.factors.unwrap_or(1).saturating_add(self.item_rank.unwrap_or(0).saturating_mul(2)) > max_dims {
             return bad("--factors + 2 x --item-rank must fit --factor-bytes (4 bytes a column)");
         }
         let positive = |v: Option<f32>| v.is_none_or(|v| v.is_finite() && v > 0.0);
@@ -88,7 +88,7 @@ impl TuneArgs {
     /// exactly those given, or what the byte budget allows.
     pub fn max_record_dims(&self) -> usize {
         match (self.factors, self.item_rank) {
-            (Some(k), Some(r)) => k + 2 * r,
+            (Some(k), Some(r)) => k.saturating_add(r.saturating_mul(2)),
             _ => self.factor_bytes / 4,
         }
     }
@@ -132,7 +132,7 @@ pub fn search_json(r: &TuneReport) -> serde_json::Value {
             "alpha": plain(r.alpha),
             "ease_lambda": plain(r.ease_lambda),
             "item_rank": r.item_rank,
-            "factor_bytes": 4 * (r.factors + 2 * r.item_rank),
+            "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_mul(4),
         },
         "users": r.users,
         "budget_seconds": r.budget_seconds,
