@@ -438,14 +438,15 @@ pub fn tune(
     } else {
         cfg.als.reg = fixed(&opts.reg, base.als.reg);
         cfg.als.alpha = fixed(&opts.alpha, base.als.alpha);
-        cfg.als.factors = factor_choices.iter().copied().find(|&k| k == base.als.factors).unwrap_or(factor_choices[0]);
+        // Without a search the base's width stands (a retrain's previous choice), if it fits.
+        cfg.als.factors = opts.factors.first().copied().unwrap_or(base.als.factors).clamp(1, max_dims);
     }
 
     // 2. Item-item: lambda at full rank, the rank from what the budget leaves (a rank
     // past the covered items would only pad the records).
     let covered = covered_items(user_items, cfg.item_item_max);
     let room = max_dims.saturating_sub(cfg.als.factors) / 2;
-    cfg.item_rank = opts.item_rank.unwrap_or(room.min(covered.len()));
+    cfg.item_rank = opts.item_rank.unwrap_or(if search { room } else { base.item_rank.min(room) }.min(covered.len()));
     if cfg.item_rank > 0 && search && opts.ease_lambda.len() != 1 {
         progress.stage("tuning: item-item");
         // Lambdas are compared on the most interacted items only: a trial is an m x m

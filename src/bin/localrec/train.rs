@@ -72,7 +72,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
         interactions.skipped_unknown_item,
         interactions.users.len()
     );
-    let cfg = args.tune.base(TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() });
+    let mut start = TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() };
+    if let Some(chosen) = manifest.collaborative.as_ref().and_then(|c| c.tuning.as_ref()).map(|t| &t["chosen"]) {
+        start = super::tuning::TuneArgs::previous(chosen, start);
+    }
+    let cfg = args.tune.base(start);
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
     let dims = manifest.encoder.dims;
     let (side, tuning) = super::catalog::train_side(&cfg, &opts, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;

@@ -14,7 +14,7 @@ use localrec::{Error, ErrorKind, Result};
 #[derive(clap::Args, Clone, Debug)]
 pub struct TuneArgs {
     /// Seconds the hyper-parameter search on held-out users may take (0: no search; the
-    /// values given or the defaults are used).
+    /// values given, a retrained catalog's earlier choices, or the defaults are used).
     #[arg(long, default_value_t = DEFAULT_BUDGET_SECONDS as f64)]
     tune_budget: f64,
     /// Most bytes of collaborative factors per item on the device (f32 columns of the
@@ -81,6 +81,24 @@ impl TuneArgs {
         cfg.als.alpha = self.alpha.unwrap_or(cfg.als.alpha);
         cfg.ease_lambda = self.ease_lambda.unwrap_or(cfg.ease_lambda);
         cfg.item_rank = self.item_rank.unwrap_or(cfg.item_rank);
+        cfg
+    }
+
+    /// Where the search starts, or what is used without one: a catalog's earlier choices
+    /// (its manifest's `collaborative.tuning.chosen`), so that `train --tune-budget 0`
+    /// retrains with them at once; values out of range there are ignored.
+    pub fn previous(chosen: &serde_json::Value, mut cfg: TrainConfig) -> TrainConfig {
+        let positive = |key: &str| chosen[key].as_f64().filter(|v| v.is_finite() && *v > 0.0).map(|v| v as f32);
+        let width = |key: &str| chosen[key].as_u64().and_then(|v| usize::try_from(v).ok()).filter(|&v| v <= MAX_FACTOR_DIMS);
+        if let (Some(k), Some(r)) = (width("factors"), width("item_rank"))
+            && k >= 1
+            && k.saturating_add(r.saturating_mul(2)) <= MAX_FACTOR_DIMS
+        {
+            (cfg.als.factors, cfg.item_rank) = (k, r);
+        }
+        cfg.als.reg = positive("reg").unwrap_or(cfg.als.reg);
+        cfg.als.alpha = positive("alpha").unwrap_or(cfg.als.alpha);
+        cfg.ease_lambda = positive("ease_lambda").unwrap_or(cfg.ease_lambda);
         cfg
     }
 
