@@ -163,6 +163,8 @@ bench-scorer-native: cli
 
 # Quality on the ML-1M protocol (ML-1M is read by path, never copied into the repo).
 ML1M ?= ../shared/datasets/ml-1m
+MLS_SPLITS ?= .cache/splits/ml-latest-small
+QUALITY_PY := .cache/venv-quality/bin/python
 eval: cli $(MLS_SPLITS)/train.csv
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
@@ -170,11 +172,9 @@ eval: cli $(MLS_SPLITS)/train.csv
 	$(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS) --model $(MODEL) --json | tee bench-results/eval-ml-latest-small.json
 
 # ml-latest-small split with PROTOCOL.md's procedure and seeds (100 validation, 100 test users).
-MLS_SPLITS ?= .cache/splits/ml-latest-small
-QUALITY_PY := .cache/venv-quality/bin/python
 $(QUALITY_PY):
 	python3 -m venv .cache/venv-quality
-	$(QUALITY_PY) -m pip install -q numpy==2.4.6 scipy==1.17.1 implicit==0.7.3 threadpoolctl
+	$(QUALITY_PY) -m pip install -q numpy==2.4.6 scipy==1.17.1 implicit==0.7.3 threadpoolctl==3.8.0
 $(MLS_SPLITS)/train.csv: bench/quality/split.py | $(QUALITY_PY)
 	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --out $(MLS_SPLITS)
 
