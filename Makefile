@@ -38,7 +38,10 @@
 #                recommendations (before and after the encoder), cold and warm, worker
 #                memory, package size: bench-results/recommender-browser.json
 #   make eval    quality on ML-1M's fixed splits (PROTOCOL.md; ML1M=path, default
-#                ../shared/datasets/ml-1m): popularity, collaborative, semantic, hybrid, cold items
+#                ../shared/datasets/ml-1m) and on ml-latest-small's (bench/quality/split.py):
+#                popularity, collaborative, semantic, item-item, EASE, hybrid, ablation, cold
+#                items, the tuner's choices and validation curve
+#   make eval-baselines  EASE, iALS and popularity in Python (numpy, implicit) on both splits
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -56,7 +59,7 @@ FUZZ_TARGETS := shard manifest scorer_params recommend_request model_config weig
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -98,11 +101,13 @@ pkg:
 bench-wasm:
 	./scripts/build-pkg.sh --bench
 
-# The build is deterministic, so a catalog that still verifies with this CLI (and has its
-# collaborative side, its weekday/weekend scenarios and its rating head) is kept.
+# A catalog that still verifies with this CLI (and has its collaborative side, tuned, its
+# weekday/weekend scenarios and its rating head) is kept: the build is deterministic
+# when the tuner's budget covers its search (the summary's tuning.search.complete).
 catalog: cli
 	./scripts/fetch-model.sh
-	@if ! $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep '"rating":{' | grep '"ok":true' | grep -q '"scenarios":\["weekday","weekend"\]'; then \
+	@if ! ( $(BIN) inspect $(CATALOG) --json 2>/dev/null | grep '"rating":{' | grep '"ok":true' | grep -q '"scenarios":\["weekday","weekend"\]' \
+	    && grep -q '"tuning": {' $(CATALOG)/manifest.json ); then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
 	    --scenario weekday-weekend --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
 
@@ -158,10 +163,26 @@ bench-scorer-native: cli
 
 # Quality on the ML-1M protocol (ML-1M is read by path, never copied into the repo).
 ML1M ?= ../shared/datasets/ml-1m
-eval: cli
+MLS_SPLITS ?= .cache/splits/ml-latest-small
+QUALITY_PY := .cache/venv-quality/bin/python
+eval: cli $(MLS_SPLITS)/train.csv
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
 	$(BIN) eval --items $(ML1M)/movies.dat --splits $(ML1M)/splits --model $(MODEL) --json | tee bench-results/eval-ml1m.json
+	$(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS) --model $(MODEL) --json | tee bench-results/eval-ml-latest-small.json
+
+# ml-latest-small split with PROTOCOL.md's procedure and seeds (100 validation, 100 test users).
+$(QUALITY_PY):
+	python3 -m venv .cache/venv-quality
+	$(QUALITY_PY) -m pip install -q numpy==2.4.6 scipy==1.17.1 implicit==0.7.3 threadpoolctl==3.8.0
+$(MLS_SPLITS)/train.csv: bench/quality/split.py | $(QUALITY_PY)
+	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --out $(MLS_SPLITS)
+
+# The Python reference baselines (EASE, iALS, popularity) on both splits.
+eval-baselines: $(MLS_SPLITS)/train.csv | $(QUALITY_PY)
+	@mkdir -p bench-results
+	$(QUALITY_PY) bench/quality/baselines.py --splits $(ML1M)/splits --json bench-results/baselines-ml1m.json
+	$(QUALITY_PY) bench/quality/baselines.py --splits $(MLS_SPLITS) --json bench-results/baselines-ml-latest-small.json
 
 bench-native: cli
 	./scripts/fetch-model.sh

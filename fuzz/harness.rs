@@ -164,6 +164,7 @@ fn one_shard_manifest(expect: ShardExpectation, shard: &[u8]) -> Manifest {
             dims: expect.factor_dims,
             bias: false,
             params: Default::default(),
+            tuning: None,
         }),
         scenarios: vec![],
         shards: vec![ShardEntry {
@@ -445,6 +446,7 @@ pub fn tiny_catalogs() -> Vec<(&'static str, CatalogStore, Scorer)> {
         dims: record,
         bias: true,
         params: serde_json::to_value(&params).expect("params are json").as_object().expect("an object").clone(),
+        tuning: None,
     };
     let first = write_shard(&all[..12], 0, dims, record, true).expect("a valid shard");
     let second = write_shard(&all[12..], 12, dims, record, true).expect("a valid shard");

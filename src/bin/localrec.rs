@@ -27,6 +27,8 @@ mod gc;
 mod inspect;
 #[path = "localrec/train.rs"]
 mod train;
+#[path = "localrec/tuning.rs"]
+mod tuning;
 
 use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};

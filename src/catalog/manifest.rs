@@ -96,6 +96,10 @@ pub struct Collaborative {
     /// Constants the browser needs (fold-in, blend), documented by the scorer.
     #[serde(default)]
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// For the publisher, not the browser: the hyper-parameters the trainer chose on
+    /// held-out users, every setting it tried and their validation scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<serde_json::Value>,
 }
 
 /// One shard in the manifest.

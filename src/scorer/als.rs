@@ -84,25 +84,63 @@ pub fn gram(y: &[f32], k: usize) -> Vec<f64> {
 /// finished sweep. Deterministic for a seed, whatever the thread count.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn train(user_items: &Csr, cfg: &AlsConfig, progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>> {
-    let k = cfg.factors;
-    let valid = cfg.reg.is_finite() && cfg.reg > 0.0 && cfg.alpha.is_finite() && cfg.alpha >= 0.0;
-    if k == 0 || !valid {
-        return Err(Error::new(ErrorKind::Input, "als needs factors >= 1, reg > 0 and a finite alpha >= 0"));
+    let mut state = Als::new(user_items, cfg)?;
+    state.run_to(cfg.iterations, progress);
+    state.item_factors().map(<[f32]>::to_vec)
+}
+
+/// A training run that can stop and go on: the tuner sweeps many settings a few times,
+/// then continues the promising ones from where they stopped (a warm start) rather
+/// than from new random factors. Sweeping to `n` in steps gives the factors of one run
+/// of `n` sweeps.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct Als<'a> {
+    user_items: &'a Csr,
+    item_users: Csr,
+    cfg: AlsConfig,
+    users: Vec<f32>,
+    items: Vec<f32>,
+    done: usize,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> Als<'a> {
+    /// Seeded initial factors for `cfg` (its `iterations` is not used here).
+    pub fn new(user_items: &'a Csr, cfg: &AlsConfig) -> Result<Als<'a>> {
+        let k = cfg.factors;
+        let valid = cfg.reg.is_finite() && cfg.reg > 0.0 && cfg.alpha.is_finite() && cfg.alpha >= 0.0;
+        if k == 0 || !valid {
+            return Err(Error::new(ErrorKind::Input, "als needs factors >= 1, reg > 0 and a finite alpha >= 0"));
+        }
+        let mut rng = SplitMix(cfg.seed);
+        let mut init = |rows: usize| -> Vec<f32> { (0..rows * k).map(|_| (rng.normal() * 0.01) as f32).collect() };
+        let users = init(user_items.rows);
+        let items = init(user_items.cols);
+        Ok(Als { user_items, item_users: user_items.transpose(), cfg: cfg.clone(), users, items, done: 0 })
     }
-    let item_users = user_items.transpose();
-    let mut rng = SplitMix(cfg.seed);
-    let mut init = |rows: usize| -> Vec<f32> { (0..rows * k).map(|_| (rng.normal() * 0.01) as f32).collect() };
-    let mut users = init(user_items.rows);
-    let mut items = init(user_items.cols);
-    for it in 0..cfg.iterations {
-        sweep(user_items, &items, &mut users, cfg);
-        sweep(&item_users, &users, &mut items, cfg);
-        progress(it + 1);
+
+    /// Sweeps until `iterations` are done in all (none when they already are).
+    pub fn run_to(&mut self, iterations: usize, progress: &mut dyn FnMut(usize)) {
+        while self.done < iterations {
+            sweep(self.user_items, &self.items, &mut self.users, &self.cfg);
+            sweep(&self.item_users, &self.users, &mut self.items, &self.cfg);
+            self.done += 1;
+            progress(self.done);
+        }
     }
-    if items.iter().any(|v| !v.is_finite()) {
-        return Err(Error::new(ErrorKind::Input, "als diverged (non-finite factors); try a larger reg"));
+
+    /// Sweeps done so far.
+    pub fn iterations(&self) -> usize {
+        self.done
     }
-    Ok(items)
+
+    /// The item factors, `items x factors`; refused when training diverged.
+    pub fn item_factors(&self) -> Result<&[f32]> {
+        if self.items.iter().any(|v| !v.is_finite()) {
+            return Err(Error::new(ErrorKind::Input, "als diverged (non-finite factors); try a larger reg"));
+        }
+        Ok(&self.items)
+    }
 }
 
 /// One half-sweep: updates every row of `x` against the fixed factors `y`.
@@ -201,8 +239,16 @@ mod tests {
     }
 
     #[test]
-    fn training_is_reproducible_for_a_seed() {
+    fn training_is_reproducible_for_a_seed_and_a_warm_start_continues_the_same_run() {
         let cfg = AlsConfig { factors: 3, iterations: 3, ..AlsConfig::default() };
-        assert_eq!(train(&blocks(), &cfg, &mut |_| {}).unwrap(), train(&blocks(), &cfg, &mut |_| {}).unwrap());
+        let once = train(&blocks(), &cfg, &mut |_| {}).unwrap();
+        assert_eq!(once, train(&blocks(), &cfg, &mut |_| {}).unwrap());
+        let m = blocks();
+        let mut steps = Als::new(&m, &cfg).unwrap();
+        steps.run_to(1, &mut |_| {});
+        assert_ne!(steps.item_factors().unwrap(), once.as_slice());
+        steps.run_to(3, &mut |_| {});
+        assert_eq!(steps.iterations(), 3);
+        assert_eq!(steps.item_factors().unwrap(), once.as_slice());
     }
 }

@@ -23,3 +23,5 @@ pub mod rank;
 pub mod sparse;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tune;

@@ -16,9 +16,11 @@ use super::profile::{Event, user_query};
 use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
 use super::sparse::Csr;
+use super::tune::{self, Reuse, TuneOptions, TuneReport};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Training settings. Defaults are the ones chosen on ML-1M's validation users.
+/// Training settings. The defaults are where the tuner ([`tune::tune`]) starts and what
+/// is used without a search (`--tune-budget 0`); they were chosen on ML-1M once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Implicit ALS settings (`factors` is the fold-in's `k`).
@@ -105,6 +107,8 @@ pub trait TrainProgress {
     fn stage(&mut self, name: &str);
     /// ALS finished `iteration` of its iterations.
     fn als_iteration(&mut self, _iteration: usize) {}
+    /// The tuner scored a setting on the held-out users.
+    fn trial(&mut self, _trial: &super::tune::Trial) {}
 }
 
 impl TrainProgress for () {
@@ -122,6 +126,20 @@ pub fn train(
     extras: &LogExtras,
     progress: &mut dyn TrainProgress,
 ) -> Result<Trained> {
+    train_reusing(user_items, embeddings, dims, cfg, extras, &Reuse::default(), progress)
+}
+
+/// [`train`], taking the ALS factors and the EASE matrix from `reuse` where they were
+/// computed for this config on this `user_items` (by the tuner).
+pub fn train_reusing(
+    user_items: &Csr,
+    embeddings: &[f32],
+    dims: usize,
+    cfg: &TrainConfig,
+    extras: &LogExtras,
+    reuse: &Reuse,
+    progress: &mut dyn TrainProgress,
+) -> Result<Trained> {
     let n = user_items.cols;
     if embeddings.len() != n * dims {
         return Err(Error::new(
@@ -137,8 +155,13 @@ pub fn train(
     let item_users = user_items.transpose();
     let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
 
-    progress.stage("als");
-    let q = als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?;
+    let q = match &reuse.als {
+        Some((c, q)) if *c == cfg.als => q.clone(),
+        _ => {
+            progress.stage("als");
+            als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?
+        }
+    };
 
     let mut factors = vec![0.0f32; n * record];
     for i in 0..n {
@@ -146,14 +169,12 @@ pub fn train(
     }
     if r > 0 {
         progress.stage("item-item");
-        // The most interacted items, ascending position.
-        let mut covered: Vec<usize> = (0..n).filter(|&i| counts[i] > 0).collect();
-        covered.sort_by_key(|&i| std::cmp::Reverse(counts[i]));
-        covered.truncate(cfg.item_item_max);
-        covered.sort_unstable();
-        let sub = restrict_columns(user_items, &covered)?;
+        let covered = covered_items(user_items, cfg.item_item_max);
         let m = covered.len();
-        let b = ease::ease(ease::item_gram(&sub), m, cfg.ease_lambda)?;
+        let b = match &reuse.item_item {
+            Some((lambda, b)) if *lambda == cfg.ease_lambda && b.len() == m * m => b.clone(),
+            _ => ease::ease(ease::item_gram(&restrict_columns(user_items, &covered)?), m, cfg.ease_lambda)?,
+        };
         let (a, c) = ease::low_rank(&b, m, r.min(m), 2, cfg.als.seed)?;
         let rr = r.min(m);
         for (pos, &i) in covered.iter().enumerate() {
@@ -261,8 +282,20 @@ fn scenario_lifts(user_items: &Csr, extras: &LogExtras, prior: f32) -> Vec<f32> 
     out
 }
 
+/// The items the item-item model covers: the `max` most interacted ones (at least one
+/// interaction), in ascending position. EASE holds an `m x m` matrix of them.
+pub fn covered_items(user_items: &Csr, max: usize) -> Vec<usize> {
+    let item_users = user_items.transpose();
+    let count = |i: usize| item_users.row(i).0.len();
+    let mut covered: Vec<usize> = (0..user_items.cols).filter(|&i| count(i) > 0).collect();
+    covered.sort_by_key(|&i| std::cmp::Reverse(count(i)));
+    covered.truncate(max);
+    covered.sort_unstable();
+    covered
+}
+
 /// The columns `keep` (ascending) of `m`, renumbered `0..keep.len()`.
-fn restrict_columns(m: &Csr, keep: &[usize]) -> Result<Csr> {
+pub fn restrict_columns(m: &Csr, keep: &[usize]) -> Result<Csr> {
     let mut map = vec![u32::MAX; m.cols];
     for (pos, &c) in keep.iter().enumerate() {
         map[c] = pos as u32;
@@ -535,9 +568,9 @@ pub fn short_blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32
 }
 
 /// Semantic weights searched for full profiles.
-pub const SEMANTIC_GRID: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
+pub const SEMANTIC_GRID: [f32; 6] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5];
 /// Popularity weights searched for full profiles.
-pub const POPULARITY_GRID: [f32; 4] = [0.0, 0.05, 0.1, 0.2];
+pub const POPULARITY_GRID: [f32; 6] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5];
 /// Popularity weights searched for short profiles, where a three-item fold-in is noisy
 /// and popularity alone is a strong baseline.
 pub const SHORT_POPULARITY_GRID: [f32; 9] = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
@@ -616,8 +649,8 @@ fn least_popular_within(sums: &[MetricSums], tolerance: f64) -> Option<(usize, u
     Some((chosen, best))
 }
 
-/// Mean Recall@20 + NDCG@20: what blends are tuned on.
-fn accuracy(s: &MetricSums) -> f64 {
+/// Mean Recall@20 + NDCG@20: what blends and hyper-parameters are tuned on.
+pub fn accuracy(s: &MetricSums) -> f64 {
     let (r, n, _) = s.means();
     r + n
 }
@@ -681,8 +714,10 @@ pub struct RatingTuning {
 }
 
 /// What tuning on held-out users chose and measured.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tuning {
+    /// The hyper-parameter search (ALS, item-item): choices, trials, time.
+    pub search: TuneReport,
     /// The chosen hybrid on the held-out users.
     pub sums: MetricSums,
     /// The short-profile blend on the held-out users cut to short profiles.
@@ -745,14 +780,17 @@ fn tune_rating(
     best.ok_or_else(|| Error::new(ErrorKind::Input, "no rating grid"))
 }
 
-/// Trains for a catalog: the blend (and the scenario weights and the rating head's
-/// regularization, when the log has them) are tuned on held-out users with a model
-/// trained without them, then the item side is trained on every user with those choices.
+/// Trains for a catalog: the hyper-parameters ([`tune::tune`] within `opts`), then the
+/// blend (and the scenario weights and the rating head's regularization, when the log has
+/// them) are tuned on held-out users with a model trained without them, then the item
+/// side is trained on every user with those choices.
+#[allow(clippy::too_many_arguments)]
 pub fn train_tuned(
     user_items: &Csr,
     embeddings: &[f32],
     dims: usize,
     cfg: &TrainConfig,
+    opts: &TuneOptions,
     extras: &LogExtras,
     device: &Device,
     progress: &mut dyn TrainProgress,
@@ -775,7 +813,9 @@ pub fn train_tuned(
             ..extras.clone()
         };
         progress.stage("tuning on held-out users");
-        let model = train(&rest, embeddings, dims, &cfg, &rest_extras, progress)?;
+        let (chosen, search, reuse) = tune::tune(&rest, &held, embeddings, dims, &cfg, opts, device, progress)?;
+        cfg = chosen;
+        let model = train_reusing(&rest, embeddings, dims, &cfg, &rest_extras, &reuse, progress)?;
         let scorer = scorer_for(&model, embeddings, dims, device)?;
         let (blend, sums) = tune_blend(&scorer, &held)?;
         let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
@@ -800,7 +840,7 @@ pub fn train_tuned(
         } else {
             None
         };
-        tuned = Some((blend, short.chosen.0, Tuning { sums, short: Some(short), scenario, rating }));
+        tuned = Some((blend, short.chosen.0, Tuning { search, sums, short: Some(short), scenario, rating }));
     }
     progress.stage("final model on every user");
     let mut trained = train(user_items, embeddings, dims, &cfg, extras, progress)?;

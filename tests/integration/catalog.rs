@@ -803,6 +803,28 @@ fn a_republished_catalog_keeps_the_old_shards_beside_the_new_until_gc_after_the_
 }
 
 #[test]
+fn a_retrain_without_a_search_keeps_the_choices_the_build_searched_for() {
+    let (reference, _) = reference();
+    let (built, _) = read_catalog(reference);
+    let c = built.collaborative.unwrap();
+    let chosen = &c.tuning.as_ref().expect("the build searched")["chosen"];
+    let (reg, alpha) = (c.params["reg"].as_f64().unwrap(), c.params["alpha"].as_f64().unwrap());
+    assert!((reg, alpha) != (100.0, 10.0), "the search moved off the defaults, or this test shows nothing: {chosen}");
+    let out = scratch("retrain-cached");
+    for (path, bytes) in files(reference) {
+        let to = out.join(path);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let report = succeed(&train_args(&out, &["--tune-budget", "0"]));
+    assert!(report["collaborative"]["tuning"]["search"]["trials"].as_array().unwrap().is_empty(), "{report}");
+    let (retrained, _) = read_catalog(&out);
+    let params = retrained.collaborative.unwrap().params;
+    assert_eq!((params["reg"].as_f64().unwrap(), params["alpha"].as_f64().unwrap()), (reg, alpha));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
 fn scenarios_and_the_rating_head_are_trained_tuned_and_used_on_the_browser_path() {
     use localrec::scorer::api::{RecommendRequest, parse_request, recommend};
     let (reference, _) = reference();

@@ -141,7 +141,7 @@ fn seed_shards() -> Vec<(String, Vec<u8>)> {
                 })
                 .collect();
             let side = (factor_dims > 0).then(|| CollaborativeSide {
-                manifest: Collaborative { dims: factor_dims, bias, params: Default::default() },
+                manifest: Collaborative { dims: factor_dims, bias, params: Default::default(), tuning: None },
                 scenarios: vec![],
                 factors: (0..count * factor_dims).map(|k| k as f32 * 0.25 - 1.0).collect(),
                 bias: bias.then(|| (0..count).map(|i| i as f32 * 0.5).collect()),
@@ -192,7 +192,7 @@ fn seed_manifests() -> Vec<(String, Vec<u8>)> {
         "blend": {"weights": [0.25, -0.5, 3], "name": "é"},
     });
     let collaborative = Manifest {
-        collaborative: Some(Collaborative { dims: 32, bias: true, params: params.as_object().unwrap().clone() }),
+        collaborative: Some(Collaborative { dims: 32, bias: true, params: params.as_object().unwrap().clone(), tuning: None }),
         scenarios: vec!["watch".into(), "rate".into()],
         ..plain.clone()
     };

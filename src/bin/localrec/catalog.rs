@@ -20,10 +20,10 @@ use localrec::catalog::shard::MAX_RECORD_BYTES;
 use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, QuantizedRow, ShardEntry};
 use localrec::encoder::web::{self, FileEntry, ModelManifest, WebFile, export_web, sha256_hex};
 use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_atomic, write_temp};
-use localrec::scorer::als::AlsConfig;
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::sparse::Csr;
 use localrec::scorer::train::{LogExtras, TrainConfig, TrainProgress, Tuning, train_tuned};
+use localrec::scorer::tune::TuneOptions;
 use localrec::{Encoder, Error, ErrorKind, ModelFiles, Result};
 
 /// Folder (under OUT) of build state that is not part of the catalog.
@@ -70,21 +70,9 @@ pub struct BuildArgs {
     /// Do not train the collaborative side from the interactions (only check them).
     #[arg(long)]
     no_train: bool,
-    /// ALS factors k of the collaborative side.
-    #[arg(long, default_value_t = 64)]
-    factors: usize,
-    /// Rank of the item-item model (0: none).
-    #[arg(long, default_value_t = 128)]
-    item_rank: usize,
-    /// ALS L2 regularization.
-    #[arg(long, default_value_t = 100.0)]
-    reg: f32,
-    /// ALS confidence scale.
-    #[arg(long, default_value_t = 10.0)]
-    alpha: f32,
-    /// ALS iterations.
-    #[arg(long, default_value_t = 15)]
-    iterations: usize,
+    /// Hyper-parameters of the collaborative side.
+    #[command(flatten)]
+    tune: super::tuning::TuneArgs,
     /// With ratings, the lowest rating that counts as a positive interaction.
     #[arg(long, default_value_t = 4.0)]
     positive_rating: f32,
@@ -312,6 +300,10 @@ impl TrainProgress for TrainMessages {
     fn stage(&mut self, name: &str) {
         eprintln!("training: {name}");
     }
+
+    fn trial(&mut self, trial: &localrec::scorer::tune::Trial) {
+        eprintln!("{}", super::tuning::trial_line(trial));
+    }
 }
 
 /// What the log says besides positives: each positive's scenario (its latest event's)
@@ -372,6 +364,7 @@ pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
         serde_json::json!({"users": s.users, "recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
     };
     let mut out = metrics(&t.sums);
+    out["search"] = super::tuning::search_json(&t.search);
     if let Some(s) = &t.short {
         out["short_profile"] = short_json(s);
     }
@@ -395,6 +388,7 @@ pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
 /// scenarios and ratings when the log has them.
 pub(crate) fn train_side(
     cfg: &TrainConfig,
+    opts: &TuneOptions,
     interactions: &Interactions,
     extras: &LogExtras,
     rows: &[QuantizedRow],
@@ -419,14 +413,14 @@ pub(crate) fn train_side(
     }
     let t = Instant::now();
     let device = NativeBackend::Cpu.device()?;
-    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, extras, &device, &mut TrainMessages)?;
+    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, opts, extras, &device, &mut TrainMessages)?;
     eprintln!(
         "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} scenarios, rating head: {}, {} items from text only",
         t.elapsed().as_secs_f64(),
         interactions.users.len(),
         matrix.nnz(),
-        cfg.als.factors,
-        cfg.item_rank,
+        trained.params.als_dims,
+        trained.params.item_rank,
         trained.params.scenarios,
         if trained.params.rating.is_some() { "yes" } else { "no" },
         trained.cold_items
@@ -437,7 +431,12 @@ pub(crate) fn train_side(
         return Err(Error::new(ErrorKind::Format, "the scorer params are not a JSON object"));
     };
     let side = CollaborativeSide {
-        manifest: localrec::catalog::Collaborative { dims: trained.params.record_dims(), bias: true, params },
+        manifest: localrec::catalog::Collaborative {
+            dims: trained.params.record_dims(),
+            bias: true,
+            params,
+            tuning: tuning.as_ref().map(|t| super::tuning::search_manifest_json(&t.search)),
+        },
         scenarios: extras.scenario_names.clone(),
         factors: trained.factors,
         bias: Some(trained.bias),
@@ -513,22 +512,10 @@ pub fn build(args: BuildArgs) -> Result<()> {
                     "training the collaborative side needs the whole catalog: build without --part, or pass --no-train",
                 ));
             }
-            if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
-                return Err(input_error("--factors must be 1..=1024 and --iterations at least 1"));
-            }
             localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
-            Some(TrainConfig {
-                als: AlsConfig {
-                    factors: args.factors,
-                    reg: args.reg,
-                    alpha: args.alpha,
-                    iterations: args.iterations,
-                    ..AlsConfig::default()
-                },
-                item_rank: args.item_rank,
-                short_tolerance: args.short_tolerance,
-                ..TrainConfig::default()
-            })
+            let opts = args.tune.options()?;
+            let cfg = args.tune.base(TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() });
+            Some((cfg, opts))
         }
         _ => None,
     };
@@ -538,7 +525,8 @@ pub fn build(args: BuildArgs) -> Result<()> {
         _ => None,
     };
     let factor_dims = match (&train_cfg, &extras) {
-        (Some(c), Some(e)) => c.als.factors + 2 * c.item_rank + e.scenario_names.len() + usize::from(e.has_ratings()),
+        // The tuner chooses `k + 2r` within the budget: shards are cut for the widest.
+        (Some(_), Some(e)) => args.tune.max_record_dims() + e.scenario_names.len() + usize::from(e.has_ratings()),
         _ => 0,
     };
     let has_bias = train_cfg.is_some();
@@ -621,8 +609,8 @@ pub fn build(args: BuildArgs) -> Result<()> {
     // 4. Train the collaborative side on the embeddings as the browser will see them.
     let mut tuning = None;
     let collaborative: Option<CollaborativeSide> = match (&train_cfg, &interactions, &extras) {
-        (Some(cfg), Some(interactions), Some(extras)) => {
-            let (side, sums) = train_side(cfg, interactions, extras, &encoded.rows, dims, args.positive_rating)?;
+        (Some((cfg, opts)), Some(interactions), Some(extras)) => {
+            let (side, sums) = train_side(cfg, opts, interactions, extras, &encoded.rows, dims, args.positive_rating)?;
             build::check_collaborative(&side, items.len())?;
             tuning = sums;
             Some(side)

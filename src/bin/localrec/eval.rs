@@ -9,14 +9,16 @@ use std::time::Instant;
 
 use localrec::catalog::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 use localrec::native::{NativeBackend, read_input, read_model_dir};
-use localrec::scorer::als::AlsConfig;
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::model::Blend;
 use localrec::scorer::sparse::Csr;
+use localrec::scorer::ease;
 use localrec::scorer::train::{
-    EvalUser, LogExtras, TrainConfig, TrainProgress, Trained, evaluate, scenario_ablation, scorer_for, split_by_scenario,
-    train, tune_blend, tune_scenarios, tune_short_blend,
+    EvalUser, LogExtras, POPULARITY_GRID, SEMANTIC_GRID, TrainConfig, TrainProgress, Trained, accuracy, blend_grid,
+    covered_items, evaluate, restrict_columns, scenario_ablation, scorer_for, split_by_scenario, train, train_reusing, tune_blend,
+    tune_scenarios, tune_short_blend,
 };
+use localrec::scorer::tune::{item_item_sums, tune};
 use localrec::{Encoder, Error, ErrorKind, Result};
 
 /// `localrec eval` arguments.
@@ -38,24 +40,9 @@ pub struct EvalArgs {
     /// Encoder backend.
     #[arg(long, default_value = "cpu")]
     backend: NativeBackend,
-    /// ALS factors k.
-    #[arg(long, default_value_t = 128)]
-    factors: usize,
-    /// ALS L2 regularization.
-    #[arg(long, default_value_t = 100.0)]
-    reg: f32,
-    /// ALS confidence scale.
-    #[arg(long, default_value_t = 10.0)]
-    alpha: f32,
-    /// ALS iterations.
-    #[arg(long, default_value_t = 15)]
-    iterations: usize,
-    /// Rank of the item-item model (0: none).
-    #[arg(long, default_value_t = 256)]
-    item_rank: usize,
-    /// EASE regularization of the item-item model.
-    #[arg(long, default_value_t = 500.0)]
-    ease_lambda: f32,
+    /// Hyper-parameters: chosen on the validation users within --tune-budget, or fixed.
+    #[command(flatten)]
+    tune: super::tuning::TuneArgs,
     /// An interaction log with timestamps or a scenario column (e.g. ML-1M's
     /// ratings_pos.dat.gz), joined to the split's rows by user and item id: the
     /// scenario ablation runs when its events have scenarios.
@@ -102,22 +89,32 @@ impl ScenarioLog {
     }
 }
 
-const MODELS: [&str; 4] = ["popularity", "collaborative", "semantic", "hybrid"];
+const MODELS: [&str; 5] = ["popularity", "collaborative", "semantic", "hybrid", "item_item"];
 
-fn blends(hybrid: Blend) -> [Blend; 4] {
+fn blends(hybrid: Blend) -> [Blend; 5] {
     [
         Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 },
         Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
         Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
         hybrid,
+        Blend { collaborative: 0.0, item_item: 1.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
     ]
 }
+
+/// The hybrid without one term: the best blend of the grid with that weight at 0, chosen
+/// on validation (what each term buys).
+const ABLATION: [(&str, fn(&Blend) -> f32); 3] =
+    [("without_item_item", |b| b.item_item), ("without_semantic", |b| b.semantic), ("without_popularity", |b| b.popularity)];
 
 struct Stderr;
 
 impl TrainProgress for Stderr {
     fn stage(&mut self, name: &str) {
         eprintln!("  training: {name}");
+    }
+
+    fn trial(&mut self, trial: &localrec::scorer::tune::Trial) {
+        eprintln!("{}", super::tuning::trial_line(trial));
     }
 }
 
@@ -203,6 +200,11 @@ fn users(
         .collect()
 }
 
+fn blend_json(b: &Blend) -> serde_json::Value {
+    let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
+    serde_json::json!({"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity)})
+}
+
 fn row(s: &MetricSums) -> serde_json::Value {
     let (r, n20, n100) = s.means();
     let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
@@ -243,19 +245,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         c.catalog.iter().flat_map(|&i| embeddings[i as usize * dims..(i as usize + 1) * dims].iter().copied()).collect()
     };
 
-    let cfg = TrainConfig {
-        als: AlsConfig {
-            factors: args.factors,
-            reg: args.reg,
-            alpha: args.alpha,
-            iterations: args.iterations,
-            ..AlsConfig::default()
-        },
-        item_rank: args.item_rank,
-        ease_lambda: args.ease_lambda,
-        short_tolerance: args.short_tolerance,
-        ..TrainConfig::default()
-    };
+    let opts = args.tune.options()?;
+    let base = args.tune.base(TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() });
     let scenario_log = match &args.log {
         Some(path) => ScenarioLog::read(path, args.scenario, &index)?,
         None => None,
@@ -276,18 +267,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         );
     }
     let device = NativeBackend::Cpu.device()?;
-    let t = Instant::now();
-    let trained: Trained = train(
-        &matrix(&train_rows, &candidates)?,
-        &candidate_embeddings(&candidates),
-        dims,
-        &cfg,
-        &extras,
-        &mut Stderr,
-    )?;
-    eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
-    let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
-
     let split_users = |name: &str, c: &Candidates| -> Result<Vec<EvalUser>> {
         let f = read_split(&args.splits, &format!("{name}_foldin.csv"), &index)?;
         let h = read_split(&args.splits, &format!("{name}_holdout.csv"), &index)?;
@@ -295,6 +274,26 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     let validation = split_users("validation", &candidates)?;
     let test = split_users("test", &candidates)?;
+    let train_matrix = matrix(&train_rows, &candidates)?;
+    let (cfg, search, reuse) =
+        tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut Stderr)?;
+    eprintln!(
+        "chosen on {} validation users in {:.1} s ({} trials, {} skipped for the budget): k {}, reg {}, alpha {}, ease lambda {}, item-item rank {}",
+        validation.len(),
+        search.seconds,
+        search.trials.len(),
+        search.skipped,
+        cfg.als.factors,
+        cfg.als.reg,
+        cfg.als.alpha,
+        cfg.ease_lambda,
+        cfg.item_rank
+    );
+    let t = Instant::now();
+    let trained: Trained =
+        train_reusing(&train_matrix, &candidate_embeddings(&candidates), dims, &cfg, &extras, &reuse, &mut Stderr)?;
+    eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
+    let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
     let (hybrid, _) = tune_blend(&scorer, &validation)?;
     let short = tune_short_blend(&scorer, &validation, cfg.als.seed, cfg.short_tolerance)?;
     for (what, (blend, sums)) in [("most accurate", short.most_accurate), ("chosen", short.chosen)] {
@@ -312,13 +311,39 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         hybrid.semantic,
         hybrid.popularity
     );
+    // The reference EASE at full rank (not what ships: the catalog holds rank `item_rank`).
+    let covered = covered_items(&train_matrix, cfg.item_item_max);
+    let ease_b = match reuse.item_item {
+        Some((lambda, b)) if lambda == cfg.ease_lambda => b,
+        _ => ease::ease(ease::item_gram(&restrict_columns(&train_matrix, &covered)?), covered.len(), cfg.ease_lambda)?,
+    };
+    let grid = blend_grid(cfg.item_rank > 0, &SEMANTIC_GRID, &POPULARITY_GRID);
+    let val_grid = evaluate(&scorer, &validation, &grid, None, 1.0)?;
+    let ablated: Vec<(&str, Blend)> = ABLATION
+        .iter()
+        .filter_map(|(name, weight)| {
+            let best = (0..grid.len())
+                .filter(|&g| weight(&grid[g]) == 0.0)
+                .reduce(|b, g| if accuracy(&val_grid[g]) > accuracy(&val_grid[b]) { g } else { b })?;
+            Some((*name, grid[best]))
+        })
+        .collect();
     let mut report = serde_json::Map::new();
     for (name, users) in [("validation", &validation), ("test", &test)] {
         let sums = evaluate(&scorer, users, &blends(hybrid), None, 1.0)?;
-        let models: serde_json::Map<String, serde_json::Value> =
+        let mut models: serde_json::Map<String, serde_json::Value> =
             MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
+        models.insert("ease".into(), row(&item_item_sums(&ease_b, &covered, candidates.catalog.len(), users)));
+        let ablation_blends: Vec<Blend> = ablated.iter().map(|a| a.1).collect();
+        for ((what, blend), s) in ablated.iter().zip(evaluate(&scorer, users, &ablation_blends, None, 1.0)?) {
+            let mut v = row(&s);
+            v["blend"] = blend_json(blend);
+            models.insert(format!("hybrid_{what}"), v);
+        }
         report.insert(name.into(), models.into());
     }
+    report.insert("blend".into(), blend_json(&hybrid));
+    report.insert("tuning".into(), super::tuning::search_json(&search));
     report.insert("short_profile".into(), super::catalog::short_json(&short));
 
     if let Some(log) = &scenario_log {

@@ -12,7 +12,6 @@ use localrec::catalog::build::shard_path;
 use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_interactions, parse_shard, write_shard};
 use localrec::encoder::web::sha256_hex;
 use localrec::native::{read_input, rename, write_atomic, write_temp};
-use localrec::scorer::als::AlsConfig;
 use localrec::scorer::train::TrainConfig;
 use localrec::{Error, ErrorKind, Result};
 
@@ -25,21 +24,9 @@ pub struct TrainArgs {
     /// ratings.csv or ML-1M ratings.dat; .gz accepted.
     #[arg(long)]
     interactions: PathBuf,
-    /// ALS factors k.
-    #[arg(long, default_value_t = 64)]
-    factors: usize,
-    /// Rank of the item-item model (0: none).
-    #[arg(long, default_value_t = 128)]
-    item_rank: usize,
-    /// ALS L2 regularization.
-    #[arg(long, default_value_t = 100.0)]
-    reg: f32,
-    /// ALS confidence scale.
-    #[arg(long, default_value_t = 10.0)]
-    alpha: f32,
-    /// ALS iterations.
-    #[arg(long, default_value_t = 15)]
-    iterations: usize,
+    /// Hyper-parameters of the collaborative side.
+    #[command(flatten)]
+    tune: super::tuning::TuneArgs,
     /// With ratings, the lowest rating that counts as a positive interaction.
     #[arg(long, default_value_t = 4.0)]
     positive_rating: f32,
@@ -59,9 +46,7 @@ pub struct TrainArgs {
 /// `localrec train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    if args.factors == 0 || args.factors > 1024 || args.iterations == 0 {
-        return Err(Error::new(ErrorKind::Input, "--factors must be 1..=1024 and --iterations at least 1"));
-    }
+    let opts = args.tune.options()?;
     localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let dir = &args.catalog;
     let manifest = Manifest::from_json(&read_input(&dir.join(MANIFEST_FILE))?)?;
@@ -89,15 +74,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         interactions.skipped_unknown_item,
         interactions.users.len()
     );
-    let cfg = TrainConfig {
-        als: AlsConfig { factors: args.factors, reg: args.reg, alpha: args.alpha, iterations: args.iterations, ..AlsConfig::default() },
-        item_rank: args.item_rank,
-        short_tolerance: args.short_tolerance,
-        ..TrainConfig::default()
-    };
+    let mut start = TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() };
+    if let Some(chosen) = manifest.collaborative.as_ref().and_then(|c| c.tuning.as_ref()).map(|t| &t["chosen"]) {
+        start = super::tuning::TuneArgs::previous(chosen, start);
+    }
+    let cfg = args.tune.base(start);
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
     let dims = manifest.encoder.dims;
-    let (side, tuning) = super::catalog::train_side(&cfg, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;
+    let (side, tuning) = super::catalog::train_side(&cfg, &opts, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;
     localrec::catalog::build::check_collaborative(&side, items.len())?;
 
     let factor_dims = side.manifest.dims;
