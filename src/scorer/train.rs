@@ -9,6 +9,7 @@ use burn::prelude::Device;
 
 use super::als::{self, AlsConfig};
 use super::ease;
+use super::imported::ImportedFactors;
 use super::linalg;
 use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, INTEREST_WEIGHT, ItemSide, Matrix, SHORT_PROFILE, ScorerParams};
@@ -46,6 +47,8 @@ pub struct TrainConfig {
     /// Share of the best held-out Recall@20 + NDCG@20 the short-profile blend may give
     /// up for lists less like the popularity chart (see [`tune_short_blend`]).
     pub short_tolerance: f64,
+    /// ALS item factors trained elsewhere (Spark), used instead of training ALS here.
+    pub imported: Option<ImportedFactors>,
 }
 
 /// What an interaction log says besides the positives: the scenario of each positive
@@ -82,6 +85,7 @@ impl Default for TrainConfig {
             rating_item_reg: 5.0,
             scenario_prior: 10.0,
             short_tolerance: SHORT_TOLERANCE,
+            imported: None,
         }
     }
 }
@@ -129,7 +133,7 @@ pub fn train(
             format!("{} embedding values for {n} items of {dims} dims", embeddings.len()),
         ));
     }
-    let k = cfg.als.factors;
+    let k = cfg.imported.as_ref().map_or(cfg.als.factors, |f| f.factors);
     let r = cfg.item_rank;
     let scenarios = extras.scenario_names.len();
     let has_rating = extras.has_ratings();
@@ -137,8 +141,17 @@ pub fn train(
     let item_users = user_items.transpose();
     let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
 
-    progress.stage("als");
-    let q = als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?;
+    let q = match &cfg.imported {
+        Some(imported) => {
+            imported.check(n)?;
+            imported.q.clone()
+        }
+        None => {
+            progress.stage("als");
+            als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?
+        }
+    };
+    let unknown = |i: usize| cfg.imported.as_ref().is_some_and(|f| !f.known[i]);
 
     let mut factors = vec![0.0f32; n * record];
     for i in 0..n {
@@ -184,8 +197,9 @@ pub fn train(
 
     progress.stage("text map");
     // Targets per item: the record and the bias.
-    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count).collect();
-    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0).collect();
+    // Items an imported model does not know take their factors from the text map too.
+    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count && !unknown(i)).collect();
+    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0 || unknown(i)).collect();
     let text_map = if train_rows.len() >= 2 {
         let targets = record + 1;
         let y: Vec<f32> = train_rows
@@ -216,13 +230,12 @@ pub fn train(
             }
         }
     }
-    let params = ScorerParams {
-        text_map,
-        half_life_days: cfg.half_life_days,
-        scenarios,
-        rating: rating_head,
-        ..ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
+    let params = match &cfg.imported {
+        // The imported model's own user solve, over the items it knows.
+        Some(f) => ScorerParams { reg_scaling: f.reg_scaling, ..ScorerParams::untuned(k, r, f.reg, f.alpha, f.gram()) },
+        None => ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram),
     };
+    let params = ScorerParams { text_map, half_life_days: cfg.half_life_days, scenarios, rating: rating_head, ..params };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
 }
 

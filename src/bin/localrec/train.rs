@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_interactions, parse_shard, write_shard};
+use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_shard, write_shard};
 use localrec::encoder::web::sha256_hex;
 use localrec::native::{read_input, rename, write_atomic, write_temp};
 use localrec::scorer::als::AlsConfig;
@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    interaction_columns: super::columns::InteractionColumnArgs,
+    #[command(flatten)]
+    spark: super::spark::SparkAlsArgs,
 }
 
 /// `localrec train`.
@@ -76,7 +80,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
     let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
     let log = args.interactions.display().to_string();
-    let mut interactions = parse_interactions(&read_input(&args.interactions)?, &log, &index)?;
+    let mut interactions = args.interaction_columns.parse(&read_input(&args.interactions)?, &log, &index)?;
     if let Some(rule) = args.scenario {
         interactions.derive_scenarios(rule).map_err(|e| e.context(&log))?;
     }
@@ -87,10 +91,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         interactions.skipped_unknown_item,
         interactions.users.len()
     );
+    let imported = args.spark.imported(&index, items.len())?;
     let cfg = TrainConfig {
         als: AlsConfig { factors: args.factors, reg: args.reg, alpha: args.alpha, iterations: args.iterations, ..AlsConfig::default() },
         item_rank: args.item_rank,
         short_tolerance: args.short_tolerance,
+        imported,
         ..TrainConfig::default()
     };
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
