@@ -422,6 +422,9 @@ struct CsvRecords<'a> {
     bytes: &'a [u8],
     record: csv::ByteRecord,
     file: &'a str,
+    /// A byte offset already counted and the line it is on, so each record's line is
+    /// counted from the last one's.
+    counted: (usize, usize),
 }
 
 impl<'a> CsvRecords<'a> {
@@ -432,16 +435,31 @@ impl<'a> CsvRecords<'a> {
             .flexible(true)
             .delimiter(delimiter(file, b))
             .from_reader(b);
-        Self { reader, bytes: b, record: csv::ByteRecord::new(), file }
+        Self { reader, bytes: b, record: csv::ByteRecord::new(), file, counted: (0, 1) }
+    }
+
+    /// The line the record just read starts on (its byte offset kept in `counted`). The
+    /// crate's own position can still sit on the previous record's line ending (after the
+    /// `\r` of `\r\n`), so line endings are stepped over and lines counted here.
+    fn start_line(&mut self) -> usize {
+        let byte = self.record.position().and_then(|p| usize::try_from(p.byte()).ok()).unwrap_or(0);
+        let mut start = byte.min(self.bytes.len());
+        while matches!(self.bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        let (from, line) = self.counted;
+        let newlines = self.bytes.get(from..start).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        self.counted = (start.max(from), line + newlines);
+        self.counted.1
     }
 
     /// Whether the record just read is the last and opens a quote it never closes (the
     /// `csv` crate reads such a field to the end of the file): an odd number of quotes
     /// from its start on.
     fn unclosed_quote(&self) -> bool {
-        let start = self.record.position().map_or(0, |p| p.byte());
-        let rest = usize::try_from(start).ok().and_then(|s| self.bytes.get(s..)).unwrap_or_default();
-        self.reader.is_done() && rest.iter().filter(|&&c| c == b'"').count() % 2 == 1
+        let rest = self.bytes.get(self.counted.0..).unwrap_or_default();
+        let at_end = usize::try_from(self.reader.position().byte()).is_ok_and(|end| end >= self.bytes.len());
+        at_end && rest.iter().filter(|&&c| c == b'"').count() % 2 == 1
     }
 
     /// The next record with its fields as text (UTF-8 checked).
@@ -453,7 +471,7 @@ impl<'a> CsvRecords<'a> {
         if !more {
             return Ok(None);
         }
-        let line = self.record.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        let line = self.start_line();
         let fields =
             self.record.iter().map(|f| utf8(f, self.file, line).map(str::to_owned)).collect::<Result<Vec<_>>>()?;
         Ok(Some((line, fields)))

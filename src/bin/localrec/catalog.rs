@@ -455,7 +455,7 @@ pub(crate) fn train_side(
         t.elapsed().as_secs_f64(),
         interactions.users.len(),
         matrix.nnz(),
-        cfg.als.factors,
+        trained.params.als_dims,
         cfg.item_rank,
         trained.params.scenarios,
         if trained.params.rating.is_some() { "yes" } else { "no" },
