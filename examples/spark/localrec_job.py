@@ -100,7 +100,8 @@ def main(argv):
     builder = SparkSession.builder.appName("localrec-catalog")
     if args.master:
         builder = builder.master(args.master)
-    spark = builder.config("spark.ui.enabled", "false").getOrCreate()
+    # No console progress bars: the job's own lines and localrec's say how far it is.
+    spark = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     os.makedirs(args.work, exist_ok=True)
     timings = {}
