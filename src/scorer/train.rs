@@ -220,20 +220,22 @@ pub fn train(
         None
     };
 
-    let mut gram = vec![0.0f32; k * k];
-    for i in 0..n {
-        let qi = &factors[i * record..i * record + k];
-        for a in 0..k {
-            let x = qi[a];
-            for b in 0..k {
-                gram[a * k + b] += x * qi[b];
-            }
-        }
-    }
     let params = match &cfg.imported {
         // The imported model's own user solve, over the items it knows.
         Some(f) => ScorerParams { reg_scaling: f.reg_scaling, ..ScorerParams::untuned(k, r, f.reg, f.alpha, f.gram()) },
-        None => ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram),
+        None => {
+            let mut gram = vec![0.0f32; k * k];
+            for i in 0..n {
+                let qi = &factors[i * record..i * record + k];
+                for a in 0..k {
+                    let x = qi[a];
+                    for b in 0..k {
+                        gram[a * k + b] += x * qi[b];
+                    }
+                }
+            }
+            ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
+        }
     };
     let params = ScorerParams { text_map, half_life_days: cfg.half_life_days, scenarios, rating: rating_head, ..params };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
