@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::parquet::{as_f32_list, as_i64, column, for_each_row, parquet_files};
+use super::parquet::{as_f32_list, as_i64, column, for_each_row};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The estimator settings the model was trained with, which its saved folder lacks.
@@ -204,7 +204,7 @@ pub struct Matched {
     pub matched: usize,
     /// Spark items the id map does not name.
     pub unmapped: usize,
-    /// Spark items whose mapped id is not in the catalog (first one kept for messages).
+    /// Spark items whose mapped id is not in the catalog.
     pub not_in_catalog: usize,
     /// The first such item id.
     pub first_not_in_catalog: Option<String>,
@@ -244,11 +244,6 @@ pub fn match_items(model: &SparkAls, ids: &IdMap, catalog: &HashMap<&str, u32>, 
         ));
     }
     Ok(m)
-}
-
-/// Whether `dir` looks like a saved model (for messages that suggest a path).
-pub fn has_parquet(dir: &Path) -> bool {
-    parquet_files(dir).is_ok()
 }
 
 #[cfg(test)]
