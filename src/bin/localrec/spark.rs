@@ -15,8 +15,9 @@ use localrec::{Encoder, Error, ErrorKind, Result};
 #[derive(clap::Args, Clone, Debug)]
 pub struct SparkAlsArgs {
     /// A Spark MLlib `ALSModel.save` folder (metadata/, itemFactors/): its item factors
-    /// replace localrec's ALS, and the device folds users in as Spark does (lambda times
-    /// the user's positive ratings). Needs --id-map; the log still trains the rest.
+    /// replace localrec's ALS (--factors, --reg, --alpha and --iterations do not apply),
+    /// and the device folds users in as Spark does (lambda times the user's positive
+    /// ratings). Needs --id-map; the log still trains the rest.
     #[arg(long, requires = "id_map")]
     pub spark_als: Option<PathBuf>,
     /// Spark id to catalog item id: CSV (or .tsv) with the header spark_id,item_id, or
