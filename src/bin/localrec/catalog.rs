@@ -821,6 +821,7 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     let parts_dir = out.join(PARTS_DIR);
     let manifest = build::merge_parts(&read_parts(&parts_dir)?)?;
     // The parts' files must still be what the parts wrote.
+    let mut progress = Progress::new("verifying", "shards", manifest.shards.len() as u64);
     for (i, shard) in manifest.shards.iter().enumerate() {
         let path = out.join(&shard.path);
         let bytes = std::fs::read(&path)
@@ -831,7 +832,9 @@ pub fn merge(args: MergeArgs) -> Result<()> {
                 format!("shard {i} ({}) changed since its part was built (size or sha256 differ)", shard.path),
             ));
         }
+        progress.inc(1);
     }
+    progress.finish();
     let weights = out.join(MODEL_DIR).join("model.safetensors");
     let bytes = std::fs::read(&weights).map_err(|e| io_error(format!("cannot read {}", weights.display()), e))?;
     if sha256_hex(&bytes) != manifest.encoder.weights_sha256 {
