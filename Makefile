@@ -11,6 +11,11 @@
 #                benchDense) in .cache/bench-wasm, incremental like pkg; never in the package
 #   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
 #                (demo, browser tests, benchmarks); rebuilt only when it no longer verifies
+#   make spark-catalog  the same catalog through the reference Spark job (examples/spark) in
+#                local mode (local[2]): MLlib ALS, texts encoded on the executors through
+#                `localrec embed --items`, one `localrec build --spark-als --embeddings` at the
+#                end, into .cache/catalogs/ml-latest-small-spark (timings in .cache/spark-work);
+#                kept while it verifies
 #   make catalog-87k  build the 87,585-title catalog (data/ml-32m-movies) into
 #                .cache/catalogs/ml-32m-movies, on the CPU (10+ minutes on 2 cores); kept while
 #                it verifies; the build's summary goes to .cache/catalogs/ml-32m-movies.build.json
@@ -53,13 +58,15 @@ WEB_MODEL := .cache/web-model/all-MiniLM-L6-v2
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/localrec.wasm
 CATALOG := .cache/catalogs/ml-latest-small
 CATALOG_87K := .cache/catalogs/ml-32m-movies
+SPARK_CATALOG := .cache/catalogs/ml-latest-small-spark
+SPARK_WORK := .cache/spark-work
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := shard manifest scorer_params recommend_request model_config weights tokenizer
 # Our parsers are safe Rust, where AddressSanitizer finds nothing a panic would not;
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-types test-browser pkg catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog spark-catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -74,7 +81,7 @@ setup-demo:
 setup-test:
 	./scripts/setup.sh test
 
-test: setup-test test-rust test-types pkg web-model catalog test-browser
+test: setup-test test-rust test-types pkg web-model catalog spark-catalog test-browser
 
 test-rust:
 	$(CARGO) test --release --all-targets
@@ -110,6 +117,19 @@ catalog: cli
 	    && grep -q '"tuning": {' $(CATALOG)/manifest.json ); then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
 	    --scenario weekday-weekend --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
+
+# The Spark job in local mode on 2 executor threads. Eight ALS iterations and no item-item
+# model (EASE's n x n solve on the driver is the part that does not scale, and the longest
+# of the final build here) keep it to a few minutes. Kept while it verifies and has its
+# Spark check file (rerun: rm -r $(SPARK_CATALOG)).
+spark-catalog: cli
+	./scripts/setup.sh spark
+	./scripts/fetch-model.sh
+	@if ! $(BIN) inspect $(SPARK_CATALOG) >/dev/null 2>&1 || [ ! -f $(SPARK_WORK)/spark-check.json ]; then \
+	  .cache/spark-venv/bin/python examples/spark/localrec_job.py --master 'local[2]' \
+	    --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
+	    --work $(SPARK_WORK) --out $(SPARK_CATALOG) --localrec $(BIN) --model $(MODEL) \
+	    --rank 64 --max-iter 8 -- --scenario weekday-weekend --item-rank 0 --name ml-latest-small-spark; fi
 
 # Built once and kept while it verifies (the build is deterministic).
 catalog-87k: cli

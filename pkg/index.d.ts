@@ -74,7 +74,7 @@ export declare const limits: {
 };
 
 export type EventType = 'view' | 'click' | 'like' | 'dislike' | 'rate' | 'purchase';
-export type RankBy = 'blend' | 'similar' | 'text';
+export type RankBy = 'blend' | 'similar' | 'text' | 'collaborative';
 export type CatalogWait = 'first' | 'manifest' | 'all';
 export type ProfileStorage = 'indexeddb' | 'memory';
 
@@ -401,9 +401,9 @@ export interface RecommendRequest {
   /**
    * 'blend' (default): the catalog's tuned blend; 'similar': the item-item model and the
    * text, without the ALS fold-in or popularity (what `similar()` uses); 'text': the text
-   * term alone.
+   * term alone; 'collaborative': the ALS term alone (an imported Spark model's own ranking).
    */
-  rankBy?: 'blend' | 'similar' | 'text';
+  rankBy?: 'blend' | 'similar' | 'text' | 'collaborative';
   /** Confidence per event type instead of the catalog's defaults (any subset). */
   eventWeights?: EventWeights;
 }

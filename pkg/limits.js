@@ -47,7 +47,7 @@ export const RATING_RANGE = Object.freeze([0, 10]);
 export const DIVERSITY_RANGE = Object.freeze([0, 1]);
 
 /** How a recommend request may rank. */
-export const RANK_BY = Object.freeze(['blend', 'similar', 'text']);
+export const RANK_BY = Object.freeze(['blend', 'similar', 'text', 'collaborative']);
 
 /** Compute backends a page may ask for. */
 export const BACKENDS = Object.freeze(['auto', 'cpu', 'webgpu']);

@@ -4,6 +4,8 @@
 #   scripts/setup.sh native   Rust tests: Vulkan CPU driver (lavapipe) for wgpu, the model
 #   scripts/setup.sh wasm     wasm32 target, wasm-bindgen-cli at the Cargo.lock version, wasm-opt (npm binaryen)
 #   scripts/setup.sh browser  + Debian chromium and chromedriver, npm packages for browser tests
+#   scripts/setup.sh spark    the reference Spark job (examples/spark): a Debian JDK, pyspark and
+#                             numpy from PyPI in the venv .cache/spark-venv
 #   scripts/setup.sh demo     what `make demo` needs (wasm + the model)
 #   scripts/setup.sh test     what `make test` needs (everything above)
 set -euo pipefail
@@ -59,6 +61,18 @@ setup_npm() {
   fi
 }
 
+# pyspark's version is pinned: the fixture tests/fixtures/spark-als was made with it.
+PYSPARK_VERSION=4.3.0
+SPARK_VENV=.cache/spark-venv
+setup_spark() {
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  if ! "$SPARK_VENV/bin/python" -c "import pyspark, numpy, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
+    echo "setup: installing pyspark $PYSPARK_VERSION into $SPARK_VENV (once)"
+    python3 -m venv "$SPARK_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$SPARK_VENV"; }
+    "$SPARK_VENV/bin/pip" install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION" numpy
+  fi
+}
+
 setup_browser() {
   apt_install chromium chromium-driver fonts-liberation
   setup_npm
@@ -68,7 +82,8 @@ case "$want" in
   native) setup_native ;;
   wasm) setup_wasm ;;
   browser) setup_browser ;;
+  spark) setup_spark ;;
   demo) setup_wasm; ./scripts/fetch-model.sh ;;
-  test) setup_native; setup_wasm; setup_browser ;;
-  *) echo "usage: $0 native|wasm|browser|demo|test" >&2; exit 2 ;;
+  test) setup_native; setup_wasm; setup_browser; setup_spark ;;
+  *) echo "usage: $0 native|wasm|browser|spark|demo|test" >&2; exit 2 ;;
 esac

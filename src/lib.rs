@@ -25,6 +25,8 @@ pub mod error;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(all(feature = "publish", not(target_arch = "wasm32")))]
+pub mod publish;
 pub mod scorer;
 
 pub use encoder::{BertConfig, DEFAULT_BATCH_SIZE, Embeddings, Encoder, Engine, ModelFiles, cosine};

@@ -36,8 +36,9 @@ pub const RATE_EVENT: &str = EVENT_TYPES[4];
 pub const RATING_RANGE: (f32, f32) = (0.0, 10.0);
 /// The MMR strength `diversity` (inclusive).
 pub const DIVERSITY_RANGE: (f32, f32) = (0.0, 1.0);
-/// How a recommend request may rank: the tuned blend, item-to-item, or text alone.
-pub const RANK_BY: [&str; 3] = ["blend", "similar", "text"];
+/// How a recommend request may rank: the tuned blend, item-to-item, text alone, or the
+/// collaborative (ALS) term alone.
+pub const RANK_BY: [&str; 4] = ["blend", "similar", "text", "collaborative"];
 /// Compute backends a page may ask for.
 pub const BACKENDS: [&str; 3] = ["auto", "cpu", "webgpu"];
 /// When `Catalog.open` resolves: after the first usable shard, the manifest, or every shard.

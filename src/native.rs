@@ -75,7 +75,7 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
 
 /// Reads a whole input file; gzip data (by its magic bytes, whatever the name) is
 /// decompressed.
-#[cfg(feature = "cli")]
+#[cfg(feature = "publish")]
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
     if !bytes.starts_with(&[0x1f, 0x8b]) {

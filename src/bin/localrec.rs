@@ -19,18 +19,24 @@ mod bench_catalog;
 mod bench_scorer;
 #[path = "localrec/catalog.rs"]
 mod catalog;
+#[path = "localrec/columns.rs"]
+mod columns;
 #[path = "localrec/eval.rs"]
 mod eval;
 #[path = "localrec/gc.rs"]
 mod gc;
 #[path = "localrec/inspect.rs"]
 mod inspect;
+#[path = "localrec/progress.rs"]
+mod progress;
+#[path = "localrec/spark.rs"]
+mod spark;
 #[path = "localrec/train.rs"]
 mod train;
 #[path = "localrec/tuning.rs"]
 mod tuning;
 
-use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -53,7 +59,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read JSON lines {"text": ...} on stdin, write {"text", "input_ids", "embedding"} lines on stdout.
+    /// Read JSON lines {"text": ...} on stdin, write {"text", "input_ids", "embedding"} lines on stdout
+    /// (with --items: an items file in, {"id", "embedding"} lines out).
     Embed {
         /// Model folder (config.json, tokenizer.json, model.safetensors).
         #[arg(long, default_value = DEFAULT_MODEL_DIR)]
@@ -64,6 +71,13 @@ enum Command {
         /// Texts per model call.
         #[arg(long, default_value_t = localrec::DEFAULT_BATCH_SIZE)]
         batch: usize,
+        /// Read stdin as an items file (JSON lines, or CSV with its header, as `build
+        /// --items` reads them) and embed each item's text exactly as `build` does: what a
+        /// Spark executor pipes a partition through for `build --embeddings`.
+        #[arg(long)]
+        items: bool,
+        #[command(flatten)]
+        columns: columns::ItemColumnArgs,
     },
     /// Write the web copy of a model: config, tokenizer, f16 weights under localrec's names, manifest.json.
     ExportWeb {
@@ -116,7 +130,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed { model, backend, batch } => embed(&model, backend, batch),
+        Command::Embed { model, backend, batch, items, columns } => {
+            embed(&model, backend, batch, items.then_some(&columns))
+        }
         Command::ExportWeb { model, out, name } => export(&model, &out, name),
         Command::Bench { model, backends, seconds, json, child } => bench(&model, &backends, seconds, json, child),
         Command::Build(args) => catalog::build(args),
@@ -180,11 +196,26 @@ fn read_texts(input: impl Read) -> Result<Vec<String>> {
     Ok(texts)
 }
 
-fn embed(model: &Path, backend: NativeBackend, batch: usize) -> Result<()> {
+/// `localrec embed`; `items`: read stdin as an items file with these columns.
+fn embed(model: &Path, backend: NativeBackend, batch: usize, items: Option<&columns::ItemColumnArgs>) -> Result<()> {
     if batch == 0 {
         return Err(Error::new(ErrorKind::Input, "--batch must be at least 1"));
     }
-    let texts = read_texts(std::io::stdin().lock())?;
+    // With --items, each output line carries the item's id instead of its text.
+    let (texts, item_ids) = if let Some(columns) = items {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot read standard input", e))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let parsed = columns.parse(&bytes, "stdin")?;
+        (parsed.iter().map(|it| it.encoder_text()).collect(), Some(parsed.into_iter().map(|it| it.id).collect::<Vec<_>>()))
+    } else {
+        (read_texts(std::io::stdin().lock())?, None)
+    };
     if texts.is_empty() {
         return Ok(());
     }
@@ -194,14 +225,7 @@ fn embed(model: &Path, backend: NativeBackend, batch: usize) -> Result<()> {
         ids.push(encoder.tokenizer().encode(text).map_err(|e| e.context(format!("text {}", i + 1)))?);
     }
 
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(texts.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} texts, {per_sec}, eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let mut progress = progress::Progress::new("embedding", "texts", texts.len() as u64);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     // Chunks bound memory and let the progress bar move; within a chunk the encoder
@@ -210,22 +234,21 @@ fn embed(model: &Path, backend: NativeBackend, batch: usize) -> Result<()> {
     for (start, chunk_ids) in (0..ids.len()).step_by(chunk).zip(ids.chunks(chunk)) {
         let vectors = encoder.embed_tokens(chunk_ids, batch)?;
         for (k, row) in vectors.rows().enumerate() {
-            let record = serde_json::json!({
-                "text": texts[start + k],
-                "input_ids": chunk_ids[k],
-                "embedding": row,
-            });
+            let record = match &item_ids {
+                Some(ids) => serde_json::json!({"id": ids[start + k], "embedding": row}),
+                None => serde_json::json!({
+                    "text": texts[start + k],
+                    "input_ids": chunk_ids[k],
+                    "embedding": row,
+                }),
+            };
             serde_json::to_writer(&mut out, &record)
                 .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write standard output", e))?;
             out.write_all(b"\n").map_err(|e| Error::with_source(ErrorKind::Io, "cannot write standard output", e))?;
         }
-        if let Some(bar) = &progress {
-            bar.inc(chunk_ids.len() as u64);
-        }
+        progress.inc(chunk_ids.len() as u64);
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     out.flush().map_err(|e| Error::with_source(ErrorKind::Io, "cannot write standard output", e))
 }
 

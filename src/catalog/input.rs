@@ -55,6 +55,15 @@ fn first_line(bytes: &[u8]) -> &[u8] {
     bytes.split(|&b| b == b'\n').find(|l| !l.trim_ascii().is_empty()).unwrap_or(b"")
 }
 
+/// The field separator of a CSV or TSV file: a tab for a `.tsv` name (or `.tab`, each
+/// optionally `.gz`), or for a first line with tabs and no comma; else a comma.
+fn delimiter(name: &str, bytes: &[u8]) -> u8 {
+    let name = plain_name(name);
+    let line = first_line(bytes);
+    let tabs = line.contains(&b'\t') && !line.contains(&b',');
+    if name.ends_with(".tsv") || name.ends_with(".tab") || (!name.ends_with(".csv") && tabs) { b'\t' } else { b',' }
+}
+
 /// Guesses an items file's format from its name (`.jsonl`, `.ndjson`, `.json`, `.csv`,
 /// `.dat`, each optionally `.gz`), else from its first line.
 pub fn detect_item_format(name: &str, bytes: &[u8]) -> ItemFormat {
@@ -65,7 +74,7 @@ pub fn detect_item_format(name: &str, bytes: &[u8]) -> ItemFormat {
     if name.ends_with(".dat") {
         return ItemFormat::Dat;
     }
-    if name.ends_with(".csv") {
+    if [".csv", ".tsv", ".tab"].iter().any(|ext| name.ends_with(ext)) {
         return ItemFormat::Csv;
     }
     let line = first_line(bytes);
@@ -213,9 +222,39 @@ pub fn parse_items(bytes: &[u8], file: &str) -> Result<Vec<SourceItem>> {
 
 /// Parses an items file of a known format; `file` names it in errors.
 pub fn parse_items_as(bytes: &[u8], file: &str, format: ItemFormat) -> Result<Vec<SourceItem>> {
+    parse_items_mapped(bytes, file, format, &ItemColumns::default())
+}
+
+/// Which CSV/TSV columns hold what, when the header does not use the names the reader
+/// knows (`movieId`/`item_id`/`itemId`/`id`, `title`, `text`, `genres`). `None` (empty)
+/// keeps the known names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemColumns {
+    /// The item id column.
+    pub id: Option<String>,
+    /// The display title column.
+    pub title: Option<String>,
+    /// Columns whose non-empty values, one per line in this order, are the text to embed.
+    pub text: Vec<String>,
+    /// The genres column (`|`-separated).
+    pub genres: Option<String>,
+}
+
+impl ItemColumns {
+    /// Whether any column is mapped.
+    pub fn is_default(&self) -> bool {
+        *self == ItemColumns::default()
+    }
+}
+
+/// Parses an items file of a known format with a column mapping (CSV and TSV only).
+pub fn parse_items_mapped(bytes: &[u8], file: &str, format: ItemFormat, columns: &ItemColumns) -> Result<Vec<SourceItem>> {
+    if format != ItemFormat::Csv && !columns.is_default() {
+        return Err(Error::new(ErrorKind::Input, format!("{file}: column names apply to csv and tsv items files only")));
+    }
     let items = match format {
         ItemFormat::JsonLines => json_items(bytes, file)?,
-        ItemFormat::Csv => csv_items(bytes, file)?,
+        ItemFormat::Csv => csv_items(bytes, file, columns)?,
         ItemFormat::Dat => dat_items(bytes, file)?,
     };
     finish_items(items, file)
@@ -314,17 +353,38 @@ fn missing_column(file: &str, line: usize, names: &[&str], header: &[String]) ->
 /// Item id columns, first the MovieLens one.
 const ITEM_ID_COLUMNS: [&str; 4] = ["movieId", "item_id", "itemId", "id"];
 
-fn csv_items(bytes: &[u8], file: &str) -> Result<Vec<SourceItem>> {
+/// The column named `given`, else one of the known `names`.
+fn mapped_column(header: &[String], given: Option<&String>, names: &[&str]) -> Option<usize> {
+    match given {
+        Some(name) => column(header, &[name.as_str()]),
+        None => column(header, names),
+    }
+}
+
+/// A required column, mapped or known, or an error naming what the header has.
+fn required_column(file: &str, line: usize, header: &[String], given: Option<&String>, names: &[&str]) -> Result<usize> {
+    mapped_column(header, given, names).ok_or_else(|| match given {
+        Some(name) => missing_column(file, line, &[name.as_str()], header),
+        None => missing_column(file, line, names, header),
+    })
+}
+
+fn csv_items(bytes: &[u8], file: &str, columns: &ItemColumns) -> Result<Vec<SourceItem>> {
     let mut records = CsvRecords::new(bytes, file);
     let Some((header_line, header)) = records.next_text()? else {
         return Err(Error::new(ErrorKind::Input, format!("{file}: no items (the file is empty)")));
     };
-    let id_col = column(&header, &ITEM_ID_COLUMNS)
-        .ok_or_else(|| missing_column(file, header_line, &ITEM_ID_COLUMNS, &header))?;
-    let title_col =
-        column(&header, &["title"]).ok_or_else(|| missing_column(file, header_line, &["title"], &header))?;
-    let genres_col = column(&header, &["genres"]);
-    let text_col = column(&header, &["text"]);
+    let id_col = required_column(file, header_line, &header, columns.id.as_ref(), &ITEM_ID_COLUMNS)?;
+    let title_col = required_column(file, header_line, &header, columns.title.as_ref(), &["title"])?;
+    let genres_col = match &columns.genres {
+        Some(_) => Some(required_column(file, header_line, &header, columns.genres.as_ref(), &[])?),
+        None => column(&header, &["genres"]),
+    };
+    let text_cols: Vec<usize> = if columns.text.is_empty() {
+        column(&header, &["text"]).into_iter().collect()
+    } else {
+        columns.text.iter().map(|c| required_column(file, header_line, &header, Some(c), &[])).collect::<Result<_>>()?
+    };
     let movielens = header[id_col].eq_ignore_ascii_case("movieId");
     let mut items = Vec::new();
     while let Some((line, fields)) = records.next_row(header.len(), " (quote fields that hold commas)")? {
@@ -341,9 +401,10 @@ fn csv_items(bytes: &[u8], file: &str) -> Result<Vec<SourceItem>> {
                 line,
             }
         };
-        item.text = text_col.map(|c| fields[c].clone()).filter(|t| !t.trim().is_empty());
+        let parts: Vec<&str> = text_cols.iter().map(|&c| fields[c].as_str()).filter(|t| !t.trim().is_empty()).collect();
+        item.text = (!parts.is_empty()).then(|| parts.join("\n"));
         for (c, name) in header.iter().enumerate() {
-            let known = [Some(id_col), Some(title_col), genres_col, text_col].contains(&Some(c));
+            let known = [id_col, title_col].contains(&c) || genres_col == Some(c) || text_cols.contains(&c);
             if !known && !fields[c].is_empty() && !item.meta.contains_key(name) {
                 item.meta.insert(name.clone(), Value::String(fields[c].clone()));
             }
@@ -353,104 +414,66 @@ fn csv_items(bytes: &[u8], file: &str) -> Result<Vec<SourceItem>> {
     Ok(items)
 }
 
-/// One CSV record: the line it starts on and its fields' raw bytes.
-type RawRecord<'a> = (usize, Vec<Cow<'a, [u8]>>);
-
-/// RFC 4180 CSV records over bytes: `,` separates fields, a field in double quotes may
-/// hold commas, newlines and `""` for a quote. Quotes, commas and newlines are ASCII, so
-/// splitting bytes never cuts a UTF-8 character; each field is checked afterwards.
+/// CSV or TSV records through the `csv` crate (RFC 4180: a field in double quotes may
+/// hold the separator, newlines and `""` for a quote), each with the line it starts on;
+/// fields are checked to be UTF-8 one by one, so an error names its line.
 struct CsvRecords<'a> {
-    b: &'a [u8],
-    pos: usize,
-    line: usize,
+    reader: csv::Reader<&'a [u8]>,
+    bytes: &'a [u8],
+    record: csv::ByteRecord,
     file: &'a str,
+    /// A byte offset already counted and the line it is on, so each record's line is
+    /// counted from the last one's.
+    counted: (usize, usize),
 }
 
 impl<'a> CsvRecords<'a> {
     fn new(bytes: &'a [u8], file: &'a str) -> Self {
         let b = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        Self { b, pos: 0, line: 1, file }
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter(file, b))
+            .from_reader(b);
+        Self { reader, bytes: b, record: csv::ByteRecord::new(), file, counted: (0, 1) }
     }
 
-    /// The next record and the line it starts on, fields as raw bytes.
-    fn next_raw(&mut self) -> Result<Option<RawRecord<'a>>> {
-        if self.pos >= self.b.len() {
-            return Ok(None);
+    /// The line the record just read starts on (its byte offset kept in `counted`). The
+    /// crate's own position can still sit on the previous record's line ending (after the
+    /// `\r` of `\r\n`), so line endings are stepped over and lines counted here.
+    fn start_line(&mut self) -> usize {
+        let byte = self.record.position().and_then(|p| usize::try_from(p.byte()).ok()).unwrap_or(0);
+        let mut start = byte.min(self.bytes.len());
+        while matches!(self.bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
         }
-        let start_line = self.line;
-        let mut fields = Vec::new();
-        loop {
-            if self.b.get(self.pos) == Some(&b'"') {
-                // Quoted field: runs to the next quote not doubled.
-                let mut value = Vec::new();
-                let mut i = self.pos + 1;
-                loop {
-                    match self.b.get(i) {
-                        None => {
-                            return Err(input_error(self.file, start_line, "a quoted field is never closed"));
-                        }
-                        Some(b'"') if self.b.get(i + 1) == Some(&b'"') => {
-                            value.push(b'"');
-                            i += 2;
-                        }
-                        Some(b'"') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&c) => {
-                            if c == b'\n' {
-                                self.line += 1;
-                            }
-                            value.push(c);
-                            i += 1;
-                        }
-                    }
-                }
-                fields.push(Cow::Owned(value));
-                self.pos = i;
-                match self.b.get(self.pos) {
-                    Some(b',') => self.pos += 1,
-                    None | Some(b'\n') | Some(b'\r') => return Ok(Some((start_line, self.end_record(fields)))),
-                    Some(_) => {
-                        return Err(input_error(
-                            self.file,
-                            self.line,
-                            "unexpected text after a quoted field's closing quote",
-                        ));
-                    }
-                }
-            } else {
-                let rest = &self.b[self.pos..];
-                let end = rest.iter().position(|&c| c == b',' || c == b'\n').unwrap_or(rest.len());
-                let field = &rest[..end];
-                self.pos += end;
-                if self.b.get(self.pos) == Some(&b',') {
-                    fields.push(Cow::Borrowed(field));
-                    self.pos += 1;
-                } else {
-                    fields.push(Cow::Borrowed(field.strip_suffix(b"\r").unwrap_or(field)));
-                    return Ok(Some((start_line, self.end_record(fields))));
-                }
-            }
-        }
+        let (from, line) = self.counted;
+        let newlines = self.bytes.get(from..start).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        self.counted = (start.max(from), line + newlines);
+        self.counted.1
     }
 
-    /// Steps over the record's line ending.
-    fn end_record(&mut self, fields: Vec<Cow<'a, [u8]>>) -> Vec<Cow<'a, [u8]>> {
-        if self.b.get(self.pos) == Some(&b'\r') {
-            self.pos += 1;
-        }
-        if self.b.get(self.pos) == Some(&b'\n') {
-            self.pos += 1;
-            self.line += 1;
-        }
-        fields
+    /// Whether the record just read is the last and opens a quote it never closes (the
+    /// `csv` crate reads such a field to the end of the file): an odd number of quotes
+    /// from its start on.
+    fn unclosed_quote(&self) -> bool {
+        let rest = self.bytes.get(self.counted.0..).unwrap_or_default();
+        let at_end = usize::try_from(self.reader.position().byte()).is_ok_and(|end| end >= self.bytes.len());
+        at_end && rest.iter().filter(|&&c| c == b'"').count() % 2 == 1
     }
 
     /// The next record with its fields as text (UTF-8 checked).
     fn next_text(&mut self) -> Result<Option<(usize, Vec<String>)>> {
-        let Some((line, fields)) = self.next_raw()? else { return Ok(None) };
-        let fields = fields.iter().map(|f| utf8(f, self.file, line).map(str::to_owned)).collect::<Result<Vec<_>>>()?;
+        let more = self.reader.read_byte_record(&mut self.record).map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            Error::with_source(ErrorKind::Input, format!("{}:{line}: unreadable csv", self.file), e)
+        })?;
+        if !more {
+            return Ok(None);
+        }
+        let line = self.start_line();
+        let fields =
+            self.record.iter().map(|f| utf8(f, self.file, line).map(str::to_owned)).collect::<Result<Vec<_>>>()?;
         Ok(Some((line, fields)))
     }
 
@@ -460,6 +483,9 @@ impl<'a> CsvRecords<'a> {
         while let Some((line, fields)) = self.next_text()? {
             if fields.len() == 1 && fields[0].trim().is_empty() {
                 continue;
+            }
+            if fields.len() != width && self.unclosed_quote() {
+                return Err(input_error(self.file, line, "a quoted field is never closed"));
             }
             if fields.len() != width {
                 return Err(input_error(
@@ -654,6 +680,35 @@ pub fn parse_interactions_as(
     format: InteractionFormat,
     item_index: &HashMap<&str, u32>,
 ) -> Result<Interactions> {
+    parse_interactions_mapped(bytes, file, format, item_index, &InteractionColumns::default())
+}
+
+/// Which CSV/TSV columns of an interactions file hold what, when the header does not use
+/// the known names (`user_id`/`userId`/`user`, `item_id`/`movieId`/`itemId`/`item`,
+/// `rating`, `timestamp`, `scenario`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InteractionColumns {
+    /// The user id column.
+    pub user: Option<String>,
+    /// The item id column.
+    pub item: Option<String>,
+    /// The rating column.
+    pub rating: Option<String>,
+    /// The timestamp column (seconds since the epoch).
+    pub timestamp: Option<String>,
+}
+
+/// Parses an interactions file of a known format with a column mapping (CSV and TSV only).
+pub fn parse_interactions_mapped(
+    bytes: &[u8],
+    file: &str,
+    format: InteractionFormat,
+    item_index: &HashMap<&str, u32>,
+    columns: &InteractionColumns,
+) -> Result<Interactions> {
+    if format != InteractionFormat::Csv && *columns != InteractionColumns::default() {
+        return Err(Error::new(ErrorKind::Input, format!("{file}: column names apply to csv and tsv interactions files only")));
+    }
     let mut b = InteractionBuilder {
         out: Interactions::default(),
         users: HashMap::new(),
@@ -685,12 +740,15 @@ pub fn parse_interactions_as(
             let Some((header_line, header)) = records.next_text()? else {
                 return Ok(b.out);
             };
-            let user = column(&header, &USER_COLUMNS)
-                .ok_or_else(|| missing_column(file, header_line, &USER_COLUMNS, &header))?;
-            let item = column(&header, &INTERACTION_ITEM_COLUMNS)
-                .ok_or_else(|| missing_column(file, header_line, &INTERACTION_ITEM_COLUMNS, &header))?;
-            let rating = column(&header, &["rating"]);
-            let timestamp = column(&header, &["timestamp"]);
+            let user = required_column(file, header_line, &header, columns.user.as_ref(), &USER_COLUMNS)?;
+            let item = required_column(file, header_line, &header, columns.item.as_ref(), &INTERACTION_ITEM_COLUMNS)?;
+            // A named optional column must be there; an unnamed one may be missing.
+            let optional = |given: Option<&String>, known: &str| match given {
+                Some(_) => required_column(file, header_line, &header, given, &[]).map(Some),
+                None => Ok(column(&header, &[known])),
+            };
+            let rating = optional(columns.rating.as_ref(), "rating")?;
+            let timestamp = optional(columns.timestamp.as_ref(), "timestamp")?;
             let scenario = column(&header, &["scenario"]);
             while let Some((line, fields)) = records.next_row(header.len(), "")? {
                 let get = |c: Option<usize>| c.map(|c| fields[c].as_str());
@@ -813,6 +871,44 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Input);
             assert!(err.to_string().starts_with(want), "{err} should start with {want}");
         }
+    }
+
+    #[test]
+    fn tsv_and_mapped_columns_read_like_csv_with_the_known_names() {
+        let tsv = b"sku\tname\tblurb\tmaker\tcats\n7\tLamp, brass\tA lamp.\tAcme\tHome|Light\n8\tChair\t\tAcme\t\n";
+        let columns = ItemColumns {
+            id: Some("sku".into()),
+            title: Some("name".into()),
+            text: vec!["name".into(), "blurb".into()],
+            genres: Some("cats".into()),
+        };
+        let items = parse_items_mapped(tsv, "items.tsv", ItemFormat::Csv, &columns).unwrap();
+        assert_eq!(items[0].id, "7");
+        assert_eq!(items[0].title, "Lamp, brass");
+        assert_eq!(items[0].text.as_deref(), Some("Lamp, brass\nA lamp."));
+        assert_eq!(items[0].genres, vec!["Home", "Light"]);
+        assert_eq!(items[0].meta_json(), r#"{"maker":"Acme"}"#);
+        assert_eq!(items[1].text.as_deref(), Some("Chair"));
+        let unnamed = b"id\ttitle\nx\tA, B\n";
+        assert_eq!(parse_items(unnamed, "items").unwrap()[0].title, "A, B");
+        let err = parse_items_mapped(tsv, "items.tsv", ItemFormat::Csv, &ItemColumns { id: Some("nope".into()), ..columns })
+            .unwrap_err();
+        assert!(err.to_string().starts_with("items.tsv:1: missing column \"nope\""), "{err}");
+
+        let log = b"who\twhat\tstars\nu1\t7\t4.5\n";
+        let columns = InteractionColumns {
+            user: Some("who".into()),
+            item: Some("what".into()),
+            rating: Some("stars".into()),
+            timestamp: None,
+        };
+        let parsed =
+            parse_interactions_mapped(log, "log.tsv", InteractionFormat::Csv, &index(&["7"]), &columns).unwrap();
+        assert_eq!(parsed.rows[0].rating, Some(4.5));
+        assert_eq!(parsed.users, vec!["u1"]);
+        let err = parse_interactions_mapped(b"1::7::5\n", "r.dat", InteractionFormat::Dat, &index(&["7"]), &columns)
+            .unwrap_err();
+        assert!(err.to_string().contains("csv and tsv interactions files only"), "{err}");
     }
 
     #[test]

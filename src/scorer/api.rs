@@ -130,7 +130,8 @@ pub struct RecommendRequest {
     /// How to rank: `blend` (default: the catalog's tuned blend), `similar` (items
     /// like the profile's: the item-item model and the text, equally weighted, without
     /// the ALS fold-in or popularity, which pull towards what everyone watched; what
-    /// `similar(itemId)` uses) or `text` (the text term alone: `search(text)`).
+    /// `similar(itemId)` uses), `text` (the text term alone: `search(text)`) or
+    /// `collaborative` (the ALS term alone: an imported Spark model's own ranking).
     #[serde(default)]
     pub rank_by: Option<String>,
     /// Confidence per event type instead of the catalog's defaults (any subset).
@@ -251,8 +252,16 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
             })
         }
         Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: super::model::INTEREST_WEIGHT }),
+        // The ALS term alone, `<p_u, q_i>`: what the collaborative model (Spark's, when
+        // imported) recommends, so a publisher can compare it with the model's own output.
+        Some("collaborative") => {
+            if scorer.params().is_none_or(|p| p.als_dims == 0) {
+                return Err(Error::new(ErrorKind::Input, "rankBy \"collaborative\" needs a catalog with a collaborative side"));
+            }
+            Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 })
+        }
         Some(other) => {
-            return Err(Error::new(ErrorKind::Input, format!("rankBy {other:?} is not blend, similar or text")));
+            return Err(Error::new(ErrorKind::Input, format!("rankBy {other:?} is not blend, similar, text or collaborative")));
         }
     };
     let mut events = Vec::new();

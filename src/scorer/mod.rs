@@ -14,6 +14,8 @@ pub mod api;
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ease;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod imported;
 pub mod linalg;
 pub mod metrics;
 pub mod model;

@@ -133,6 +133,25 @@ impl<'de> Deserialize<'de> for EventWeights {
     }
 }
 
+/// How the ALS user solve regularizes, matching how the item factors were trained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegScaling {
+    /// `lambda = reg`, whatever the profile (Hu, Koren and Volinsky; `scorer::als`).
+    #[default]
+    Constant,
+    /// `lambda = reg * n_u`, `n_u` the user's positive contributors (at least 1, so a
+    /// profile of dislikes alone still has a definite system): Spark MLlib's ALS, which
+    /// weights lambda by the number of a user's ratings above 0 (ALS-WR, Zhou et al. 2008).
+    PerPositive,
+}
+
+impl RegScaling {
+    fn is_constant(&self) -> bool {
+        *self == RegScaling::Constant
+    }
+}
+
 /// A dense row-major f32 matrix, base64 little-endian in JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
@@ -195,6 +214,11 @@ pub struct ScorerParams {
     pub reg: f32,
     /// ALS confidence scale (`c = 1 + alpha * value`).
     pub alpha: f32,
+    /// How the fold-in's `lambda` grows with the profile: a constant `reg` (localrec's
+    /// trainer), or `reg` times the number of positive contributors (Spark's ALS-WR).
+    /// Left out of the JSON when constant, so catalogs built before it read the same.
+    #[serde(default, skip_serializing_if = "RegScaling::is_constant")]
+    pub reg_scaling: RegScaling,
     /// `Q^T Q` over all items' ALS factors (`k x k`), so the fold-in needs no pass over
     /// the catalog.
     pub gram: Matrix,
@@ -252,6 +276,7 @@ impl ScorerParams {
             item_rank,
             reg,
             alpha,
+            reg_scaling: RegScaling::Constant,
             gram: Matrix { rows: als_dims, cols: als_dims, data: gram },
             blend: Blend::default(),
             short_blend: None,

@@ -6,7 +6,7 @@
 //! interests' embeddings). Weights decay with age so taste can drift.
 
 use super::linalg;
-use super::model::{ItemSide, ScorerParams, normalize};
+use super::model::{ItemSide, RegScaling, ScorerParams, normalize};
 use crate::error::{Error, ErrorKind, Result};
 
 /// One event on a catalog item, already weighted by type (negative: a dislike).
@@ -196,14 +196,23 @@ pub fn map_text(map: &super::model::Matrix, e: &[f32]) -> Vec<f32> {
 }
 
 /// The exact implicit-ALS user solve over the contributors:
-/// `p = (Q^T Q + sum c_h q_h q_h^T + reg I)^-1 sum (1 + c_h) q_h` over positive ones,
-/// with `c_h = alpha * |w_h|`; negative contributors add confidence only.
-/// Returns `p` and the system's Cholesky factor.
+/// `p = (Q^T Q + sum c_h q_h q_h^T + lambda I)^-1 sum (1 + c_h) q_h` over positive ones,
+/// with `c_h = alpha * |w_h|`; negative contributors add confidence only. `lambda` is
+/// `reg`, or `reg` times the positive contributors under [`RegScaling::PerPositive`]
+/// (the equations Spark's ALS solves for a user, so an imported model's training users
+/// fold in to Spark's own user factors). Returns `p` and the system's Cholesky factor.
 fn fold_in(params: &ScorerParams, contributors: &[Contributor]) -> Result<(Vec<f32>, Vec<f64>)> {
     let k = params.als_dims;
     let mut m: Vec<f64> = params.gram.data.iter().map(|&v| v as f64).collect();
+    let lambda = match params.reg_scaling {
+        RegScaling::Constant => params.reg as f64,
+        RegScaling::PerPositive => {
+            let positives = contributors.iter().filter(|c| c.weight > 0.0).count().max(1);
+            params.reg as f64 * positives as f64
+        }
+    };
     for i in 0..k {
-        m[i * k + i] += params.reg as f64;
+        m[i * k + i] += lambda;
     }
     let mut rhs = vec![0.0f64; k];
     for c in contributors {
@@ -274,6 +283,31 @@ mod tests {
         }
         assert_eq!(q.a, vec![0.5]);
         assert_eq!(q.s, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn per_positive_scaling_multiplies_lambda_by_the_positive_events_only() {
+        let (items, params) = toy();
+        let params = ScorerParams { reg_scaling: RegScaling::PerPositive, half_life_days: 0.0, ..params };
+        let events = [
+            Event { item: 0, weight: 1.0, age_days: 0.0 },
+            Event { item: 2, weight: 1.0, age_days: 0.0 },
+            Event { item: 1, weight: -1.0, age_days: 0.0 },
+        ];
+        let q = user_query(&items, Some(&params), &events, &[]).unwrap();
+        // (G + 2 * reg I + alpha sum q q^T) p = (1 + alpha) (q0 + q2), reg counted twice.
+        let qs = [[1.0f32, 0.0], [0.0, 1.0], [0.7, 0.7]];
+        let mut m = [[1.49 + 1.0, 0.49], [0.49, 1.49 + 1.0]];
+        for v in qs {
+            for (a, row) in m.iter_mut().enumerate() {
+                row.iter_mut().zip(v).for_each(|(x, vb)| *x += 4.0 * v[a] * vb);
+            }
+        }
+        let rhs = [5.0 * 1.7, 5.0 * 0.7];
+        for row in 0..2 {
+            let lhs = m[row][0] * q.p[0] + m[row][1] * q.p[1];
+            assert!((lhs - rhs[row]).abs() < 1e-4, "row {row}: {lhs} vs {}", rhs[row]);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::prelude::Device;
 
 use super::als::{self, AlsConfig};
 use super::ease;
+use super::imported::ImportedFactors;
 use super::linalg;
 use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, INTEREST_WEIGHT, ItemSide, Matrix, SHORT_PROFILE, ScorerParams};
@@ -48,6 +49,8 @@ pub struct TrainConfig {
     /// Share of the best held-out Recall@20 + NDCG@20 the short-profile blend may give
     /// up for lists less like the popularity chart (see [`tune_short_blend`]).
     pub short_tolerance: f64,
+    /// ALS item factors trained elsewhere (Spark), used instead of training ALS here.
+    pub imported: Option<ImportedFactors>,
 }
 
 /// What an interaction log says besides the positives: the scenario of each positive
@@ -84,6 +87,7 @@ impl Default for TrainConfig {
             rating_item_reg: 5.0,
             scenario_prior: 10.0,
             short_tolerance: SHORT_TOLERANCE,
+            imported: None,
         }
     }
 }
@@ -147,7 +151,7 @@ pub fn train_reusing(
             format!("{} embedding values for {n} items of {dims} dims", embeddings.len()),
         ));
     }
-    let k = cfg.als.factors;
+    let k = cfg.imported.as_ref().map_or(cfg.als.factors, |f| f.factors);
     let r = cfg.item_rank;
     let scenarios = extras.scenario_names.len();
     let has_rating = extras.has_ratings();
@@ -155,13 +159,18 @@ pub fn train_reusing(
     let item_users = user_items.transpose();
     let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
 
-    let q = match &reuse.als {
-        Some((c, q)) if *c == cfg.als => q.clone(),
+    let q = match (&cfg.imported, &reuse.als) {
+        (Some(imported), _) => {
+            imported.check(n)?;
+            imported.q.clone()
+        }
+        (None, Some((c, q))) if *c == cfg.als => q.clone(),
         _ => {
             progress.stage("als");
             als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?
         }
     };
+    let unknown = |i: usize| cfg.imported.as_ref().is_some_and(|f| !f.known[i]);
 
     let mut factors = vec![0.0f32; n * record];
     for i in 0..n {
@@ -205,8 +214,9 @@ pub fn train_reusing(
 
     progress.stage("text map");
     // Targets per item: the record and the bias.
-    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count).collect();
-    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0).collect();
+    // Items an imported model does not know take their factors from the text map too.
+    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count && !unknown(i)).collect();
+    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0 || unknown(i)).collect();
     let text_map = if train_rows.len() >= 2 {
         let targets = record + 1;
         let y: Vec<f32> = train_rows
@@ -227,23 +237,24 @@ pub fn train_reusing(
         None
     };
 
-    let mut gram = vec![0.0f32; k * k];
-    for i in 0..n {
-        let qi = &factors[i * record..i * record + k];
-        for a in 0..k {
-            let x = qi[a];
-            for b in 0..k {
-                gram[a * k + b] += x * qi[b];
+    let params = match &cfg.imported {
+        // The imported model's own user solve, over the items it knows.
+        Some(f) => ScorerParams { reg_scaling: f.reg_scaling, ..ScorerParams::untuned(k, r, f.reg, f.alpha, f.gram()) },
+        None => {
+            let mut gram = vec![0.0f32; k * k];
+            for i in 0..n {
+                let qi = &factors[i * record..i * record + k];
+                for a in 0..k {
+                    let x = qi[a];
+                    for b in 0..k {
+                        gram[a * k + b] += x * qi[b];
+                    }
+                }
             }
+            ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
         }
-    }
-    let params = ScorerParams {
-        text_map,
-        half_life_days: cfg.half_life_days,
-        scenarios,
-        rating: rating_head,
-        ..ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
     };
+    let params = ScorerParams { text_map, half_life_days: cfg.half_life_days, scenarios, rating: rating_head, ..params };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
 }
 

@@ -19,7 +19,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { serveDemo, launch, openPage, stopServer, buildSmallCatalog, FULL_CATALOG, LOCALREC_BIN } from './helpers.mjs';
+import { serveDemo, launch, openPage, stopServer, buildSmallCatalog, assertRecommendsLikeNative, FULL_CATALOG, LOCALREC_BIN } from './helpers.mjs';
 
 const CATALOG_CACHE = 'localrec-catalog-v1';
 
@@ -390,79 +390,8 @@ test('recommend() in Chromium ranks ml-latest-small exactly as the native scorer
   if (!existsSync(path.join(FULL_CATALOG, 'manifest.json'))) {
     assert.fail(`${FULL_CATALOG} is missing: run \`make catalog\` (make test does)`);
   }
-  const request = {
-    events: [
-      { itemId: '1', type: 'like' }, // Toy Story
-      { itemId: '2355', type: 'like' }, // A Bug's Life
-      { itemId: '3114', type: 'like' }, // Toy Story 2
-      { itemId: '296', type: 'dislike' }, // Pulp Fiction
-      { itemId: 'no-such-film', type: 'like' },
-    ],
-    k: 10,
-  };
-  // The catalog's scenarios and rating head: events in scenarios, a request in one, ratings.
-  const inScenario = {
-    events: [
-      { itemId: '1', type: 'like', scenario: 'weekend' },
-      { itemId: '2355', type: 'rate', value: 4.5, scenario: 'weekday' },
-      { itemId: '296', type: 'rate', value: 1, scenario: 'weekend' },
-    ],
-    scenario: 'weekend',
-    k: 10,
-  };
-  const nativeOf = (req) => JSON.parse(execFileSync(LOCALREC_BIN, ['inspect', FULL_CATALOG, '--recommend', '-'], {
-    input: JSON.stringify(req), maxBuffer: 1 << 26,
-  }).toString());
-  const native = nativeOf(request);
-  const nativeScenario = nativeOf(inScenario);
   const { page, errors } = await freshPage();
-  const r = await page.evaluate(async ([request, inScenario]) => {
-    const { Catalog } = await import('/pkg/index.js');
-    const catalog = await Catalog.open('/full/', { wait: 'all' });
-    const recs = await catalog.recommend(request);
-    const scenario = await catalog.recommend(inScenario);
-    const scenarios = catalog.manifest.scenarios;
-    const diverse = await catalog.recommend({ ...request, diversity: 0.7 });
-    let badType = null;
-    try {
-      await catalog.recommend({ events: [{ itemId: '1', type: 'stare' }] });
-    } catch (e) {
-      badType = { code: e.code, message: e.message };
-    }
-    const cold = await catalog.recommend({ k: 5 });
-    await catalog.close();
-    // The same request scored on WebGPU (SwiftShader here) in the WebGPU build.
-    const gpuCatalog = await Catalog.open('/full/', { wait: 'all', backend: 'webgpu' });
-    const gpu = await gpuCatalog.recommend(request);
-    const scoring = gpuCatalog.scoring;
-    await gpuCatalog.close();
-    return { recs, diverse, badType, cold, gpu, scoring, scenario, scenarios };
-  }, [request, inScenario]);
-  assert.deepEqual(r.scenarios, ['weekday', 'weekend'], 'make catalog derives weekday/weekend scenarios');
-  assert.deepEqual(r.scenario.warnings, []);
-  assert.deepEqual(r.scenario.results.map((x) => x.itemId), nativeScenario.results.map((x) => x.itemId));
-  for (let i = 0; i < nativeScenario.results.length; i++) {
-    const [got, want] = [r.scenario.results[i].predictedRating, nativeScenario.results[i].predictedRating];
-    assert.ok(typeof got === 'number' && got >= 0.5 && got <= 5 && Math.abs(got - want) < 1e-3, `predictedRating ${i}: ${got} vs ${want}`);
-  }
-  assert.deepEqual(r.recs.results.map((x) => x.itemId), native.results.map((x) => x.itemId));
-  for (let i = 0; i < native.results.length; i++) {
-    assert.ok(Math.abs(r.recs.results[i].score - native.results[i].score) < 1e-3, `result ${i}`);
-    assert.deepEqual(r.recs.results[i].because?.itemId, native.results[i].because?.itemId);
-  }
-  const ids = r.recs.results.map((x) => x.itemId);
-  for (const acted of ['1', '2355', '3114', '296']) assert.ok(!ids.includes(acted), `${acted} was acted on`);
-  assert.ok(r.recs.results.every((x) => ['1', '2355', '3114'].includes(x.because?.itemId)), 'every reason is a liked film');
-  assert.equal(r.recs.partial, false);
-  assert.equal(r.recs.warnings.length, 1);
-  assert.match(r.recs.warnings[0], /no-such-film/);
-  assert.notDeepEqual(r.diverse.results.map((x) => x.itemId), ids, 'diversity changes the list');
-  assert.equal(r.badType?.code, 'localrec/input');
-  assert.match(r.badType.message, /unknown event type "stare"/);
-  assert.equal(r.cold.results.length, 5, 'a profile with nothing in it still gets popular items');
-  assert.equal(r.scoring, 'webgpu', 'backend webgpu scores on WebGPU');
-  assert.deepEqual(r.gpu.results.map((x) => x.itemId), ids, 'WebGPU ranks as the CPU does');
-  for (let i = 0; i < ids.length; i++) assert.ok(Math.abs(r.gpu.results[i].score - r.recs.results[i].score) < 1e-3, `webgpu result ${i}`);
+  await assertRecommendsLikeNative(page, '/full/', FULL_CATALOG);
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -1,6 +1,7 @@
 // Shared set-up for browser tests: the project's own static server on a free loopback
 // port and Debian's headless Chromium driven by playwright-core (never a downloaded browser).
 import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
 import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync, promises as fs } from 'node:fs';
@@ -229,4 +230,85 @@ export function buildSmallCatalog(name, { movies, shardBytes, skip = 0, republis
     { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 },
   );
   return out;
+}
+
+/**
+ * The browser recommendation test of a built ml-latest-small catalog (the single-machine
+ * one of `make catalog`, and the Spark job's): `recommend()` in Chromium, on the CPU and on
+ * WebGPU, ranks exactly as the native scorer (`inspect --recommend`), with reasons,
+ * scenarios, predicted ratings and no film acted on. `url` is where the page serves `dir`.
+ */
+export async function assertRecommendsLikeNative(page, url, dir) {
+  const request = {
+    events: [
+      { itemId: '1', type: 'like' }, // Toy Story
+      { itemId: '2355', type: 'like' }, // A Bug's Life
+      { itemId: '3114', type: 'like' }, // Toy Story 2
+      { itemId: '296', type: 'dislike' }, // Pulp Fiction
+      { itemId: 'no-such-film', type: 'like' },
+    ],
+    k: 10,
+  };
+  // The catalog's scenarios and rating head: events in scenarios, a request in one, ratings.
+  const inScenario = {
+    events: [
+      { itemId: '1', type: 'like', scenario: 'weekend' },
+      { itemId: '2355', type: 'rate', value: 4.5, scenario: 'weekday' },
+      { itemId: '296', type: 'rate', value: 1, scenario: 'weekend' },
+    ],
+    scenario: 'weekend',
+    k: 10,
+  };
+  const nativeOf = (req) => JSON.parse(execFileSync(LOCALREC_BIN, ['inspect', dir, '--recommend', '-'], {
+    input: JSON.stringify(req), maxBuffer: 1 << 26,
+  }).toString());
+  const native = nativeOf(request);
+  const nativeScenario = nativeOf(inScenario);
+  const r = await page.evaluate(async ([request, inScenario, url]) => {
+    const { Catalog } = await import('/pkg/index.js');
+    const catalog = await Catalog.open(url, { wait: 'all' });
+    const recs = await catalog.recommend(request);
+    const scenario = await catalog.recommend(inScenario);
+    const scenarios = catalog.manifest.scenarios;
+    const diverse = await catalog.recommend({ ...request, diversity: 0.7 });
+    let badType = null;
+    try {
+      await catalog.recommend({ events: [{ itemId: '1', type: 'stare' }] });
+    } catch (e) {
+      badType = { code: e.code, message: e.message };
+    }
+    const cold = await catalog.recommend({ k: 5 });
+    await catalog.close();
+    // The same request scored on WebGPU (SwiftShader here) in the WebGPU build.
+    const gpuCatalog = await Catalog.open(url, { wait: 'all', backend: 'webgpu' });
+    const gpu = await gpuCatalog.recommend(request);
+    const scoring = gpuCatalog.scoring;
+    await gpuCatalog.close();
+    return { recs, diverse, badType, cold, gpu, scoring, scenario, scenarios };
+  }, [request, inScenario, url]);
+  assert.deepEqual(r.scenarios, ['weekday', 'weekend'], 'make catalog derives weekday/weekend scenarios');
+  assert.deepEqual(r.scenario.warnings, []);
+  assert.deepEqual(r.scenario.results.map((x) => x.itemId), nativeScenario.results.map((x) => x.itemId));
+  for (let i = 0; i < nativeScenario.results.length; i++) {
+    const [got, want] = [r.scenario.results[i].predictedRating, nativeScenario.results[i].predictedRating];
+    assert.ok(typeof got === 'number' && got >= 0.5 && got <= 5 && Math.abs(got - want) < 1e-3, `predictedRating ${i}: ${got} vs ${want}`);
+  }
+  assert.deepEqual(r.recs.results.map((x) => x.itemId), native.results.map((x) => x.itemId));
+  for (let i = 0; i < native.results.length; i++) {
+    assert.ok(Math.abs(r.recs.results[i].score - native.results[i].score) < 1e-3, `result ${i}`);
+    assert.deepEqual(r.recs.results[i].because?.itemId, native.results[i].because?.itemId);
+  }
+  const ids = r.recs.results.map((x) => x.itemId);
+  for (const acted of ['1', '2355', '3114', '296']) assert.ok(!ids.includes(acted), `${acted} was acted on`);
+  assert.ok(r.recs.results.every((x) => ['1', '2355', '3114'].includes(x.because?.itemId)), 'every reason is a liked film');
+  assert.equal(r.recs.partial, false);
+  assert.equal(r.recs.warnings.length, 1);
+  assert.match(r.recs.warnings[0], /no-such-film/);
+  assert.notDeepEqual(r.diverse.results.map((x) => x.itemId), ids, 'diversity changes the list');
+  assert.equal(r.badType?.code, 'localrec/input');
+  assert.match(r.badType.message, /unknown event type "stare"/);
+  assert.equal(r.cold.results.length, 5, 'a profile with nothing in it still gets popular items');
+  assert.equal(r.scoring, 'webgpu', 'backend webgpu scores on WebGPU');
+  assert.deepEqual(r.gpu.results.map((x) => x.itemId), ids, 'WebGPU ranks as the CPU does');
+  for (let i = 0; i < ids.length; i++) assert.ok(Math.abs(r.gpu.results[i].score - r.recs.results[i].score) < 1e-3, `webgpu result ${i}`);
 }

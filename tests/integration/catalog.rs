@@ -35,7 +35,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn localrec(args: &[&str]) -> Output {
+pub(super) fn localrec(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_localrec"));
     cmd.args(args);
     for var in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"] {
@@ -48,7 +48,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn succeed(args: &[&str]) -> serde_json::Value {
+pub(super) fn succeed(args: &[&str]) -> serde_json::Value {
     let out = localrec(args);
     assert!(out.status.success(), "localrec {args:?} failed: {}", stderr(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -56,7 +56,7 @@ fn succeed(args: &[&str]) -> serde_json::Value {
 }
 
 /// Asserts the run failed without a panic and returns its stderr.
-fn fail(args: &[&str]) -> String {
+pub(super) fn fail(args: &[&str]) -> String {
     let out = localrec(args);
     let err = stderr(&out);
     assert!(!out.status.success(), "localrec {args:?} should fail; stderr: {err}");
@@ -84,14 +84,14 @@ fn scratch_root() -> &'static PathBuf {
 }
 
 /// A fresh, empty scratch path (not created).
-fn scratch(name: &str) -> PathBuf {
+pub(super) fn scratch(name: &str) -> PathBuf {
     let dir = scratch_root().join(name);
     std::fs::remove_dir_all(&dir).ok();
     std::fs::create_dir_all(scratch_root()).unwrap();
     dir
 }
 
-fn s(p: &Path) -> &str {
+pub(super) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

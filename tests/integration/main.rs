@@ -6,6 +6,7 @@
 //! - `catalog`: `localrec build`, `merge` and `inspect` on a slice of ml-latest-small.
 //! - `fuzz_regressions`: the fuzz targets' saved inputs (tests/fixtures/fuzz-regressions/)
 //!   and seed corpus, through the targets' own code (fuzz/harness.rs).
+//! - `spark`: a real Spark ALS model imported; fold-in parity with Spark's user factors.
 //! - `fuzz_bounded`: the same targets fuzzed for a time budget each on stable
 //!   (`LOCALREC_FUZZ_SECONDS`, default 20).
 
@@ -16,3 +17,4 @@ mod common;
 mod fuzz_bounded;
 mod fuzz_regressions;
 mod parity;
+mod spark;

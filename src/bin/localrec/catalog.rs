@@ -7,7 +7,6 @@
 //! at the end, and writes the manifest last.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,7 +14,7 @@ use std::time::Instant;
 use localrec::catalog::build::{
     self, CatalogHead, CollaborativeSide, DEFAULT_SHARD_BYTES, FieldHasher, PARTS_DIR, Part, PartFile, hex,
 };
-use localrec::catalog::input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
+use localrec::catalog::input::{Interactions, ScenarioRule, SourceItem};
 use localrec::catalog::shard::MAX_RECORD_BYTES;
 use localrec::catalog::{CatalogEncoder, MANIFEST_FILE, QuantizedRow, ShardEntry};
 use localrec::encoder::web::{self, FileEntry, ModelManifest, WebFile, export_web, sha256_hex};
@@ -23,8 +22,11 @@ use localrec::native::{NativeBackend, read_input, read_model_dir, rename, write_
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::sparse::Csr;
 use localrec::scorer::train::{LogExtras, TrainConfig, TrainProgress, Tuning, train_tuned};
+use localrec::scorer::imported::ImportedFactors;
 use localrec::scorer::tune::TuneOptions;
 use localrec::{Encoder, Error, ErrorKind, ModelFiles, Result};
+
+use super::progress::Progress;
 
 /// Folder (under OUT) of build state that is not part of the catalog.
 const BUILD_DIR: &str = ".build";
@@ -87,6 +89,17 @@ pub struct BuildArgs {
     /// Testing: stop with an error once this many items were encoded (checkpoint kept).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
+    #[command(flatten)]
+    item_columns: super::columns::ItemColumnArgs,
+    #[command(flatten)]
+    interaction_columns: super::columns::InteractionColumnArgs,
+    #[command(flatten)]
+    spark: super::spark::SparkAlsArgs,
+    /// Item embeddings computed elsewhere instead of encoding here: Parquet (a file or a
+    /// folder of part files) with columns id and a list<float> of the --model encoder's
+    /// width, e.g. from `localrec embed --items` on Spark executors.
+    #[arg(long, conflicts_with_all = ["part", "stop_after"])]
+    embeddings: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -182,17 +195,6 @@ fn interactions_report(file: &str, i: &Interactions) -> serde_json::Value {
     })
 }
 
-fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
-    (len > 0 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(len as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("encoding {bar:40} {pos}/{len} items, {per_sec}, eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    })
-}
-
 /// Removes a folder and its contents if it exists.
 fn remove_dir(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
@@ -259,7 +261,7 @@ impl EncodeJob<'_> {
         if reused > 0 {
             eprintln!("resuming: {reused} items from the checkpoint, {total} to encode");
         }
-        let bar = progress_bar(total);
+        let mut progress = Progress::new("encoding", "items", total as u64);
         let mut encoded = 0;
         for chunk in todo {
             let embeddings = self.encoder.embed_tokens(&self.sequences[chunk.clone()], self.batch)?;
@@ -271,21 +273,15 @@ impl EncodeJob<'_> {
                 rows[i - base] = Some(self.quantize(i, e)?);
             }
             encoded += chunk.len();
-            if let Some(bar) = &bar {
-                bar.inc(chunk.len() as u64);
-            }
+            progress.inc(chunk.len() as u64);
             if self.stop_after.is_some_and(|n| encoded >= n) {
-                if let Some(bar) = &bar {
-                    bar.abandon();
-                }
+                progress.finish();
                 return Err(input_error(format!(
                     "stopped after encoding {encoded} items (--stop-after); the checkpoint is kept: run the same command again to resume"
                 )));
             }
         }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        progress.finish();
         let rows = rows
             .into_iter()
             .map(|r| r.ok_or_else(|| Error::new(ErrorKind::Backend, "an item was not encoded")))
@@ -294,16 +290,50 @@ impl EncodeJob<'_> {
     }
 }
 
-struct TrainMessages;
+/// Training's messages: each stage, and each ALS iteration with its time and an ETA.
+struct TrainMessages {
+    /// ALS iterations per run.
+    iterations: usize,
+    /// When the current stage started.
+    started: Instant,
+}
+
+impl TrainMessages {
+    fn new(iterations: usize) -> Self {
+        TrainMessages { iterations, started: Instant::now() }
+    }
+}
 
 impl TrainProgress for TrainMessages {
     fn stage(&mut self, name: &str) {
+        self.started = Instant::now();
         eprintln!("training: {name}");
     }
 
     fn trial(&mut self, trial: &localrec::scorer::tune::Trial) {
         eprintln!("{}", super::tuning::trial_line(trial));
     }
+
+    fn als_iteration(&mut self, iteration: usize) {
+        let each = self.started.elapsed().as_secs_f64() / iteration.max(1) as f64;
+        let left = self.iterations.saturating_sub(iteration) as f64 * each;
+        eprintln!("training: als iteration {iteration}/{}, {each:.1} s each, eta {left:.0} s", self.iterations);
+    }
+}
+
+/// The training config and tuner options with Spark's factors in: the ALS width, reg
+/// and alpha are the imported model's (the tuner searches only the rest: item-item, blend).
+pub(crate) fn with_imported(mut cfg: TrainConfig, mut opts: TuneOptions, imported: Option<ImportedFactors>) -> (TrainConfig, TuneOptions) {
+    if let Some(f) = &imported {
+        cfg.als.factors = f.factors;
+        cfg.als.reg = f.reg;
+        cfg.als.alpha = f.alpha;
+        opts.factors = vec![f.factors];
+        opts.reg = vec![f.reg];
+        opts.alpha = vec![f.alpha];
+    }
+    cfg.imported = imported;
+    (cfg, opts)
 }
 
 /// What the log says besides positives: each positive's scenario (its latest event's)
@@ -413,7 +443,7 @@ pub(crate) fn train_side(
     }
     let t = Instant::now();
     let device = NativeBackend::Cpu.device()?;
-    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, opts, extras, &device, &mut TrainMessages)?;
+    let (trained, tuning) = train_tuned(&matrix, &embeddings, dims, cfg, opts, extras, &device, &mut TrainMessages::new(cfg.als.iterations))?;
     eprintln!(
         "trained the collaborative side in {:.1} s: {} users, {} positives, k = {}, item-item rank {}, {} scenarios, rating head: {}, {} items from text only",
         t.elapsed().as_secs_f64(),
@@ -460,14 +490,14 @@ pub fn build(args: BuildArgs) -> Result<()> {
 
     // 1. Every input is read and checked before OUT is touched.
     let items_name = display(&args.items);
-    let items = parse_items(&read_input(&args.items)?, &items_name)?;
+    let items = args.item_columns.parse(&read_input(&args.items)?, &items_name)?;
     eprintln!("read {} items from {items_name}", items.len());
     let (interactions, interactions_digest) = match &args.interactions {
         Some(path) => {
             let bytes = read_input(path)?;
             let index: HashMap<&str, u32> =
                 items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
-            let mut parsed = parse_interactions(&bytes, &display(path), &index)?;
+            let mut parsed = args.interaction_columns.parse(&bytes, &display(path), &index)?;
             if let Some(rule) = args.scenario {
                 parsed.derive_scenarios(rule).map_err(|e| e.context(display(path)))?;
             }
@@ -494,15 +524,32 @@ pub fn build(args: BuildArgs) -> Result<()> {
     let encoder_id = catalog_encoder(&web_files, &web_manifest)?;
     let encoder = Encoder::load(&files, &args.backend.device()?)?;
     let dims = encoder.dims();
-    let sequences = items
-        .iter()
-        .map(|it| {
-            encoder
-                .tokenizer()
-                .encode(&it.encoder_text())
-                .map_err(|e| e.context(format!("{items_name}:{}: item {:?}", it.line, it.id)))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Imported embeddings are checked here, before OUT is touched; then nothing is encoded.
+    let imported_rows = match &args.embeddings {
+        Some(path) => {
+            let values = super::spark::imported_embeddings(path, &items, &items_name, &encoder)?;
+            let rows = items
+                .iter()
+                .zip(values.chunks_exact(dims))
+                .map(|(it, e)| build::quantize_checked(e, || format!("{}: item {:?}", path.display(), it.id)))
+                .collect::<Result<Vec<_>>>()?;
+            eprintln!("read {} embeddings from {}", rows.len(), path.display());
+            Some(rows)
+        }
+        None => None,
+    };
+    let sequences = match imported_rows {
+        Some(_) => Vec::new(),
+        None => items
+            .iter()
+            .map(|it| {
+                encoder
+                    .tokenizer()
+                    .encode(&it.encoder_text())
+                    .map_err(|e| e.context(format!("{items_name}:{}: item {:?}", it.line, it.id)))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
 
     // 2. The collaborative side's shape (trained once the embeddings exist) and the shard plan.
     let train_cfg = match &interactions {
@@ -513,9 +560,15 @@ pub fn build(args: BuildArgs) -> Result<()> {
                 ));
             }
             localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
-            let opts = args.tune.options()?;
-            let cfg = args.tune.base(TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() });
-            Some((cfg, opts))
+            let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+            let imported = args.spark.imported(&index, items.len())?;
+            let start = TrainConfig { short_tolerance: args.short_tolerance, ..TrainConfig::default() };
+            Some(with_imported(args.tune.base(start), args.tune.options()?, imported))
+        }
+        _ if args.spark.spark_als.is_some() => {
+            return Err(input_error(
+                "--spark-als needs --interactions (and no --no-train): the log trains the item-item model, the text map and the blend over Spark's factors",
+            ));
         }
         _ => None,
     };
@@ -525,8 +578,12 @@ pub fn build(args: BuildArgs) -> Result<()> {
         _ => None,
     };
     let factor_dims = match (&train_cfg, &extras) {
-        // The tuner chooses `k + 2r` within the budget: shards are cut for the widest.
-        (Some(_), Some(e)) => args.tune.max_record_dims() + e.scenario_names.len() + usize::from(e.has_ratings()),
+        // The tuner chooses `k + 2r` within the budget: shards are cut for the widest; an
+        // imported ALS width is what it is.
+        (Some((c, _)), Some(e)) => {
+            let widest = args.tune.max_record_dims().max(c.imported.as_ref().map_or(0, |f| f.factors));
+            widest + e.scenario_names.len() + usize::from(e.has_ratings())
+        }
         _ => 0,
     };
     let has_bias = train_cfg.is_some();
@@ -577,11 +634,14 @@ pub fn build(args: BuildArgs) -> Result<()> {
         h.finish()
     };
 
-    // 3. Encode, resuming from the checkpoint. Only now is OUT created.
+    // 3. Encode, resuming from the checkpoint (unless the embeddings were imported). Only
+    // now is OUT created.
     let build_dir = out.join(BUILD_DIR);
     let checkpoint = build_dir.join(format!("{CHECKPOINT_PREFIX}{}", &hex(&key)[..16]));
-    std::fs::create_dir_all(&checkpoint).map_err(|e| io_error(format!("cannot create {}", checkpoint.display()), e))?;
-    if args.part.is_none() {
+    if imported_rows.is_none() {
+        std::fs::create_dir_all(&checkpoint).map_err(|e| io_error(format!("cannot create {}", checkpoint.display()), e))?;
+    }
+    if args.part.is_none() && build_dir.is_dir() {
         // Checkpoints of other inputs are stale. (Parts leave them: parts of one build
         // may run side by side in one folder.)
         for entry in std::fs::read_dir(&build_dir)
@@ -604,7 +664,10 @@ pub fn build(args: BuildArgs) -> Result<()> {
         batch: args.batch,
         stop_after: args.stop_after,
     };
-    let encoded = job.run()?;
+    let encoded = match imported_rows {
+        Some(rows) => Encoded { base: 0, rows, encoded: 0, reused: 0 },
+        None => job.run()?,
+    };
 
     // 4. Train the collaborative side on the embeddings as the browser will see them.
     let mut tuning = None;
@@ -747,6 +810,7 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     let parts_dir = out.join(PARTS_DIR);
     let manifest = build::merge_parts(&read_parts(&parts_dir)?)?;
     // The parts' files must still be what the parts wrote.
+    let mut progress = Progress::new("verifying", "shards", manifest.shards.len() as u64);
     for (i, shard) in manifest.shards.iter().enumerate() {
         let path = out.join(&shard.path);
         let bytes = std::fs::read(&path)
@@ -757,7 +821,9 @@ pub fn merge(args: MergeArgs) -> Result<()> {
                 format!("shard {i} ({}) changed since its part was built (size or sha256 differ)", shard.path),
             ));
         }
+        progress.inc(1);
     }
+    progress.finish();
     let weights = out.join(MODEL_DIR).join("model.safetensors");
     let bytes = std::fs::read(&weights).map_err(|e| io_error(format!("cannot read {}", weights.display()), e))?;
     if sha256_hex(&bytes) != manifest.encoder.weights_sha256 {

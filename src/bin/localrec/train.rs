@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use localrec::catalog::build::shard_path;
-use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_interactions, parse_shard, write_shard};
+use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_shard, write_shard};
 use localrec::encoder::web::sha256_hex;
 use localrec::native::{read_input, rename, write_atomic, write_temp};
 use localrec::scorer::train::TrainConfig;
@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    interaction_columns: super::columns::InteractionColumnArgs,
+    #[command(flatten)]
+    spark: super::spark::SparkAlsArgs,
 }
 
 /// `localrec train`.
@@ -63,7 +67,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
     let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
     let log = args.interactions.display().to_string();
-    let mut interactions = parse_interactions(&read_input(&args.interactions)?, &log, &index)?;
+    let mut interactions = args.interaction_columns.parse(&read_input(&args.interactions)?, &log, &index)?;
     if let Some(rule) = args.scenario {
         interactions.derive_scenarios(rule).map_err(|e| e.context(&log))?;
     }
@@ -78,7 +82,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if let Some(chosen) = manifest.collaborative.as_ref().and_then(|c| c.tuning.as_ref()).map(|t| &t["chosen"]) {
         start = super::tuning::TuneArgs::previous(chosen, start);
     }
-    let cfg = args.tune.base(start);
+    let imported = args.spark.imported(&index, items.len())?;
+    let (cfg, opts) = super::catalog::with_imported(args.tune.base(start), opts, imported);
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
     let dims = manifest.encoder.dims;
     let (side, tuning) = super::catalog::train_side(&cfg, &opts, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;
