@@ -84,6 +84,8 @@ pub fn gc(args: GcArgs) -> Result<()> {
     }
     unnamed.sort();
     let due = age >= args.grace;
+    // Sized once, before anything is removed.
+    let unnamed_bytes: u64 = unnamed.iter().filter_map(|rel| std::fs::metadata(dir.join(rel)).ok()).map(|m| m.len()).sum();
     let mut removed = Vec::new();
     if due && !args.dry_run {
         for rel in &unnamed {
@@ -92,9 +94,6 @@ pub fn gc(args: GcArgs) -> Result<()> {
             removed.push(rel.clone());
         }
     }
-    let bytes = |list: &[String]| -> u64 {
-        list.iter().filter_map(|rel| std::fs::metadata(dir.join(rel)).ok()).map(|m| m.len()).sum()
-    };
     if !due {
         eprintln!(
             "kept {} files the manifest no longer names: it has been in place {} s of the {} s grace period",
@@ -103,7 +102,7 @@ pub fn gc(args: GcArgs) -> Result<()> {
             args.grace.as_secs()
         );
     } else if args.dry_run {
-        eprintln!("would remove {} files ({} bytes) the manifest no longer names", unnamed.len(), bytes(&unnamed));
+        eprintln!("would remove {} files ({} bytes) the manifest no longer names", unnamed.len(), unnamed_bytes);
     } else {
         eprintln!("removed {} files the manifest no longer names from {}", removed.len(), dir.display());
     }
@@ -113,7 +112,7 @@ pub fn gc(args: GcArgs) -> Result<()> {
             "manifest_age_seconds": age.as_secs(),
             "grace_seconds": args.grace.as_secs(),
             "unnamed": unnamed,
-            "unnamed_bytes": if removed.is_empty() { bytes(&unnamed) } else { 0 },
+            "unnamed_bytes": if removed.is_empty() { unnamed_bytes } else { 0 },
             "removed": removed,
             "dry_run": args.dry_run,
         });
