@@ -25,7 +25,10 @@ pub mod error;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
-#[cfg(all(feature = "publish", not(target_arch = "wasm32")))]
+// The publisher's side reads files and trains on every core; the browser never needs it.
+#[cfg(all(feature = "publish", target_arch = "wasm32"))]
+compile_error!("the `publish` feature is the publisher's native side: build the wasm without it");
+#[cfg(feature = "publish")]
 pub mod publish;
 pub mod scorer;
 

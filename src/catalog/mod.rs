@@ -5,16 +5,20 @@
 //! The core only turns bytes into values and back: reading files or URLs is the
 //! caller's job (the CLI natively, the worker in the browser). `input` parses a
 //! publisher's item and interaction files, `build` holds the builder's logic (shard and
-//! part planning, checkpoint chunks, merging parts), and `store` holds a loaded catalog
-//! as its shards stream in (verified before use) and answers queries over it.
+//! part planning, checkpoint chunks, merging parts); both are the publisher's only
+//! (cargo feature `publish`, never in the wasm). `store` holds a loaded catalog as its
+//! shards stream in (verified before use) and answers queries over it.
 
+#[cfg(feature = "publish")]
 pub mod build;
+#[cfg(feature = "publish")]
 pub mod input;
 pub mod manifest;
 pub mod quantize;
 pub mod shard;
 pub mod store;
 
+#[cfg(feature = "publish")]
 pub use input::{Interactions, ScenarioRule, SourceItem, parse_interactions, parse_items};
 pub use manifest::{CatalogEncoder, Collaborative, MANIFEST_FILE, Manifest, Quantization, ShardEntry};
 pub use quantize::QuantizedRow;

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "publish")]
 use super::{BertConfig, ModelFiles, weights};
+#[cfg(feature = "publish")]
 use crate::error::{Error, ErrorKind, Result};
 
 /// Name of the manifest file in a web model folder.
@@ -56,6 +58,7 @@ pub struct EncoderIdentity {
 }
 
 /// A file to write, with its bytes.
+#[cfg(feature = "publish")]
 #[derive(Clone, Debug)]
 pub struct WebFile {
     /// Path relative to the output folder.
@@ -69,7 +72,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Builds the web copy of `files`: the files to write, the manifest last.
+/// Builds the web copy of `files`: the files to write, the manifest last. The
+/// publisher's only (cargo feature `publish`): the browser reads web copies.
+#[cfg(feature = "publish")]
 pub fn export_web(files: &ModelFiles, name: &str) -> Result<Vec<WebFile>> {
     let config = BertConfig::from_json(&files.config, files.sentence_config.as_deref())?;
     // Fail now, not in the browser, if the tokenizer cannot be read.

@@ -29,7 +29,9 @@ use std::collections::BTreeMap;
 
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use half::{bf16, f16};
+use half::bf16;
+#[cfg(feature = "publish")]
+use half::f16;
 use safetensors::{Dtype, SafeTensors};
 
 use super::config::BertConfig;
@@ -291,7 +293,9 @@ pub fn build_model(tensors: &NamedTensors, config: &BertConfig, device: &Device)
 
 /// Serialises localrec-named tensors as f16 safetensors, the web copy's weights.
 ///
-/// Refuses values that f16 cannot hold (they would become infinities).
+/// Refuses values that f16 cannot hold (they would become infinities). The publisher's
+/// only (cargo feature `publish`).
+#[cfg(feature = "publish")]
 pub fn to_web_safetensors(tensors: &NamedTensors) -> Result<Vec<u8>> {
     let mut halves: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
@@ -320,6 +324,8 @@ pub fn to_web_safetensors(tensors: &NamedTensors) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     fn tiny_config() -> BertConfig {

@@ -1,15 +1,15 @@
 //! Weighted implicit ALS (Hu, Koren and Volinsky 2008): confidence `1 + alpha * value`
 //! on observed entries, preference 1 there and 0 elsewhere, L2 `reg` on both sides.
-//! Training (native, parallel) solves each side with a few warm-started conjugate
+//! Training (the `publish` feature; parallel) solves each side with a few warm-started conjugate
 //! gradient steps (Takács et al. 2011), which costs `O(nnz k + rows k^2)` per sweep.
 //! The user side on the device is the exact solve: see `profile`.
-#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#![cfg_attr(not(feature = "publish"), allow(dead_code))]
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 use super::linalg::{axpy, dot};
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 use super::sparse::Csr;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 use crate::error::{Error, ErrorKind, Result};
 
 /// ALS settings.
@@ -82,7 +82,7 @@ pub fn gram(y: &[f32], k: usize) -> Vec<f64> {
 /// Trains and returns the item factors, `items x factors` row-major (the user factors
 /// are not kept: users are folded in on their own device). `progress` hears each
 /// finished sweep. Deterministic for a seed, whatever the thread count.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub fn train(user_items: &Csr, cfg: &AlsConfig, progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>> {
     let mut state = Als::new(user_items, cfg)?;
     state.run_to(cfg.iterations, progress);
@@ -93,7 +93,7 @@ pub fn train(user_items: &Csr, cfg: &AlsConfig, progress: &mut dyn FnMut(usize))
 /// then continues the promising ones from where they stopped (a warm start) rather
 /// than from new random factors. Sweeping to `n` in steps gives the factors of one run
 /// of `n` sweeps.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub struct Als<'a> {
     user_items: &'a Csr,
     item_users: Csr,
@@ -103,7 +103,7 @@ pub struct Als<'a> {
     done: usize,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 impl<'a> Als<'a> {
     /// Seeded initial factors for `cfg` (its `iterations` is not used here).
     pub fn new(user_items: &'a Csr, cfg: &AlsConfig) -> Result<Als<'a>> {
@@ -144,7 +144,7 @@ impl<'a> Als<'a> {
 }
 
 /// One half-sweep: updates every row of `x` against the fixed factors `y`.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 fn sweep(m: &Csr, y: &[f32], x: &mut [f32], cfg: &AlsConfig) {
     use rayon::prelude::*;
     let k = cfg.factors;
@@ -160,7 +160,7 @@ fn sweep(m: &Csr, y: &[f32], x: &mut [f32], cfg: &AlsConfig) {
 
 /// Conjugate gradient on `(Y^T Y + reg I + Y_u^T (C_u - I) Y_u) x = Y_u^T C_u 1`,
 /// starting from `x` (`yty` already holds `reg` on its diagonal).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 #[allow(clippy::too_many_arguments)]
 fn cg_row(yty: &[f32], y: &[f32], k: usize, idx: &[u32], val: &[f32], alpha: f32, steps: usize, x: &mut [f32]) {
     let times_a = |v: &[f32], out: &mut [f32]| {
@@ -196,7 +196,7 @@ fn cg_row(yty: &[f32], y: &[f32], k: usize, idx: &[u32], val: &[f32], alpha: f32
     }
 }
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(all(test, feature = "publish"))]
 mod tests {
     use super::*;
 

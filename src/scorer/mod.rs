@@ -12,9 +12,9 @@
 pub mod als;
 pub mod api;
 pub mod bench;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub mod ease;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub mod imported;
 pub mod linalg;
 pub mod metrics;
@@ -23,7 +23,7 @@ pub mod profile;
 pub mod rating;
 pub mod rank;
 pub mod sparse;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub mod train;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub mod tune;

@@ -1,11 +1,11 @@
 //! The rating head, the second task beside will-interact: a predicted star rating
 //! `mean + b_i + <w_u, [q_i, 1]>` over the implicit head's item factors `q_i`, so both
-//! heads share one item representation. Offline (native) the item rating biases `b_i`
+//! heads share one item representation. Offline (the `publish` feature) the item rating biases `b_i`
 //! and the training users' `w_u` are fitted by alternating ridge solves; on the device
 //! `w_u` is the same ridge solve over the user's own ratings (a `(k+1) x (k+1)` system).
 
 use super::linalg;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 use super::model::RatingHead;
 use super::model::{ItemSide, ScorerParams};
 use crate::error::{Error, ErrorKind, Result};
@@ -81,7 +81,7 @@ pub fn predict(items: &ItemSide, params: &ScorerParams, w: &[f32], i: usize) -> 
 /// Fits the rating head on `(user, item, rating)` triples over item factors `q`
 /// (`items x k`): the mean, then `rounds` alternations of the users' ridge solves and
 /// the items' shrunk residual means. Returns the head and each item's bias.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "publish")]
 pub fn train(
     ratings: &[(u32, u32, f32)],
     users: usize,
@@ -199,7 +199,7 @@ impl RatingErrors {
     }
 }
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(all(test, feature = "publish"))]
 mod tests {
     use super::*;
 
