@@ -1,14 +1,19 @@
 //! Native-only helpers around the I/O-free core: reading a model folder, starting a
-//! burn device by name, and the file handling of `localrec build` (atomic writes,
-//! gzipped inputs). The browser build does none of this (JavaScript fetches the files
-//! and the wasm layer starts WebGPU asynchronously).
+//! burn device by name, and (with the `publish` feature) the publisher's files: atomic
+//! writes, gzipped inputs, a model folder's web copy, and [`DirSink`], the folder the
+//! builder in `publish` writes through. The browser build does none of this (JavaScript
+//! fetches the files and the wasm layer starts WebGPU asynchronously).
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
 use crate::encoder::ModelFiles;
+#[cfg(feature = "publish")]
+use crate::encoder::web::{self, ModelManifest, WebFile};
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(feature = "publish")]
+use crate::publish::Sink;
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
@@ -85,6 +90,123 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes.as_slice()), &mut out)
         .map_err(|e| Error::with_source(ErrorKind::Input, format!("{}: not a valid gzip file", path.display()), e))?;
     Ok(out)
+}
+
+/// The model's web copy: the folder's own files when it already is one (its manifest
+/// checked), else a fresh `export-web` of it.
+#[cfg(feature = "publish")]
+pub fn web_copy(dir: &Path, files: &ModelFiles) -> Result<(Vec<WebFile>, ModelManifest)> {
+    let manifest_path = dir.join(web::MANIFEST_FILE);
+    let existing = std::fs::read(&manifest_path).ok().and_then(|b| {
+        let m: ModelManifest = serde_json::from_slice(&b).ok()?;
+        (m.format == web::MANIFEST_FORMAT).then_some((m, b))
+    });
+    if let Some((manifest, bytes)) = existing {
+        let mut out = Vec::new();
+        for f in &manifest.files {
+            if !crate::catalog::manifest::is_safe_relative_path(&f.path) {
+                return Err(Error::new(
+                    ErrorKind::Format,
+                    format!("{}: unsafe path {:?}", manifest_path.display(), f.path),
+                ));
+            }
+            let path = dir.join(&f.path);
+            let data = std::fs::read(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+            if data.len() as u64 != f.bytes || web::sha256_hex(&data) != f.sha256 {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!("{} does not match the size and sha256 in {}", path.display(), manifest_path.display()),
+                ));
+            }
+            out.push(WebFile { path: f.path.clone(), bytes: data });
+        }
+        out.push(WebFile { path: web::MANIFEST_FILE.into(), bytes });
+        return Ok((out, manifest));
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let out = web::export_web(files, &name)?;
+    let manifest_bytes =
+        out.iter().find(|f| f.path == web::MANIFEST_FILE).map(|f| f.bytes.as_slice()).unwrap_or_default();
+    let manifest = serde_json::from_slice(manifest_bytes)
+        .map_err(|e| Error::with_source(ErrorKind::Config, "export-web wrote an unreadable manifest", e))?;
+    Ok((out, manifest))
+}
+
+/// A catalog folder as the builder's [`Sink`]: atomic writes ([`write_atomic`]), staged
+/// files renamed together on commit.
+#[cfg(feature = "publish")]
+pub struct DirSink {
+    root: PathBuf,
+    /// (temporary, final) paths written by `stage`, not yet renamed.
+    staged: Vec<(PathBuf, PathBuf)>,
+}
+
+#[cfg(feature = "publish")]
+impl DirSink {
+    /// The folder `root` (created on the first write).
+    pub fn new(root: impl Into<PathBuf>) -> DirSink {
+        DirSink { root: root.into(), staged: Vec::new() }
+    }
+
+    fn path(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+#[cfg(feature = "publish")]
+impl Sink for DirSink {
+    fn read(&mut self, path: &str) -> Result<Vec<u8>> {
+        let path = self.path(path);
+        std::fs::read(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))
+    }
+
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.path(path), bytes)
+    }
+
+    fn stage(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(path);
+        let tmp = write_temp(&path, bytes)?;
+        self.staged.push((tmp, path));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        for (tmp, path) in std::mem::take(&mut self.staged) {
+            rename(&tmp, &path)?;
+        }
+        Ok(())
+    }
+
+    fn create_dir(&mut self, path: &str) -> Result<()> {
+        let path = self.path(path);
+        std::fs::create_dir_all(&path).map_err(|e| io_error(format!("cannot create {}", path.display()), e))
+    }
+
+    fn list(&mut self, path: &str) -> Result<Vec<String>> {
+        let path = self.path(path);
+        if !path.is_dir() {
+            return Ok(Vec::new());
+        }
+        let entries = std::fs::read_dir(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
+        Ok(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+    }
+
+    fn remove_dir(&mut self, path: &str) -> Result<()> {
+        let path = self.path(path);
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_error(format!("cannot remove {}", path.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn tidy(&mut self, path: &str) {
+        let path = self.path(path);
+        // A folder that still holds files (another part's chunks) is left as it is.
+        let _ = if path.is_dir() { std::fs::remove_dir(&path) } else { std::fs::remove_file(&path) };
+    }
 }
 
 /// A compute backend selectable natively.

@@ -13,13 +13,16 @@ use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::model::Blend;
 use localrec::scorer::sparse::Csr;
 use localrec::scorer::ease;
+use localrec::publish::report::{blend_json, scenario_json, search_json, short_json};
 use localrec::scorer::train::{
-    EvalUser, LogExtras, POPULARITY_GRID, SEMANTIC_GRID, TrainConfig, TrainProgress, Trained, accuracy, blend_grid,
+    EvalUser, LogExtras, POPULARITY_GRID, SEMANTIC_GRID, TrainConfig, Trained, accuracy, blend_grid,
     covered_items, evaluate, restrict_columns, scenario_ablation, scorer_for, split_by_scenario, train, train_reusing, tune_blend,
     tune_scenarios, tune_short_blend,
 };
 use localrec::scorer::tune::{item_item_sums, tune};
 use localrec::{Encoder, Error, ErrorKind, Result};
+
+use super::progress::{Lines, Progress};
 
 /// `localrec eval` arguments.
 #[derive(clap::Args)]
@@ -106,18 +109,6 @@ fn blends(hybrid: Blend) -> [Blend; 5] {
 const ABLATION: [(&str, fn(&Blend) -> f32); 3] =
     [("without_item_item", |b| b.item_item), ("without_semantic", |b| b.semantic), ("without_popularity", |b| b.popularity)];
 
-struct Stderr;
-
-impl TrainProgress for Stderr {
-    fn stage(&mut self, name: &str) {
-        eprintln!("  training: {name}");
-    }
-
-    fn trial(&mut self, trial: &localrec::scorer::tune::Trial) {
-        eprintln!("{}", super::tuning::trial_line(trial));
-    }
-}
-
 /// The candidates: catalog indices of the items in the training file, in ascending
 /// item id (numeric when every id is a number), which is the protocol's tie order.
 struct Candidates {
@@ -200,11 +191,6 @@ fn users(
         .collect()
 }
 
-fn blend_json(b: &Blend) -> serde_json::Value {
-    let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
-    serde_json::json!({"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity)})
-}
-
 fn row(s: &MetricSums) -> serde_json::Value {
     let (r, n20, n100) = s.means();
     let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
@@ -234,12 +220,15 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let encoder = Encoder::load(&read_model_dir(&args.model)?, &args.backend.device()?)?;
     let dims = encoder.dims();
     let t = Instant::now();
-    let mut embeddings = Vec::with_capacity(items.len() * dims);
+    let mut embeddings = Vec::with_capacity(items.len().saturating_mul(dims));
+    let mut encoding = Progress::new("encoding", "items", items.len() as u64);
     for chunk in items.chunks(256) {
         let texts: Vec<String> = chunk.iter().map(SourceItem::encoder_text).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         embeddings.extend_from_slice(&encoder.embed(&refs)?.data);
+        encoding.inc(chunk.len() as u64);
     }
+    encoding.finish();
     eprintln!("encoded {} item texts in {:.1} s", items.len(), t.elapsed().as_secs_f64());
     let candidate_embeddings = |c: &Candidates| -> Vec<f32> {
         c.catalog.iter().flat_map(|&i| embeddings[i as usize * dims..(i as usize + 1) * dims].iter().copied()).collect()
@@ -267,6 +256,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         );
     }
     let device = NativeBackend::Cpu.device()?;
+    let mut lines = Lines::new(base.als.iterations, opts.budget);
     let split_users = |name: &str, c: &Candidates| -> Result<Vec<EvalUser>> {
         let f = read_split(&args.splits, &format!("{name}_foldin.csv"), &index)?;
         let h = read_split(&args.splits, &format!("{name}_holdout.csv"), &index)?;
@@ -276,7 +266,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let test = split_users("test", &candidates)?;
     let train_matrix = matrix(&train_rows, &candidates)?;
     let (cfg, search, reuse) =
-        tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut Stderr)?;
+        tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut lines)?;
     eprintln!(
         "chosen on {} validation users in {:.1} s ({} trials, {} skipped for the budget): k {}, reg {}, alpha {}, ease lambda {}, item-item rank {}",
         validation.len(),
@@ -291,7 +281,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     );
     let t = Instant::now();
     let trained: Trained =
-        train_reusing(&train_matrix, &candidate_embeddings(&candidates), dims, &cfg, &extras, &reuse, &mut Stderr)?;
+        train_reusing(&train_matrix, &candidate_embeddings(&candidates), dims, &cfg, &extras, &reuse, &mut lines)?;
     eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
     let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
     let (hybrid, _) = tune_blend(&scorer, &validation)?;
@@ -343,8 +333,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         report.insert(name.into(), models.into());
     }
     report.insert("blend".into(), blend_json(&hybrid));
-    report.insert("tuning".into(), super::tuning::search_json(&search));
-    report.insert("short_profile".into(), super::catalog::short_json(&short));
+    report.insert("tuning".into(), search_json(&search));
+    report.insert("short_profile".into(), short_json(&short));
 
     if let Some(log) = &scenario_log {
         let (val, tst) = (split_by_scenario(&validation), split_by_scenario(&test));
@@ -359,7 +349,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         ablation.insert("rule".into(), serde_json::json!(args.scenario.map(ScenarioRule::name)));
         for (name, groups) in [("validation", &val), ("test", &tst)] {
             let sums = scenario_ablation(&scorer, groups, hybrid, &tuned)?;
-            let mut rows = super::catalog::scenario_json(&tuned, &sums, row);
+            let mut rows = scenario_json(&tuned, &sums, row);
             rows["groups"] = serde_json::json!(groups.len());
             ablation.insert(name.into(), rows);
         }
@@ -391,7 +381,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             dims,
             &cfg,
             &LogExtras::default(),
-            &mut Stderr,
+            &mut lines,
         )?;
         let cold_scorer = scorer_for(&cold_trained, &candidate_embeddings(&cold_candidates), dims, &device)?;
         let only: Vec<u32> = cold_catalog.iter().map(|i| cold_candidates.position[i]).collect();

@@ -1,19 +1,23 @@
 //! `localrec train`: (re)trains the collaborative side of a built catalog from an
 //! interaction log, without encoding anything again: the shards' int8 embeddings are
-//! what the trainer reads (as in `build`), every shard is written again with the new
-//! factors under its new content's name, beside the old one, and the manifest is written
-//! last (`localrec gc` removes the old shards once no visitor can still be reading them).
+//! what the trainer reads (as in `build`); `localrec::publish::builder::retrain` writes
+//! every shard again with the new factors under its new content's name, beside the old
+//! one, and the manifest last (`localrec gc` removes the old shards once no visitor can
+//! still be reading them).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use localrec::catalog::build::shard_path;
-use localrec::catalog::{CatalogItem, MANIFEST_FILE, Manifest, QuantizedRow, parse_shard, write_shard};
-use localrec::encoder::web::sha256_hex;
-use localrec::native::{read_input, rename, write_atomic, write_temp};
+use localrec::Result;
+use localrec::catalog::QuantizedRow;
+use localrec::native::{DirSink, read_input};
+use localrec::publish::{Training, builder};
+use localrec::publish::collaborative::{log_extras, train_side, with_imported};
+use localrec::publish::report::tuning_json;
 use localrec::scorer::train::TrainConfig;
-use localrec::{Error, ErrorKind, Result};
+
+use super::progress::Lines;
 
 /// `localrec train` arguments.
 #[derive(clap::Args)]
@@ -53,18 +57,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let opts = args.tune.options()?;
     localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let dir = &args.catalog;
-    let manifest = Manifest::from_json(&read_input(&dir.join(MANIFEST_FILE))?)?;
-    let mut items: Vec<CatalogItem> = Vec::with_capacity(manifest.items as usize);
-    for (i, shard) in manifest.shards.iter().enumerate() {
-        let bytes = read_input(&dir.join(&shard.path))?;
-        if bytes.len() as u64 != shard.bytes || sha256_hex(&bytes) != shard.sha256 {
-            return Err(Error::new(ErrorKind::Integrity, format!("{}: does not match the manifest; rebuild the catalog", shard.path)));
-        }
-        let Some(expect) = manifest.expectation(i) else {
-            return Err(Error::new(ErrorKind::Format, format!("the manifest has no shard {i}")));
-        };
-        items.extend(parse_shard(&bytes, expect).map_err(|e| e.context(&shard.path))?.1);
-    }
+    let mut sink = DirSink::new(dir);
+    let (manifest, items) = builder::read_catalog(&mut sink)?;
     let index: HashMap<&str, u32> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
     let log = args.interactions.display().to_string();
     let mut interactions = args.interaction_columns.parse(&read_input(&args.interactions)?, &log, &index)?;
@@ -83,42 +77,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         start = super::tuning::TuneArgs::previous(chosen, start);
     }
     let imported = args.spark.imported(&index, items.len())?;
-    let (cfg, opts) = super::catalog::with_imported(args.tune.base(start), opts, imported);
+    let (cfg, opts) = with_imported(args.tune.base(start), opts, imported);
     let rows: Vec<QuantizedRow> = items.iter().map(|it| it.embedding.clone()).collect();
+    let mut lines = Lines::new(cfg.als.iterations, opts.budget);
+    let training = Training { config: cfg, options: opts, max_record_dims: 0, positive_rating: args.positive_rating };
+    let extras = log_extras(&interactions);
     let dims = manifest.encoder.dims;
-    let (side, tuning) = super::catalog::train_side(&cfg, &opts, &interactions, &super::catalog::log_extras(&interactions), &rows, dims, args.positive_rating)?;
-    localrec::catalog::build::check_collaborative(&side, items.len())?;
-
-    let factor_dims = side.manifest.dims;
-    let mut next = manifest.clone();
-    next.collaborative = Some(side.manifest.clone());
-    next.scenarios = side.scenarios.clone();
-    let mut temps = Vec::new();
-    let mut first = 0usize;
-    for (s, entry) in manifest.shards.iter().enumerate() {
-        let range = first..first + entry.items as usize;
-        let records: Vec<CatalogItem> = range
-            .clone()
-            .map(|i| CatalogItem {
-                factors: side.factors[i * factor_dims..(i + 1) * factor_dims].to_vec(),
-                bias: side.bias.as_ref().map(|b| b[i]),
-                ..items[i].clone()
-            })
-            .collect();
-        let bytes = write_shard(&records, first as u32, dims, factor_dims, side.manifest.bias)?;
-        // Under its new content's name, beside the old file (see `build::shard_path`).
-        let sha256 = sha256_hex(&bytes);
-        next.shards[s].path = shard_path(s, &sha256);
-        let path = dir.join(&next.shards[s].path);
-        temps.push((write_temp(&path, &bytes)?, path));
-        next.shards[s].bytes = bytes.len() as u64;
-        next.shards[s].sha256 = sha256;
-        first = range.end;
-    }
-    for (tmp, path) in &temps {
-        rename(tmp, path)?;
-    }
-    write_atomic(&dir.join(MANIFEST_FILE), &next.to_json()?)?;
+    let (side, tuning) = train_side(&training, &interactions, &extras, &rows, dims, &mut lines)?;
+    let next = builder::retrain(&mut sink, &manifest, &items, &side)?;
     let bytes: u64 = next.shards.iter().map(|s| s.bytes).sum();
     eprintln!(
         "trained {} in {:.1} s: {} items, {} shards, {bytes} bytes",
@@ -133,9 +99,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
             "items": items.len(),
             "shard_bytes": bytes,
             "collaborative": {
-                "dims": factor_dims,
+                "dims": side.manifest.dims,
                 "blend": side.manifest.params.get("blend"),
-                "tuning": tuning.as_ref().map(super::catalog::tuning_json),
+                "tuning": tuning.as_ref().map(tuning_json),
             },
             "seconds": started.elapsed().as_secs_f64(),
         });

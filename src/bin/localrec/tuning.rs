@@ -1,13 +1,12 @@
 //! The hyper-parameter flags `build`, `train` and `eval` share (the tuner's budget, the
 //! device's bytes per item, and the values a publisher may fix instead of searching),
-//! and how the tuner's report reads in their JSON, the manifest and on stderr.
+//! and how a trial reads on stderr (its JSON is `localrec::publish::report`).
 
 use std::time::Duration;
 
 use localrec::catalog::shard::MAX_FACTOR_DIMS;
-use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::train::TrainConfig;
-use localrec::scorer::tune::{DEFAULT_BUDGET_SECONDS, DEFAULT_RECORD_DIMS, Setting, Trial, TuneOptions, TuneReport};
+use localrec::scorer::tune::{DEFAULT_BUDGET_SECONDS, DEFAULT_RECORD_DIMS, Setting, Trial, TuneOptions};
 use localrec::{Error, ErrorKind, Result};
 
 /// Hyper-parameters: chosen on held-out users within `--tune-budget`, or fixed by a flag.
@@ -112,71 +111,7 @@ impl TuneArgs {
     }
 }
 
-/// Through text, so that 0.1f32 reads 0.1, not 0.10000000149011612.
-fn plain(x: f32) -> f64 {
-    x.to_string().parse::<f64>().unwrap_or(f64::NAN)
-}
-
-fn metrics(s: &MetricSums) -> serde_json::Value {
-    let (r, n20, n100) = s.means();
-    serde_json::json!({"recall@20": r, "ndcg@20": n20, "ndcg@100": n100})
-}
-
-/// One trial as JSON: its setting and validation metrics.
-fn trial_json(t: &Trial) -> serde_json::Value {
-    let mut v = match t.setting {
-        Setting::Als { factors, reg, alpha, iterations } => serde_json::json!({
-            "model": "als", "factors": factors, "reg": plain(reg), "alpha": plain(alpha), "iterations": iterations,
-        }),
-        Setting::ItemItem { lambda, items } => {
-            serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda), "items": items})
-        }
-        Setting::Layout { factors, item_rank } => {
-            serde_json::json!({"model": "hybrid", "factors": factors, "item_rank": item_rank})
-        }
-    };
-    v["validation"] = metrics(&t.sums);
-    v["seconds"] = serde_json::json!((t.seconds * 100.0).round() / 100.0);
-    v
-}
-
-/// The search as JSON (build and train summaries, the manifest, `eval --json`): the chosen
-/// values, then every trial in the order run with its validation metrics.
-pub fn search_json(r: &TuneReport) -> serde_json::Value {
-    serde_json::json!({
-        "chosen": {
-            "factors": r.factors,
-            "reg": plain(r.reg),
-            "alpha": plain(r.alpha),
-            "ease_lambda": plain(r.ease_lambda),
-            "item_rank": r.item_rank,
-            "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_mul(4),
-        },
-        "users": r.users,
-        "budget_seconds": r.budget_seconds,
-        "seconds": (r.seconds * 10.0).round() / 10.0,
-        "complete": r.skipped == 0,
-        "skipped": r.skipped,
-        "trials": r.trials.iter().map(trial_json).collect::<Vec<_>>(),
-    })
-}
-
-/// [`search_json`] without the wall times, for the manifest: two builds of the same input
-/// must give the same bytes (which they do when the search completed within its budget).
-pub fn search_manifest_json(r: &TuneReport) -> serde_json::Value {
-    let mut v = search_json(r);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("seconds");
-    }
-    if let Some(trials) = v["trials"].as_array_mut() {
-        trials.iter_mut().filter_map(|t| t.as_object_mut()).for_each(|t| {
-            t.remove("seconds");
-        });
-    }
-    v
-}
-
-/// One line on stderr per trial.
+/// A trial as a person reads it on stderr.
 pub fn trial_line(t: &Trial) -> String {
     let (r, n, _) = t.sums.means();
     let what = match t.setting {
@@ -186,5 +121,5 @@ pub fn trial_line(t: &Trial) -> String {
         Setting::ItemItem { lambda, items } => format!("item-item lambda {lambda} ({items} items)"),
         Setting::Layout { factors, item_rank } => format!("hybrid k {factors}, item-item rank {item_rank}"),
     };
-    format!("  tuning: {what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
+    format!("{what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
 }
