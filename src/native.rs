@@ -1,7 +1,6 @@
 //! Native-only helpers around the I/O-free core: reading a model folder, starting a
 //! burn device by name, and (with the `publish` feature) the publisher's files: atomic
-//! writes, gzipped inputs, a model folder's web copy, and [`DirSink`], the folder the
-//! builder in `publish` writes through. The browser build does none of this (JavaScript
+//! writes, gzipped inputs, a model folder's web copy. The browser build does none of this (JavaScript
 //! fetches the files and the wasm layer starts WebGPU asynchronously).
 
 use std::path::{Path, PathBuf};
@@ -12,8 +11,6 @@ use crate::encoder::ModelFiles;
 #[cfg(feature = "publish")]
 use crate::encoder::web::{self, ModelManifest, WebFile};
 use crate::error::{Error, ErrorKind, Result};
-#[cfg(feature = "publish")]
-use crate::publish::Sink;
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
@@ -130,83 +127,6 @@ pub fn web_copy(dir: &Path, files: &ModelFiles) -> Result<(Vec<WebFile>, ModelMa
     let manifest = serde_json::from_slice(manifest_bytes)
         .map_err(|e| Error::with_source(ErrorKind::Config, "export-web wrote an unreadable manifest", e))?;
     Ok((out, manifest))
-}
-
-/// A catalog folder as the builder's [`Sink`]: atomic writes ([`write_atomic`]), staged
-/// files renamed together on commit.
-#[cfg(feature = "publish")]
-pub struct DirSink {
-    root: PathBuf,
-    /// (temporary, final) paths written by `stage`, not yet renamed.
-    staged: Vec<(PathBuf, PathBuf)>,
-}
-
-#[cfg(feature = "publish")]
-impl DirSink {
-    /// The folder `root` (created on the first write).
-    pub fn new(root: impl Into<PathBuf>) -> DirSink {
-        DirSink { root: root.into(), staged: Vec::new() }
-    }
-
-    fn path(&self, path: &str) -> PathBuf {
-        self.root.join(path)
-    }
-}
-
-#[cfg(feature = "publish")]
-impl Sink for DirSink {
-    fn read(&mut self, path: &str) -> Result<Vec<u8>> {
-        let path = self.path(path);
-        std::fs::read(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))
-    }
-
-    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.path(path), bytes)
-    }
-
-    fn stage(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.path(path);
-        let tmp = write_temp(&path, bytes)?;
-        self.staged.push((tmp, path));
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<()> {
-        for (tmp, path) in std::mem::take(&mut self.staged) {
-            rename(&tmp, &path)?;
-        }
-        Ok(())
-    }
-
-    fn create_dir(&mut self, path: &str) -> Result<()> {
-        let path = self.path(path);
-        std::fs::create_dir_all(&path).map_err(|e| io_error(format!("cannot create {}", path.display()), e))
-    }
-
-    fn list(&mut self, path: &str) -> Result<Vec<String>> {
-        let path = self.path(path);
-        if !path.is_dir() {
-            return Ok(Vec::new());
-        }
-        let entries = std::fs::read_dir(&path).map_err(|e| io_error(format!("cannot read {}", path.display()), e))?;
-        Ok(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-    }
-
-    fn remove_dir(&mut self, path: &str) -> Result<()> {
-        let path = self.path(path);
-        match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io_error(format!("cannot remove {}", path.display()), e))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn tidy(&mut self, path: &str) {
-        let path = self.path(path);
-        // A folder that still holds files (another part's chunks) is left as it is.
-        let _ = if path.is_dir() { std::fs::remove_dir(&path) } else { std::fs::remove_file(&path) };
-    }
 }
 
 /// A compute backend selectable natively.

@@ -11,8 +11,9 @@
 
 use std::ops::Range;
 
-use super::collaborative::{log_extras, train_side};
-use super::{PublishProgress, Sink};
+use super::collaborative::{Training, log_extras, train_side};
+use super::progress::PublishProgress;
+use super::sink::Sink;
 use crate::catalog::build::{
     self, CatalogHead, CollaborativeSide, FieldHasher, PARTS_DIR, Part, PartFile, hex,
 };
@@ -22,8 +23,7 @@ use crate::catalog::{CatalogEncoder, CatalogItem, MANIFEST_FILE, Manifest, Quant
 use crate::encoder::ModelFiles;
 use crate::encoder::web::{self, FileEntry, ModelManifest, WebFile, sha256_hex};
 use crate::error::{Error, ErrorKind, Result};
-use crate::scorer::train::{LogExtras, TrainConfig, Tuning};
-use crate::scorer::tune::TuneOptions;
+use crate::scorer::train::{LogExtras, Tuning};
 use crate::Encoder;
 
 /// Folder (under the output) of build state that is not part of the catalog.
@@ -50,19 +50,6 @@ pub struct Model<'a> {
     pub encoder: &'a Encoder,
     /// The backend's name: it decides the embeddings' bits, so it is in the checkpoint key.
     pub backend: &'a str,
-}
-
-/// The collaborative side's settings, when a build trains one.
-pub struct Training {
-    /// Where the tuner starts (an imported model's factors in `imported`).
-    pub config: TrainConfig,
-    /// The tuner's options.
-    pub options: TuneOptions,
-    /// Most record columns `k + 2r` the tuner may choose: a build's shards are cut for the
-    /// widest. (A retrain writes records as wide as what it trained.)
-    pub max_record_dims: usize,
-    /// With ratings, the lowest that counts as a positive.
-    pub positive_rating: f32,
 }
 
 /// What a build makes, besides its inputs.
@@ -187,34 +174,7 @@ impl<'a> Builder<'a> {
             )));
         }
         let plan = build::plan_shards(&lens, options.shard_bytes)?;
-        let model_digest = {
-            let files = model.files;
-            let mut h = FieldHasher::new("localrec model files");
-            h.field(&files.config)
-                .field(&files.tokenizer)
-                .field(&files.weights)
-                .field(files.sentence_config.as_deref().unwrap_or(b""));
-            h.finish()
-        };
-        let key = {
-            // What decides the embeddings' bits: texts, model, backend, and the groups the
-            // encoder sees (shard plan, chunk size, batch size).
-            let mut h = FieldHasher::new("localrec build checkpoint v1");
-            h.items(items).field(&model_digest).field(model.backend.as_bytes());
-            h.field(&(options.batch as u64).to_le_bytes()).field(&(chunk_size(options.batch) as u64).to_le_bytes());
-            for shard in &plan {
-                h.field(&(shard.start as u64).to_le_bytes()).field(&(shard.end as u64).to_le_bytes());
-            }
-            h.finish()
-        };
-        let inputs = {
-            let mut h = FieldHasher::new("localrec build inputs v1");
-            h.items(items)
-                .field(&model_digest)
-                .field(interactions.map_or("", |(_, digest)| digest).as_bytes())
-                .field(&options.shard_bytes.to_le_bytes());
-            h.finish()
-        };
+        let (key, inputs) = digests(items, &model, &options, &plan, interactions.map_or("", |(_, digest)| digest));
         Ok(Builder {
             items,
             items_name,
@@ -241,19 +201,7 @@ impl<'a> Builder<'a> {
 
         // 1. Encode, resuming from the checkpoint (unless the embeddings were imported).
         // Only now is the output created.
-        if self.imported.is_none() {
-            sink.create_dir(&checkpoint)?;
-        }
-        if self.options.part.is_none() {
-            // Checkpoints of other inputs are stale. (Parts leave them: parts of one build
-            // may run side by side in one folder.)
-            for name in sink.list(BUILD_DIR)? {
-                let path = format!("{BUILD_DIR}/{name}");
-                if path != checkpoint && name.starts_with(CHECKPOINT_PREFIX) {
-                    sink.remove_dir(&path)?;
-                }
-            }
-        }
+        self.open_checkpoint(&checkpoint, sink)?;
         let encoded = match &self.imported {
             Some(rows) => Encoded { base: 0, rows: rows.clone(), encoded: 0, reused: 0 },
             None => self.encode(&chunks, &checkpoint, sink, progress)?,
@@ -293,36 +241,7 @@ impl<'a> Builder<'a> {
         for file in self.model.web_files {
             sink.write(&format!("{MODEL_DIR}/{}", file.path), &file.bytes)?;
         }
-        match self.options.part {
-            None => {
-                let manifest = head.manifest(entries.iter().map(|(_, e)| e.clone()).collect())?;
-                // Last: visitors mid-load keep the old manifest's shards, which stay beside
-                // the new ones until `localrec gc`.
-                sink.write(MANIFEST_FILE, &manifest.to_json()?)?;
-                sink.remove_dir(BUILD_DIR)?;
-            }
-            Some(part) => {
-                let record = PartFile {
-                    format: build::PART_FORMAT.into(),
-                    version: 1,
-                    part: part.index,
-                    parts: part.count,
-                    inputs_sha256: hex(&self.inputs),
-                    shard_count: self.plan.len(),
-                    head: head.clone(),
-                    shards: entries.clone(),
-                };
-                let json = serde_json::to_vec_pretty(&record)
-                    .map_err(|e| Error::with_source(ErrorKind::Format, "cannot write the part file", e))?;
-                sink.write(&format!("{PARTS_DIR}/{}", part.file_name()), &json)?;
-                // This part's chunks are in its shards now; other parts may still need theirs.
-                for chunk in &chunks {
-                    sink.tidy(&chunk_path(&checkpoint, chunk));
-                }
-                sink.tidy(&checkpoint);
-                sink.tidy(BUILD_DIR);
-            }
-        }
+        self.seal(&head, &entries, &chunks, &checkpoint, sink)?;
         Ok(BuildReport {
             head,
             plan_shards: self.plan.len(),
@@ -334,6 +253,63 @@ impl<'a> Builder<'a> {
             collaborative,
             tuning,
         })
+    }
+
+    /// Creates this build's checkpoint folder (unless nothing is encoded) and, for a whole
+    /// build, removes the checkpoints of other inputs, which are stale. (Parts leave them:
+    /// parts of one build may run side by side in one folder.)
+    fn open_checkpoint(&self, checkpoint: &str, sink: &mut dyn Sink) -> Result<()> {
+        if self.imported.is_none() {
+            sink.create_dir(checkpoint)?;
+        }
+        if self.options.part.is_none() {
+            for name in sink.list(BUILD_DIR)? {
+                let path = format!("{BUILD_DIR}/{name}");
+                if path != checkpoint && name.starts_with(CHECKPOINT_PREFIX) {
+                    sink.remove_dir(&path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last write: the manifest of a whole build (then its build state goes), or a
+    /// part's file for `merge` (then the chunks now in its shards go).
+    fn seal(
+        &self,
+        head: &CatalogHead,
+        entries: &[(usize, ShardEntry)],
+        chunks: &[Range<usize>],
+        checkpoint: &str,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        let Some(part) = self.options.part else {
+            let manifest = head.manifest(entries.iter().map(|(_, e)| e.clone()).collect())?;
+            // Last: visitors mid-load keep the old manifest's shards, which stay beside
+            // the new ones until `localrec gc`.
+            sink.write(MANIFEST_FILE, &manifest.to_json()?)?;
+            return sink.remove_dir(BUILD_DIR);
+        };
+        let record = PartFile {
+            format: build::PART_FORMAT.into(),
+            version: 1,
+            part: part.index,
+            parts: part.count,
+            inputs_sha256: hex(&self.inputs),
+            shard_count: self.plan.len(),
+            head: head.clone(),
+            shards: entries.to_vec(),
+        };
+        let json = serde_json::to_vec_pretty(&record)
+            .map_err(|e| Error::with_source(ErrorKind::Format, "cannot write the part file", e))?;
+        sink.write(&format!("{PARTS_DIR}/{}", part.file_name()), &json)?;
+        // Other parts may still need their chunks.
+        for chunk in chunks {
+            sink.tidy(&chunk_path(checkpoint, chunk));
+        }
+        sink.tidy(checkpoint);
+        sink.tidy(BUILD_DIR);
+        Ok(())
     }
 
     fn quantize(&self, i: usize, embedding: &[f32]) -> Result<QuantizedRow> {
@@ -395,6 +371,40 @@ impl<'a> Builder<'a> {
             .collect::<Result<_>>()?;
         Ok(Encoded { base, rows, encoded, reused })
     }
+}
+
+/// The checkpoint key (what decides the embeddings' bits: texts, model, backend, and the
+/// groups the encoder sees: shard plan, chunk size, batch size) and the inputs' digest
+/// (items, model, interactions, shard size: parts of different builds never merge).
+fn digests(
+    items: &[SourceItem],
+    model: &Model<'_>,
+    options: &BuildOptions,
+    plan: &[Range<usize>],
+    interactions_sha256: &str,
+) -> ([u8; 32], [u8; 32]) {
+    let model_digest = {
+        let files = model.files;
+        let mut h = FieldHasher::new("localrec model files");
+        h.field(&files.config)
+            .field(&files.tokenizer)
+            .field(&files.weights)
+            .field(files.sentence_config.as_deref().unwrap_or(b""));
+        h.finish()
+    };
+    let mut key = FieldHasher::new("localrec build checkpoint v1");
+    key.items(items).field(&model_digest).field(model.backend.as_bytes());
+    key.field(&(options.batch as u64).to_le_bytes()).field(&(chunk_size(options.batch) as u64).to_le_bytes());
+    for shard in plan {
+        key.field(&(shard.start as u64).to_le_bytes()).field(&(shard.end as u64).to_le_bytes());
+    }
+    let mut inputs = FieldHasher::new("localrec build inputs v1");
+    inputs
+        .items(items)
+        .field(&model_digest)
+        .field(interactions_sha256.as_bytes())
+        .field(&options.shard_bytes.to_le_bytes());
+    (key.finish(), inputs.finish())
 }
 
 /// Embeddings of the items a build writes, quantized and checked.

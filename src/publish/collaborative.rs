@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{PublishProgress, Training};
+use super::progress::PublishProgress;
 use crate::catalog::build::CollaborativeSide;
 use crate::catalog::input::Interactions;
 use crate::catalog::{Collaborative, QuantizedRow};
@@ -14,6 +14,19 @@ use crate::scorer::imported::ImportedFactors;
 use crate::scorer::sparse::Csr;
 use crate::scorer::train::{LogExtras, TrainConfig, Tuning, train_tuned};
 use crate::scorer::tune::TuneOptions;
+
+/// The collaborative side's settings, when a build trains one.
+pub struct Training {
+    /// Where the tuner starts (an imported model's factors in `imported`).
+    pub config: TrainConfig,
+    /// The tuner's options.
+    pub options: TuneOptions,
+    /// Most record columns `k + 2r` the tuner may choose: a build's shards are cut for the
+    /// widest. (A retrain writes records as wide as what it trained.)
+    pub max_record_dims: usize,
+    /// With ratings, the lowest that counts as a positive.
+    pub positive_rating: f32,
+}
 
 /// The training config and tuner options with Spark's factors in: the ALS width, reg
 /// and alpha are the imported model's (the tuner searches only the rest: item-item, blend).

@@ -1,6 +1,6 @@
 //! `localrec build` and `localrec merge`: flags in, files read and checked, then
 //! `localrec::publish::Builder` (or `publish::builder::merge`) writing into OUT through a
-//! `native::DirSink`, and the summary out.
+//! `publish::DirSink`, and the summary out.
 //!
 //! Every input is read and checked before anything is created in OUT; the builder keeps
 //! encoded embeddings as checkpoint chunks under OUT/.build/ (so an interrupted build
@@ -15,9 +15,9 @@ use localrec::catalog::build::{self, DEFAULT_SHARD_BYTES, Part};
 use localrec::catalog::input::ScenarioRule;
 use localrec::catalog::MANIFEST_FILE;
 use localrec::encoder::web::sha256_hex;
-use localrec::native::{DirSink, NativeBackend, read_input, read_model_dir, web_copy};
+use localrec::native::{NativeBackend, read_input, read_model_dir, web_copy};
 use localrec::publish::report::{interactions_json, tuning_json};
-use localrec::publish::{self, BuildOptions, Builder, Model, Training};
+use localrec::publish::{self, BuildOptions, Builder, DirSink, Model, Training};
 use localrec::scorer::train::TrainConfig;
 use localrec::{Encoder, Error, ErrorKind, Result};
 

@@ -267,6 +267,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let train_matrix = matrix(&train_rows, &candidates)?;
     let (cfg, search, reuse) =
         tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut lines)?;
+    lines.settle();
     eprintln!(
         "chosen on {} validation users in {:.1} s ({} trials, {} skipped for the budget): k {}, reg {}, alpha {}, ease lambda {}, item-item rank {}",
         validation.len(),

@@ -185,9 +185,22 @@ impl Lines {
         Lines { task: None, als: None, iterations, tuning: None, budget }
     }
 
+    /// Ends every open task (its last line written), before the caller prints what came of them.
+    pub fn settle(&mut self) {
+        for p in [self.task.take(), self.als.take(), self.tuning.take()].into_iter().flatten() {
+            p.finish();
+        }
+    }
+
     fn finish_als(&mut self) {
         if let Some(als) = self.als.take() {
             als.finish();
+        }
+    }
+
+    fn finish_tuning(&mut self) {
+        if let Some(tuning) = self.tuning.take() {
+            tuning.finish();
         }
     }
 }
@@ -195,19 +208,15 @@ impl Lines {
 impl Drop for Lines {
     fn drop(&mut self) {
         // A command that failed mid-task still clears its bar.
-        for p in [self.task.take(), self.als.take(), self.tuning.take()].into_iter().flatten() {
-            p.finish();
-        }
+        self.settle();
     }
 }
 
 impl TrainProgress for Lines {
     fn stage(&mut self, name: &str) {
         self.finish_als();
-        if !name.starts_with("tuning")
-            && let Some(tuning) = self.tuning.take()
-        {
-            tuning.finish();
+        if !name.starts_with("tuning") {
+            self.finish_tuning();
         }
         let line = format!("training: {name}");
         match &mut self.tuning {
@@ -254,6 +263,9 @@ impl PublishProgress for Lines {
     }
 
     fn note(&mut self, message: &str) {
+        // A note says what came of training: its counts end first.
+        self.finish_als();
+        self.finish_tuning();
         eprintln!("{message}");
     }
 }

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use localrec::Result;
 use localrec::catalog::QuantizedRow;
-use localrec::native::{DirSink, read_input};
-use localrec::publish::{Training, builder};
+use localrec::native::read_input;
+use localrec::publish::{DirSink, Training, builder};
 use localrec::publish::collaborative::{log_extras, train_side, with_imported};
 use localrec::publish::report::tuning_json;
 use localrec::scorer::train::TrainConfig;
