@@ -12,6 +12,9 @@ use crate::encoder::ModelFiles;
 use crate::encoder::web::{self, ModelManifest, WebFile};
 use crate::error::{Error, ErrorKind, Result};
 
+/// Where the project's set-up (`scripts/fetch-model.sh`) puts the model: the commands' default.
+pub const DEFAULT_MODEL_DIR: &str = ".cache/models/all-MiniLM-L6-v2";
+
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).map_err(|e| Error::with_source(ErrorKind::Io, format!("cannot read {}", path.display()), e))

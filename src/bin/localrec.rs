@@ -43,12 +43,10 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use localrec::encoder::web::export_web;
-use localrec::native::{NativeBackend, read_model_dir};
+use localrec::native::{DEFAULT_MODEL_DIR, NativeBackend, read_model_dir};
 use localrec::{Encoder, Error, ErrorKind, Result};
 use serde::Deserialize;
 
-/// Default location of the model fetched by the project's set-up.
-const DEFAULT_MODEL_DIR: &str = ".cache/models/all-MiniLM-L6-v2";
 
 #[derive(Parser)]
 #[command(name = "localrec", version, about = "Build, inspect and benchmark localrec catalogs and models")]

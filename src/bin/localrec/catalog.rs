@@ -34,7 +34,7 @@ pub struct BuildArgs {
     #[arg(long)]
     interactions: Option<PathBuf>,
     /// Model folder (the original, or a web copy made by export-web).
-    #[arg(long, default_value = crate::DEFAULT_MODEL_DIR)]
+    #[arg(long, default_value = localrec::native::DEFAULT_MODEL_DIR)]
     model: PathBuf,
     /// Output folder: manifest.json, shards/, model/.
     #[arg(long)]

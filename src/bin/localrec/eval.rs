@@ -35,7 +35,7 @@ pub struct EvalArgs {
     #[arg(long)]
     splits: PathBuf,
     /// Model folder for the item texts' embeddings.
-    #[arg(long, default_value = super::DEFAULT_MODEL_DIR)]
+    #[arg(long, default_value = localrec::native::DEFAULT_MODEL_DIR)]
     model: PathBuf,
     /// Print one JSON object instead of tables.
     #[arg(long)]
