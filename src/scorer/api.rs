@@ -58,6 +58,13 @@ pub enum Because {
         /// Its share of the score.
         contribution: f32,
     },
+    /// An event recorded against another catalog: its position in the request's `foreign`.
+    Foreign {
+        /// Index into the request's `foreign`.
+        foreign: usize,
+        /// Its share of the score.
+        contribution: f32,
+    },
     /// A typed interest: its position in the request's `interests`.
     Interest {
         /// Index into the request's `interests`.
@@ -85,6 +92,24 @@ pub struct EventIn {
     /// The scenario the event happened in (one of the catalog's `scenarios`).
     #[serde(default)]
     pub scenario: Option<String>,
+}
+
+/// An event the profile recorded against another catalog built with the same encoder:
+/// its item is not in this catalog, so what the page kept of it (its embedding) stands in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForeignEventIn {
+    /// The item's embedding in the shared text space (its catalog's, dequantized).
+    pub embedding: Vec<f32>,
+    /// The event type (`EVENT_TYPES`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// As for [`EventIn`].
+    #[serde(default)]
+    pub value: Option<f32>,
+    /// Age in days.
+    #[serde(default)]
+    pub age_days: f32,
 }
 
 /// A typed interest, already encoded by the page's encoder.
@@ -115,6 +140,9 @@ pub struct RecommendRequest {
     /// The profile's interests.
     #[serde(default)]
     pub interests: Vec<InterestIn>,
+    /// The profile's events on other catalogs' items (cross-domain).
+    #[serde(default)]
+    pub foreign: Vec<ForeignEventIn>,
     /// Results wanted (default 10).
     #[serde(default)]
     pub k: Option<usize>,
@@ -206,8 +234,11 @@ pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendReque
 
 /// The first half of [`recommend`]: checks the request and folds the profile in.
 pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Prepared> {
-    if request.events.len() > MAX_EVENTS || request.interests.len() > MAX_EVENTS || request.exclude.len() > MAX_EVENTS {
-        return Err(Error::new(ErrorKind::Input, format!("a request holds at most {MAX_EVENTS} events, interests and exclusions")));
+    if [request.events.len(), request.interests.len(), request.foreign.len(), request.exclude.len()].iter().any(|n| *n > MAX_EVENTS) {
+        return Err(Error::new(
+            ErrorKind::Input,
+            format!("a request holds at most {MAX_EVENTS} events, interests, foreign events and exclusions"),
+        ));
     }
     let k = request.k.unwrap_or(DEFAULT_K);
     if k > MAX_K {
@@ -288,11 +319,22 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
         Some(p) => rating::user_rating_vector(scorer.items(), p, &rated)?,
         None => None,
     };
-    let interests: Vec<Interest> = request
+    // Foreign events enter as interests after the typed ones: their items' embeddings
+    // give the semantic term, and this catalog's text map their collaborative factors.
+    let mut interests: Vec<Interest> = request
         .interests
         .iter()
         .map(|it| Interest { embedding: it.embedding.clone(), weight: it.weight, age_days: it.age_days })
         .collect();
+    let foreign_weight = scorer.params().map_or(1.0, |p| p.foreign_weight);
+    let dims = scorer.items().embedding_dims;
+    for (i, e) in request.foreign.iter().enumerate() {
+        if e.embedding.len() != dims || e.embedding.iter().any(|v| !v.is_finite()) {
+            return Err(Error::new(ErrorKind::Input, format!("foreign event {i}: expected {dims} finite embedding values")));
+        }
+        let weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("foreign event {i}")))?;
+        interests.push(Interest { embedding: e.embedding.clone(), weight: weight * foreign_weight, age_days: e.age_days });
+    }
     let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
     let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
     exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
@@ -328,7 +370,10 @@ pub fn finish(
                     event: prepared.positions.get(index).copied(),
                     contribution: b.contribution,
                 },
-                Source::Interest(index) => Because::Interest { interest: index, contribution: b.contribution },
+                Source::Interest(index) => match index.checked_sub(request.interests.len()) {
+                    Some(foreign) => Because::Foreign { foreign, contribution: b.contribution },
+                    None => Because::Interest { interest: index, contribution: b.contribution },
+                },
             });
             let predicted_rating = match (&prepared.rating, scorer.params()) {
                 (Some(w), Some(p)) => rating::predict(scorer.items(), p, w, r.index as usize),
@@ -383,6 +428,44 @@ mod tests {
         assert!(!answer.partial);
         let too_diverse = RecommendRequest { diversity: 1.5, ..Default::default() };
         assert!(recommend(&store, &scorer, &too_diverse).unwrap_err().to_string().contains("diversity"));
+    }
+
+    #[test]
+    fn a_foreign_event_ranks_as_an_interest_of_its_weighted_embedding_and_its_reason_names_it() {
+        use crate::catalog::{CatalogStore, Manifest};
+        use crate::scorer::bench::synthetic;
+        let manifest =
+            Manifest::from_json(include_bytes!("../../tests/fixtures/fuzz-regressions/manifest/ok-no-shards.json")).unwrap();
+        let store = CatalogStore::new(manifest);
+        let (items, mut params) = synthetic(30, 4, 2, 8);
+        params.foreign_weight = 0.5;
+        let scorer = Scorer::new(items, Some(params), &burn::prelude::Device::flex()).unwrap();
+        let embedding = scorer.items().embedding(7);
+        let foreign = |kind: &str, embedding: Vec<f32>| RecommendRequest {
+            foreign: vec![ForeignEventIn { embedding, kind: kind.into(), value: None, age_days: 2.0 }],
+            k: Some(10),
+            ..Default::default()
+        };
+        let from_foreign = recommend(&store, &scorer, &foreign("like", embedding.clone())).unwrap();
+        // A like weighs 1; this catalog gives foreign events half of that.
+        let as_interest = RecommendRequest {
+            interests: vec![InterestIn { embedding: embedding.clone(), weight: 0.5, age_days: 2.0 }],
+            k: Some(10),
+            ..Default::default()
+        };
+        let from_interest = recommend(&store, &scorer, &as_interest).unwrap();
+        let scores = |r: &Recommendations| r.results.iter().map(|x| x.score).collect::<Vec<_>>();
+        assert_eq!(scores(&from_foreign), scores(&from_interest));
+        assert!(from_foreign.results.iter().all(|r| matches!(r.because, Some(Because::Foreign { foreign: 0, .. }))));
+        let json = serde_json::to_value(&from_foreign.results[0].because).unwrap();
+        assert_eq!(json["foreign"], 0, "{json}");
+        // A dislike pushes the same items down.
+        let disliked = recommend(&store, &scorer, &foreign("dislike", embedding.clone())).unwrap();
+        assert_ne!(scores(&disliked), scores(&from_foreign));
+        let short = recommend(&store, &scorer, &foreign("like", vec![0.1; 3])).unwrap_err().to_string();
+        assert!(short.contains("foreign event 0") && short.contains("8 finite"), "{short}");
+        let odd = recommend(&store, &scorer, &foreign("stare", embedding)).unwrap_err().to_string();
+        assert!(odd.contains("foreign event 0") && odd.contains("stare"), "{odd}");
     }
 
     #[test]

@@ -247,6 +247,11 @@ pub struct ScorerParams {
     /// scenario does not change the user's vectors).
     #[serde(default = "one")]
     pub other_scenario_weight: f32,
+    /// Weight of an event recorded against another catalog (a foreign event, scored
+    /// through its item's embedding: the semantic term and this catalog's text map)
+    /// beside one on this catalog's own items. 1 until a build learns it.
+    #[serde(default = "one")]
+    pub foreign_weight: f32,
     /// The rating head, when the log had explicit ratings; its item bias is the
     /// record's last column.
     #[serde(default)]
@@ -286,6 +291,7 @@ impl ScorerParams {
             half_life_days: 0.0,
             scenarios: 0,
             other_scenario_weight: 1.0,
+            foreign_weight: 1.0,
             rating: None,
         }
     }
@@ -367,12 +373,16 @@ impl ScorerParams {
             self.blend.scenario,
             self.blend.interest,
             self.other_scenario_weight,
+            self.foreign_weight,
         ];
         if finite.iter().any(|v| !v.is_finite()) || self.reg <= 0.0 || self.alpha < 0.0 || self.half_life_days < 0.0 {
             return bad("reg must be > 0, alpha and half_life_days >= 0, all finite".into());
         }
         if !(self.other_scenario_weight > 0.0 && self.other_scenario_weight <= 1.0) {
             return bad(format!("other_scenario_weight {} is outside (0, 1]", self.other_scenario_weight));
+        }
+        if self.foreign_weight < 0.0 {
+            return bad(format!("foreign_weight {} is negative", self.foreign_weight));
         }
         if let Some(h) = &self.rating
             && !([h.mean, h.reg, h.min, h.max].iter().all(|v| v.is_finite()) && h.reg > 0.0 && h.min < h.max)
