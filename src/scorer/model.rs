@@ -575,6 +575,16 @@ mod tests {
         nan.reg = f32::NAN;
         let err = nan.check(4, 3).unwrap_err();
         assert!(err.to_string().contains("finite"), "{err}");
+        // A weight past f32's range reads as infinity, and would rank every item NaN.
+        for key in ["short_blend", "foreign_blend"] {
+            let mut huge = map.clone();
+            huge.insert(key.into(), serde_json::json!({"collaborative": 1, "item_item": 0, "semantic": 1e39, "popularity": 0}));
+            let err = ScorerParams::from_json(&huge, 4, 3).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("finite"), "{err}");
+        }
+        let mut negative = params();
+        negative.foreign_weight = -1.0;
+        assert!(negative.check(4, 3).unwrap_err().to_string().contains("foreign_weight"));
     }
 
     #[test]
