@@ -88,20 +88,27 @@ fn cross_users(
     domains: &Domains,
     candidates: &Candidates,
 ) -> (Vec<EvalUser>, Vec<EvalUser>) {
-    let mut by_user: std::collections::BTreeMap<&str, (Vec<u32>, Vec<u32>, Vec<u32>)> = Default::default();
+    /// One user's likes in A, and their fold-in and held-out positions among B's candidates.
+    #[derive(Default)]
+    struct Sides {
+        a: Vec<u32>,
+        b_fold: Vec<u32>,
+        b_held: Vec<u32>,
+    }
+    let mut by_user: std::collections::BTreeMap<&str, Sides> = Default::default();
     for (file, held) in [(fold_in, false), (held_out, true)] {
         for r in &file.rows {
-            let entry = by_user.entry(file.users[r.user as usize].as_str()).or_default();
+            let sides = by_user.entry(file.users[r.user as usize].as_str()).or_default();
             match (domains.in_b.get(r.item as usize).copied().flatten(), candidates.position.get(&r.item)) {
-                (Some(false), _) => entry.0.push(r.item),
-                (Some(true), Some(&p)) if held => entry.2.push(p),
-                (Some(true), Some(&p)) => entry.1.push(p),
+                (Some(false), _) => sides.a.push(r.item),
+                (Some(true), Some(&p)) if held => sides.b_held.push(p),
+                (Some(true), Some(&p)) => sides.b_fold.push(p),
                 _ => {}
             }
         }
     }
     let (mut cross, mut own) = (Vec::new(), Vec::new());
-    for (a, b_fold, b_held) in by_user.into_values() {
+    for Sides { a, b_fold, b_held } in by_user.into_values() {
         if a.is_empty() || b_held.is_empty() {
             continue;
         }
