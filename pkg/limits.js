@@ -61,6 +61,9 @@ export const STORAGE = Object.freeze(['indexeddb', 'memory']);
 /** Largest catalog manifest.json read, in bytes. */
 export const MAX_MANIFEST_BYTES = 16777216;
 
+/** Widest embedding a catalog (and so a profile's item snapshot) may hold. */
+export const MAX_EMBEDDING_DIMS = 4096;
+
 /** Default cap on a catalog's shard bytes in one page. */
 export const DEFAULT_MAX_CATALOG_BYTES = 1073741824;
 

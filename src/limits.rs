@@ -47,6 +47,8 @@ pub const CATALOG_WAIT: [&str; 3] = ["first", "manifest", "all"];
 pub const STORAGE: [&str; 2] = ["indexeddb", "memory"];
 /// Largest catalog `manifest.json` read, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = crate::catalog::manifest::MAX_MANIFEST_BYTES;
+/// Widest embedding a catalog (and so a profile's item snapshot) may hold.
+pub const MAX_EMBEDDING_DIMS: usize = crate::catalog::shard::MAX_DIMS;
 /// Default cap on a catalog's shard bytes in one page (its items must fit in wasm memory).
 pub const DEFAULT_MAX_CATALOG_BYTES: u64 = 1 << 30;
 /// Largest model manifest read, in bytes.
@@ -105,6 +107,7 @@ pub fn render_js() -> String {
         ("CATALOG_WAIT", "When `Catalog.open` resolves.", list(&CATALOG_WAIT)),
         ("STORAGE", "Where a profile is kept.", list(&STORAGE)),
         ("MAX_MANIFEST_BYTES", "Largest catalog manifest.json read, in bytes.", MAX_MANIFEST_BYTES.to_string()),
+        ("MAX_EMBEDDING_DIMS", "Widest embedding a catalog (and so a profile's item snapshot) may hold.", MAX_EMBEDDING_DIMS.to_string()),
         ("DEFAULT_MAX_CATALOG_BYTES", "Default cap on a catalog's shard bytes in one page.", DEFAULT_MAX_CATALOG_BYTES.to_string()),
         ("MAX_MODEL_MANIFEST_BYTES", "Largest model manifest.json read, in bytes.", MAX_MODEL_MANIFEST_BYTES.to_string()),
         ("MAX_MODEL_FILE_BYTES", "Largest model file downloaded, in bytes.", MAX_MODEL_FILE_BYTES.to_string()),

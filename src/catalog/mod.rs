@@ -12,6 +12,8 @@
 #[cfg(feature = "publish")]
 pub mod build;
 #[cfg(feature = "publish")]
+pub mod domains;
+#[cfg(feature = "publish")]
 pub mod input;
 pub mod manifest;
 pub mod quantize;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::{Blend, EventWeights};
-use super::profile::{Event, Interest, Source, UserQuery, decay, user_query};
+use super::profile::{Event, Interest, Source, UserQuery, decay, user_query_with_foreign};
 use super::rating::{self, Rated};
 use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
@@ -58,6 +58,13 @@ pub enum Because {
         /// Its share of the score.
         contribution: f32,
     },
+    /// An event recorded against another catalog: its position in the request's `foreign`.
+    Foreign {
+        /// Index into the request's `foreign`.
+        foreign: usize,
+        /// Its share of the score.
+        contribution: f32,
+    },
     /// A typed interest: its position in the request's `interests`.
     Interest {
         /// Index into the request's `interests`.
@@ -85,6 +92,24 @@ pub struct EventIn {
     /// The scenario the event happened in (one of the catalog's `scenarios`).
     #[serde(default)]
     pub scenario: Option<String>,
+}
+
+/// An event the profile recorded against another catalog built with the same encoder:
+/// its item is not in this catalog, so what the page kept of it (its embedding) stands in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForeignEventIn {
+    /// The item's embedding in the shared text space (its catalog's, dequantized).
+    pub embedding: Vec<f32>,
+    /// The event type (`EVENT_TYPES`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// As for [`EventIn`].
+    #[serde(default)]
+    pub value: Option<f32>,
+    /// Age in days.
+    #[serde(default)]
+    pub age_days: f32,
 }
 
 /// A typed interest, already encoded by the page's encoder.
@@ -115,6 +140,9 @@ pub struct RecommendRequest {
     /// The profile's interests.
     #[serde(default)]
     pub interests: Vec<InterestIn>,
+    /// The profile's events on other catalogs' items (cross-domain).
+    #[serde(default)]
+    pub foreign: Vec<ForeignEventIn>,
     /// Results wanted (default 10).
     #[serde(default)]
     pub k: Option<usize>,
@@ -206,8 +234,11 @@ pub fn recommend(store: &CatalogStore, scorer: &Scorer, request: &RecommendReque
 
 /// The first half of [`recommend`]: checks the request and folds the profile in.
 pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest) -> Result<Prepared> {
-    if request.events.len() > MAX_EVENTS || request.interests.len() > MAX_EVENTS || request.exclude.len() > MAX_EVENTS {
-        return Err(Error::new(ErrorKind::Input, format!("a request holds at most {MAX_EVENTS} events, interests and exclusions")));
+    if [request.events.len(), request.interests.len(), request.foreign.len(), request.exclude.len()].iter().any(|n| *n > MAX_EVENTS) {
+        return Err(Error::new(
+            ErrorKind::Input,
+            format!("a request holds at most {MAX_EVENTS} events, interests, foreign events and exclusions"),
+        ));
     }
     let k = request.k.unwrap_or(DEFAULT_K);
     if k > MAX_K {
@@ -293,7 +324,18 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
         .iter()
         .map(|it| Interest { embedding: it.embedding.clone(), weight: it.weight, age_days: it.age_days })
         .collect();
-    let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
+    // Beside events on this catalog's own items, a foreign event weighs what the build
+    // learned; alone, it is the whole profile and the catalog's foreign blend ranks it.
+    let foreign_weight = match scorer.params() {
+        Some(p) if !events.is_empty() => p.foreign_weight,
+        _ => 1.0,
+    };
+    let mut foreign = Vec::with_capacity(request.foreign.len());
+    for (i, e) in request.foreign.iter().enumerate() {
+        let weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("foreign event {i}")))?;
+        foreign.push(Interest { embedding: e.embedding.clone(), weight: weight * foreign_weight, age_days: e.age_days });
+    }
+    let query = user_query_with_foreign(scorer.items(), scorer.params(), &events, &interests, &foreign)?;
     let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
     exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
     Ok(Prepared { query, exclude, positions, warnings, scenario, blend, rating })
@@ -329,6 +371,7 @@ pub fn finish(
                     contribution: b.contribution,
                 },
                 Source::Interest(index) => Because::Interest { interest: index, contribution: b.contribution },
+                Source::Foreign(index) => Because::Foreign { foreign: index, contribution: b.contribution },
             });
             let predicted_rating = match (&prepared.rating, scorer.params()) {
                 (Some(w), Some(p)) => rating::predict(scorer.items(), p, w, r.index as usize),
@@ -383,6 +426,52 @@ mod tests {
         assert!(!answer.partial);
         let too_diverse = RecommendRequest { diversity: 1.5, ..Default::default() };
         assert!(recommend(&store, &scorer, &too_diverse).unwrap_err().to_string().contains("diversity"));
+    }
+
+    #[test]
+    fn a_foreign_profile_ranks_with_the_foreign_blend_and_its_reason_names_the_foreign_event() {
+        use crate::catalog::{CatalogStore, Manifest};
+        use crate::scorer::bench::synthetic;
+        let manifest =
+            Manifest::from_json(include_bytes!("../../tests/fixtures/fuzz-regressions/manifest/ok-no-shards.json")).unwrap();
+        let store = CatalogStore::new(manifest);
+        let (items, mut params) = synthetic(30, 4, 2, 8);
+        let scorer_with = |params: &crate::scorer::model::ScorerParams| Scorer::new(items.clone(), Some(params.clone()), &burn::prelude::Device::flex()).unwrap();
+        let plain = scorer_with(&params);
+        params.foreign_blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, ..Blend::default() });
+        let scorer = scorer_with(&params);
+        let embedding = scorer.items().embedding(7);
+        let foreign = |kind: &str, embedding: Vec<f32>| RecommendRequest {
+            foreign: vec![ForeignEventIn { embedding, kind: kind.into(), value: None, age_days: 2.0 }],
+            k: Some(10),
+            ..Default::default()
+        };
+        let from_foreign = recommend(&store, &scorer, &foreign("like", embedding.clone())).unwrap();
+        let ids = |r: &Recommendations| r.results.iter().map(|x| x.item_id.clone()).collect::<Vec<_>>();
+        let scores = |r: &Recommendations| r.results.iter().map(|x| x.score).collect::<Vec<_>>();
+        // Semantic only: the catalog's item with that very text comes first.
+        assert_eq!(from_foreign.results[0].score, scores(&from_foreign).into_iter().fold(f32::MIN, f32::max));
+        assert!(from_foreign.results.iter().all(|r| matches!(r.because, Some(Because::Foreign { foreign: 0, .. }))));
+        let json = serde_json::to_value(&from_foreign.results[0].because).unwrap();
+        assert_eq!(json["foreign"], 0, "{json}");
+        // Without a foreign blend the catalog's own blend ranks it, differently.
+        let with_catalog_blend = recommend(&store, &plain, &foreign("like", embedding.clone())).unwrap();
+        assert_ne!(scores(&with_catalog_blend), scores(&from_foreign));
+        // A typed interest of the same text also feeds the interest term: not the same list.
+        let as_interest = RecommendRequest {
+            interests: vec![InterestIn { embedding: embedding.clone(), weight: 1.0, age_days: 2.0 }],
+            k: Some(10),
+            ..Default::default()
+        };
+        let from_interest = recommend(&store, &plain, &as_interest).unwrap();
+        assert_ne!((ids(&from_interest), scores(&from_interest)), (ids(&with_catalog_blend), scores(&with_catalog_blend)));
+        // A dislike pushes the same items down.
+        let disliked = recommend(&store, &scorer, &foreign("dislike", embedding.clone())).unwrap();
+        assert_ne!(scores(&disliked), scores(&from_foreign));
+        let short = recommend(&store, &scorer, &foreign("like", vec![0.1; 3])).unwrap_err().to_string();
+        assert!(short.contains("foreign event 0") && short.contains("8 finite"), "{short}");
+        let odd = recommend(&store, &scorer, &foreign("stare", embedding)).unwrap_err().to_string();
+        assert!(odd.contains("foreign event 0") && odd.contains("stare"), "{odd}");
     }
 
     #[test]
