@@ -21,6 +21,8 @@ mod bench_scorer;
 mod catalog;
 #[path = "localrec/columns.rs"]
 mod columns;
+#[path = "localrec/cross_domain.rs"]
+mod cross_domain;
 #[path = "localrec/eval.rs"]
 mod eval;
 #[path = "localrec/gc.rs"]
@@ -123,8 +125,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Time recommend() natively on synthetic catalogs beside a brute-force top-k.
     BenchScorer(bench_scorer::BenchScorerArgs),
-    /// Evaluate the scorer on a fixed split (train, validation and test users; cold items).
+    /// Evaluate the scorer on a fixed split (train, validation and test users; cold items), or across two domains (--cross-domain).
     Eval(eval::EvalArgs),
+    /// Split an items file into two domains (a.jsonl, b.jsonl) as `eval --cross-domain` does: the items of two catalogs of one site.
+    Domains(cross_domain::DomainsArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Domains(args) => cross_domain::domains(args),
         Command::Train(args) => train::train(args),
         Command::BenchScorer(args) => bench_scorer::bench_scorer(args),
     };

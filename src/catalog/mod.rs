@@ -9,6 +9,8 @@
 //! as its shards stream in (verified before use) and answers queries over it.
 
 pub mod build;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod domains;
 pub mod input;
 pub mod manifest;
 pub mod quantize;

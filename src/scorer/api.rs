@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::model::{Blend, EventWeights};
-use super::profile::{Event, Interest, Source, UserQuery, decay, user_query};
+use super::profile::{Event, Interest, Source, UserQuery, decay, user_query_with_foreign};
 use super::rating::{self, Rated};
 use super::rank::{RankOptions, Scorer, Terms};
 use crate::catalog::CatalogStore;
@@ -319,23 +319,23 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
         Some(p) => rating::user_rating_vector(scorer.items(), p, &rated)?,
         None => None,
     };
-    // Foreign events enter as interests after the typed ones: their items' embeddings
-    // give the semantic term, and this catalog's text map their collaborative factors.
-    let mut interests: Vec<Interest> = request
+    let interests: Vec<Interest> = request
         .interests
         .iter()
         .map(|it| Interest { embedding: it.embedding.clone(), weight: it.weight, age_days: it.age_days })
         .collect();
-    let foreign_weight = scorer.params().map_or(1.0, |p| p.foreign_weight);
-    let dims = scorer.items().embedding_dims;
+    // Beside events on this catalog's own items, a foreign event weighs what the build
+    // learned; alone, it is the whole profile and the catalog's foreign blend ranks it.
+    let foreign_weight = match scorer.params() {
+        Some(p) if !events.is_empty() => p.foreign_weight,
+        _ => 1.0,
+    };
+    let mut foreign = Vec::with_capacity(request.foreign.len());
     for (i, e) in request.foreign.iter().enumerate() {
-        if e.embedding.len() != dims || e.embedding.iter().any(|v| !v.is_finite()) {
-            return Err(Error::new(ErrorKind::Input, format!("foreign event {i}: expected {dims} finite embedding values")));
-        }
         let weight = event_weight(&weights, &e.kind, e.value).map_err(|err| err.context(format!("foreign event {i}")))?;
-        interests.push(Interest { embedding: e.embedding.clone(), weight: weight * foreign_weight, age_days: e.age_days });
+        foreign.push(Interest { embedding: e.embedding.clone(), weight: weight * foreign_weight, age_days: e.age_days });
     }
-    let query = user_query(scorer.items(), scorer.params(), &events, &interests)?;
+    let query = user_query_with_foreign(scorer.items(), scorer.params(), &events, &interests, &foreign)?;
     let mut exclude: Vec<u32> = events.iter().map(|e| e.item).collect();
     exclude.extend(request.exclude.iter().filter_map(|id| store.index_of(id)));
     Ok(Prepared { query, exclude, positions, warnings, scenario, blend, rating })
@@ -370,10 +370,8 @@ pub fn finish(
                     event: prepared.positions.get(index).copied(),
                     contribution: b.contribution,
                 },
-                Source::Interest(index) => match index.checked_sub(request.interests.len()) {
-                    Some(foreign) => Because::Foreign { foreign, contribution: b.contribution },
-                    None => Because::Interest { interest: index, contribution: b.contribution },
-                },
+                Source::Interest(index) => Because::Interest { interest: index, contribution: b.contribution },
+                Source::Foreign(index) => Because::Foreign { foreign: index, contribution: b.contribution },
             });
             let predicted_rating = match (&prepared.rating, scorer.params()) {
                 (Some(w), Some(p)) => rating::predict(scorer.items(), p, w, r.index as usize),
@@ -431,15 +429,17 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_event_ranks_as_an_interest_of_its_weighted_embedding_and_its_reason_names_it() {
+    fn a_foreign_profile_ranks_with_the_foreign_blend_and_its_reason_names_the_foreign_event() {
         use crate::catalog::{CatalogStore, Manifest};
         use crate::scorer::bench::synthetic;
         let manifest =
             Manifest::from_json(include_bytes!("../../tests/fixtures/fuzz-regressions/manifest/ok-no-shards.json")).unwrap();
         let store = CatalogStore::new(manifest);
         let (items, mut params) = synthetic(30, 4, 2, 8);
-        params.foreign_weight = 0.5;
-        let scorer = Scorer::new(items, Some(params), &burn::prelude::Device::flex()).unwrap();
+        let scorer_with = |params: &crate::scorer::model::ScorerParams| Scorer::new(items.clone(), Some(params.clone()), &burn::prelude::Device::flex()).unwrap();
+        let plain = scorer_with(&params);
+        params.foreign_blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, ..Blend::default() });
+        let scorer = scorer_with(&params);
         let embedding = scorer.items().embedding(7);
         let foreign = |kind: &str, embedding: Vec<f32>| RecommendRequest {
             foreign: vec![ForeignEventIn { embedding, kind: kind.into(), value: None, age_days: 2.0 }],
@@ -447,18 +447,24 @@ mod tests {
             ..Default::default()
         };
         let from_foreign = recommend(&store, &scorer, &foreign("like", embedding.clone())).unwrap();
-        // A like weighs 1; this catalog gives foreign events half of that.
-        let as_interest = RecommendRequest {
-            interests: vec![InterestIn { embedding: embedding.clone(), weight: 0.5, age_days: 2.0 }],
-            k: Some(10),
-            ..Default::default()
-        };
-        let from_interest = recommend(&store, &scorer, &as_interest).unwrap();
+        let ids = |r: &Recommendations| r.results.iter().map(|x| x.item_id.clone()).collect::<Vec<_>>();
         let scores = |r: &Recommendations| r.results.iter().map(|x| x.score).collect::<Vec<_>>();
-        assert_eq!(scores(&from_foreign), scores(&from_interest));
+        // Semantic only: the catalog's item with that very text comes first.
+        assert_eq!(from_foreign.results[0].score, scores(&from_foreign).into_iter().fold(f32::MIN, f32::max));
         assert!(from_foreign.results.iter().all(|r| matches!(r.because, Some(Because::Foreign { foreign: 0, .. }))));
         let json = serde_json::to_value(&from_foreign.results[0].because).unwrap();
         assert_eq!(json["foreign"], 0, "{json}");
+        // Without a foreign blend the catalog's own blend ranks it, differently.
+        let with_catalog_blend = recommend(&store, &plain, &foreign("like", embedding.clone())).unwrap();
+        assert_ne!(scores(&with_catalog_blend), scores(&from_foreign));
+        // A typed interest of the same text also feeds the interest term: not the same list.
+        let as_interest = RecommendRequest {
+            interests: vec![InterestIn { embedding: embedding.clone(), weight: 1.0, age_days: 2.0 }],
+            k: Some(10),
+            ..Default::default()
+        };
+        let from_interest = recommend(&store, &plain, &as_interest).unwrap();
+        assert_ne!((ids(&from_interest), scores(&from_interest)), (ids(&with_catalog_blend), scores(&with_catalog_blend)));
         // A dislike pushes the same items down.
         let disliked = recommend(&store, &scorer, &foreign("dislike", embedding.clone())).unwrap();
         assert_ne!(scores(&disliked), scores(&from_foreign));

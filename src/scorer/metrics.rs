@@ -94,6 +94,15 @@ impl MetricSums {
         self.popular20 / self.users.max(1) as f64
     }
 
+    /// Adds another group of users' sums.
+    pub fn merge(&mut self, other: &MetricSums) {
+        self.users += other.users;
+        self.recall20 += other.recall20;
+        self.ndcg20 += other.ndcg20;
+        self.ndcg100 += other.ndcg100;
+        self.popular20 += other.popular20;
+    }
+
     /// Means over the users added: (Recall@20, NDCG@20, NDCG@100).
     pub fn means(&self) -> (f64, f64, f64) {
         let n = self.users.max(1) as f64;

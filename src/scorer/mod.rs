@@ -13,6 +13,8 @@ pub mod als;
 pub mod api;
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod cross;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod ease;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod imported;

@@ -249,9 +249,15 @@ pub struct ScorerParams {
     pub other_scenario_weight: f32,
     /// Weight of an event recorded against another catalog (a foreign event, scored
     /// through its item's embedding: the semantic term and this catalog's text map)
-    /// beside one on this catalog's own items. 1 until a build learns it.
+    /// beside the profile's events on this catalog's own items; 0 ignores foreign events
+    /// there. Learned on held-out users at build time (1 in catalogs built before).
     #[serde(default = "one")]
     pub foreign_weight: f32,
+    /// Term weights for a profile with foreign events and none on this catalog's items
+    /// (a visitor new to this catalog whom another catalog of the site knows), learned on
+    /// held-out users at build time; `None`: the catalog's other blends apply.
+    #[serde(default)]
+    pub foreign_blend: Option<Blend>,
     /// The rating head, when the log had explicit ratings; its item bias is the
     /// record's last column.
     #[serde(default)]
@@ -292,6 +298,7 @@ impl ScorerParams {
             scenarios: 0,
             other_scenario_weight: 1.0,
             foreign_weight: 1.0,
+            foreign_blend: None,
             rating: None,
         }
     }
@@ -362,21 +369,17 @@ impl ScorerParams {
                 self.als_dims + self.item_rank
             ));
         }
-        let finite = [
-            self.reg,
-            self.alpha,
-            self.half_life_days,
-            self.blend.collaborative,
-            self.blend.item_item,
-            self.blend.semantic,
-            self.blend.popularity,
-            self.blend.scenario,
-            self.blend.interest,
-            self.other_scenario_weight,
-            self.foreign_weight,
-        ];
+        let finite = [self.reg, self.alpha, self.half_life_days, self.other_scenario_weight, self.foreign_weight];
         if finite.iter().any(|v| !v.is_finite()) || self.reg <= 0.0 || self.alpha < 0.0 || self.half_life_days < 0.0 {
             return bad("reg must be > 0, alpha and half_life_days >= 0, all finite".into());
+        }
+        let blends = [("blend", Some(&self.blend)), ("short_blend", self.short_blend.as_ref()), ("foreign_blend", self.foreign_blend.as_ref())];
+        for (name, blend) in blends {
+            if let Some(b) = blend
+                && ![b.collaborative, b.item_item, b.semantic, b.popularity, b.scenario, b.interest].iter().all(|v| v.is_finite())
+            {
+                return bad(format!("{name} holds a weight that is not a finite number"));
+            }
         }
         if !(self.other_scenario_weight > 0.0 && self.other_scenario_weight <= 1.0) {
             return bad(format!("other_scenario_weight {} is outside (0, 1]", self.other_scenario_weight));
@@ -572,6 +575,16 @@ mod tests {
         nan.reg = f32::NAN;
         let err = nan.check(4, 3).unwrap_err();
         assert!(err.to_string().contains("finite"), "{err}");
+        // A weight past f32's range reads as infinity, and would rank every item NaN.
+        for key in ["short_blend", "foreign_blend"] {
+            let mut huge = map.clone();
+            huge.insert(key.into(), serde_json::json!({"collaborative": 1, "item_item": 0, "semantic": 1e39, "popularity": 0}));
+            let err = ScorerParams::from_json(&huge, 4, 3).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("finite"), "{err}");
+        }
+        let mut negative = params();
+        negative.foreign_weight = -1.0;
+        assert!(negative.check(4, 3).unwrap_err().to_string().contains("foreign_weight"));
     }
 
     #[test]

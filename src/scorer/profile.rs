@@ -59,6 +59,8 @@ pub enum Source {
     },
     /// `interests[i]`.
     Interest(usize),
+    /// `foreign[i]`: an event on another catalog's item, known here by its embedding.
+    Foreign(usize),
 }
 
 /// The user vectors for one user, ready to multiply with the item matrix.
@@ -98,26 +100,40 @@ pub fn decay(age_days: f32, half_life_days: f32) -> f32 {
     }
 }
 
-/// The user vectors for `events` and `interests` over `items`.
-///
-/// Events with a non-positive weight after decay enter the fold-in as known
-/// non-preferences (confidence without preference) and are subtracted from the
-/// semantic vector. Interests count as items whose factors come from the catalog's
-/// text map; without a text map they only move the semantic vector.
-///
-/// # Shapes
-/// - items: `len` records of `k + 2r` factors, `len` embeddings of width `d`
-/// - returns `p: [k]`, `a: [r]`, `s: [d]`
+/// The user vectors for `events` and `interests` over `items` (no foreign events).
 pub fn user_query(
     items: &ItemSide,
     params: Option<&ScorerParams>,
     events: &[Event],
     interests: &[Interest],
 ) -> Result<UserQuery> {
+    user_query_with_foreign(items, params, events, interests, &[])
+}
+
+/// The user vectors for `events`, `interests` and `foreign` events over `items`.
+///
+/// Events with a non-positive weight after decay enter the fold-in as known
+/// non-preferences (confidence without preference) and are subtracted from the
+/// semantic vector. Interests and foreign events (events on another catalog's items,
+/// given by their embeddings, already weighted) count as items whose factors come from
+/// the catalog's text map (the cold-start path); without a text map they only move the
+/// semantic vector. Only typed interests make the interest vector `t`: a foreign event
+/// is a behaviour, not words the visitor chose.
+///
+/// # Shapes
+/// - items: `len` records of `k + 2r` factors, `len` embeddings of width `d`
+/// - returns `p: [k]`, `a: [r]`, `s: [d]`
+pub fn user_query_with_foreign(
+    items: &ItemSide,
+    params: Option<&ScorerParams>,
+    events: &[Event],
+    interests: &[Interest],
+    foreign: &[Interest],
+) -> Result<UserQuery> {
     let d = items.embedding_dims;
     let (k, r) = params.map_or((0, 0), |p| (p.als_dims, p.item_rank));
     let half_life = params.map_or(0.0, |p| p.half_life_days);
-    let mut contributors = Vec::with_capacity(events.len() + interests.len());
+    let mut contributors = Vec::with_capacity(events.len() + interests.len() + foreign.len());
     for (index, ev) in events.iter().enumerate() {
         let i = ev.item as usize;
         if i >= items.len {
@@ -138,11 +154,13 @@ pub fn user_query(
             e: items.embedding(i),
         });
     }
-    for (index, it) in interests.iter().enumerate() {
+    let typed = interests.iter().enumerate().map(|(i, it)| (i, Source::Interest(i), it, "interest"));
+    let foreign = foreign.iter().enumerate().map(|(i, it)| (i, Source::Foreign(i), it, "foreign event"));
+    for (index, source, it, what) in typed.chain(foreign) {
         if it.embedding.len() != d || it.embedding.iter().any(|v| !v.is_finite()) || !it.weight.is_finite() {
             return Err(Error::new(
                 ErrorKind::Input,
-                format!("interest {index}: expected {d} finite embedding values and a finite weight"),
+                format!("{what} {index}: expected {d} finite embedding values and a finite weight"),
             ));
         }
         let mut e = it.embedding.clone();
@@ -154,13 +172,7 @@ pub fn user_query(
             }
             None => (vec![0.0; k], vec![0.0; r]),
         };
-        contributors.push(Contributor {
-            source: Source::Interest(index),
-            weight: it.weight * decay(it.age_days, half_life),
-            q,
-            a,
-            e,
-        });
+        contributors.push(Contributor { source, weight: it.weight * decay(it.age_days, half_life), q, a, e });
     }
 
     let mut s = vec![0.0f32; d];

@@ -323,11 +323,16 @@ impl Scorer {
             .collect()
     }
 
-    /// The weights for `query`: `blend` when given, else the catalog's (its short-profile
-    /// blend for a short profile), else semantic only.
+    /// The weights for `query`: `blend` when given, else the catalog's (its foreign blend
+    /// for a profile of foreign events without any on this catalog's items, its
+    /// short-profile blend for a short profile), else semantic only.
     pub fn blend_for(&self, query: &UserQuery, blend: Option<Blend>) -> Blend {
-        let catalog = self.params.as_ref().map(|p| match p.short_blend {
-            Some(short) if query.contributors.len() <= p.short_profile => short,
+        let sources = || query.contributors.iter().map(|c| c.source);
+        let foreign_only = sources().any(|s| matches!(s, Source::Foreign(_)))
+            && !sources().any(|s| matches!(s, Source::Event { .. }));
+        let catalog = self.params.as_ref().map(|p| match (p.foreign_blend, p.short_blend) {
+            (Some(foreign), _) if foreign_only => foreign,
+            (_, Some(short)) if query.contributors.len() <= p.short_profile => short,
             _ => p.blend,
         });
         blend.or(catalog).unwrap_or(Blend { semantic: 1.0, collaborative: 0.0, item_item: 0.0, ..Blend::default() })

@@ -13,7 +13,7 @@ use super::imported::ImportedFactors;
 use super::linalg;
 use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, INTEREST_WEIGHT, ItemSide, Matrix, SHORT_PROFILE, ScorerParams};
-use super::profile::{Event, user_query};
+use super::profile::{Event, Interest, user_query_with_foreign};
 use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
 use super::sparse::Csr;
@@ -385,6 +385,38 @@ pub struct EvalUser {
     pub held_out_scenarios: Vec<u32>,
     /// The request's scenario, when the evaluation asks in one.
     pub scenario: Option<u32>,
+    /// Rows of the evaluation's [`ForeignTable`] folded in as foreign likes (events on
+    /// another catalog's items).
+    pub foreign: Vec<u32>,
+    /// Items left out of the ranking without being folded in: the user's positives that
+    /// the profile does not show and that are not to be found.
+    pub known: Vec<u32>,
+}
+
+/// Embeddings of another catalog's items that evaluation users' `foreign` rows name, as
+/// the device gets them (dequantized int8 rows), and the weight each foreign like gets.
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignTable<'a> {
+    /// Row-major, `dims` wide.
+    pub embeddings: &'a [f32],
+    /// Embedding width.
+    pub dims: usize,
+    /// Weight of one foreign like.
+    pub weight: f32,
+}
+
+impl ForeignTable<'_> {
+    fn interests(&self, rows: &[u32]) -> Result<Vec<Interest>> {
+        rows.iter()
+            .map(|&r| {
+                let start = r as usize * self.dims;
+                let embedding = self.embeddings.get(start..start + self.dims).ok_or_else(|| {
+                    Error::new(ErrorKind::Input, format!("foreign row {r} is outside the foreign table"))
+                })?;
+                Ok(Interest { embedding: embedding.to_vec(), weight: self.weight, age_days: 0.0 })
+            })
+            .collect()
+    }
 }
 
 impl EvalUser {
@@ -441,20 +473,43 @@ pub fn evaluate(
     only: Option<&[u32]>,
     other_scenario_weight: f32,
 ) -> Result<Vec<MetricSums>> {
+    evaluate_with(scorer, users, blends, only, other_scenario_weight, None)
+}
+
+/// [`evaluate`], with each user's `foreign` rows of `foreign` in the profile as foreign
+/// likes and their `known` items left out of the ranking too.
+pub fn evaluate_with(
+    scorer: &Scorer,
+    users: &[EvalUser],
+    blends: &[Blend],
+    only: Option<&[u32]>,
+    other_scenario_weight: f32,
+    foreign: Option<&ForeignTable>,
+) -> Result<Vec<MetricSums>> {
     let mut sums = vec![MetricSums::default(); blends.len()];
     for chunk in users.chunks(64) {
         let queries = chunk
             .iter()
-            .map(|u| user_query(scorer.items(), scorer.params(), &eval_events(u, other_scenario_weight), &[]))
+            .map(|u| {
+                let foreign = match foreign {
+                    Some(table) => table.interests(&u.foreign)?,
+                    None => Vec::new(),
+                };
+                user_query_with_foreign(scorer.items(), scorer.params(), &eval_events(u, other_scenario_weight), &[], &foreign)
+            })
             .collect::<Result<Vec<_>>>()?;
         let terms = scorer.terms(&queries.iter().collect::<Vec<_>>())?;
         let rank = |scores: &[f32], u: &EvalUser| -> Vec<u32> {
+            let mut excluded: Vec<u32> = u.fold_in.iter().chain(&u.known).copied().collect();
             match only {
                 Some(only) => {
+                    excluded.sort_unstable();
                     let sub: Vec<f32> = only.iter().map(|&i| scores[i as usize]).collect();
-                    top_k(&sub, 100, &[]).into_iter().map(|p| only[p as usize]).collect()
+                    let skip: Vec<u32> =
+                        (0..only.len() as u32).filter(|&p| excluded.binary_search(&only[p as usize]).is_ok()).collect();
+                    top_k(&sub, 100, &skip).into_iter().map(|p| only[p as usize]).collect()
                 }
-                None => top_k(scores, 100, &u.fold_in),
+                None => top_k(scores, 100, &excluded),
             }
         };
         let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 };
@@ -737,6 +792,9 @@ pub struct Tuning {
     pub scenario: Option<ScenarioTuning>,
     /// The rating head, when the log has ratings.
     pub rating: Option<RatingTuning>,
+    /// The foreign weight and blend (cross-domain), when enough held-out users have
+    /// likes in both halves of the text space.
+    pub foreign: Option<super::cross::ForeignTuning>,
 }
 
 /// Rating regularizations searched on held-out users.
@@ -830,6 +888,8 @@ pub fn train_tuned(
         let scorer = scorer_for(&model, embeddings, dims, device)?;
         let (blend, sums) = tune_blend(&scorer, &held)?;
         let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
+        progress.stage("cross-domain weights on held-out users");
+        let foreign = super::cross::tune_foreign(&scorer, &held, blend)?;
         let scenario = if model.params.scenarios > 0 {
             let by_scenario = split_by_scenario(&held);
             if by_scenario.is_empty() { None } else { Some(tune_scenarios(&scorer, &by_scenario, blend)?) }
@@ -851,7 +911,7 @@ pub fn train_tuned(
         } else {
             None
         };
-        tuned = Some((blend, short.chosen.0, Tuning { search, sums, short: Some(short), scenario, rating }));
+        tuned = Some((blend, short.chosen.0, Tuning { search, sums, short: Some(short), scenario, rating, foreign }));
     }
     progress.stage("final model on every user");
     let mut trained = train(user_items, embeddings, dims, &cfg, extras, progress)?;
@@ -860,6 +920,10 @@ pub fn train_tuned(
         trained.params.blend = Blend { scenario: scenario_weight, ..*blend };
         trained.params.short_blend = Some(Blend { scenario: scenario_weight, ..*short });
         trained.params.other_scenario_weight = tuning.scenario.map_or(1.0, |s| s.chosen.other_scenario_weight);
+        if let Some(f) = &tuning.foreign {
+            trained.params.foreign_weight = f.weight;
+            trained.params.foreign_blend = Some(Blend { scenario: scenario_weight, ..f.blend });
+        }
     }
     Ok((trained, tuned.map(|t| t.2)))
 }

@@ -726,6 +726,50 @@ fn a_trained_catalog_recommends_on_the_browser_path_from_its_own_params() {
 }
 
 #[test]
+fn a_build_learns_how_to_rank_another_catalogs_likes_and_the_browser_path_uses_it() {
+    use localrec::scorer::api::{Because, parse_request, recommend};
+    let (dir, report) = reference();
+    let foreign = &report["collaborative"]["tuning"]["foreign"];
+    assert!(foreign["alone"]["users"].as_u64().unwrap() >= 10, "simulated on held-out users: {foreign}");
+    let (store, scorer) = browser_scorer(dir);
+    let params = scorer.params().unwrap();
+    let blend = params.foreign_blend.expect("the manifest carries the foreign blend");
+    assert_eq!(foreign["blend"]["popularity"].as_f64().unwrap(), blend.popularity as f64);
+    assert_eq!(foreign["weight"].as_f64().unwrap(), params.foreign_weight as f64);
+
+    // Likes recorded against another catalog of the same encoder: the page sends the
+    // liked items' stored int8 rows, dequantized.
+    let children: Vec<u32> = (0..store.len() as u32)
+        .filter(|&i| store.item(i).unwrap().genres.iter().any(|g| g == "Animation" || g == "Children"))
+        .take(4)
+        .collect();
+    let foreign_events: Vec<serde_json::Value> = children
+        .iter()
+        .map(|&i| serde_json::json!({"embedding": store.embedding(i).unwrap(), "type": "like"}))
+        .collect();
+    let ask = |events: serde_json::Value, foreign: &[serde_json::Value], scorer: &localrec::scorer::rank::Scorer| {
+        let request = parse_request(&serde_json::json!({"events": events, "foreign": foreign, "k": 10}).to_string()).unwrap();
+        recommend(&store, scorer, &request).unwrap()
+    };
+    let ids = |r: &localrec::scorer::api::Recommendations| r.results.iter().map(|x| x.item_id.clone()).collect::<Vec<_>>();
+    let alone = ask(serde_json::json!([]), &foreign_events, &scorer);
+    let cold = ask(serde_json::json!([]), &[], &scorer);
+    assert_ne!(ids(&alone), ids(&cold), "foreign likes move a cold list");
+    assert!(alone.results.iter().all(|r| matches!(r.because, Some(Because::Foreign { .. }))), "and are the reason");
+
+    // Beside own events, a foreign like weighs the catalog's foreign weight: 0 ignores it.
+    let own = serde_json::json!([{"itemId": store.item(children[0]).unwrap().id, "type": "like"}]);
+    let with_weight = |w: f32| {
+        let mut p = params.clone();
+        p.foreign_weight = w;
+        localrec::scorer::rank::Scorer::new(scorer.items().clone(), Some(p), &NativeBackend::Cpu.device().unwrap()).unwrap()
+    };
+    let ignored = ask(own.clone(), &foreign_events[1..], &with_weight(0.0));
+    assert_eq!(ids(&ignored), ids(&ask(own.clone(), &[], &scorer)));
+    assert_ne!(ids(&ask(own, &foreign_events[1..], &with_weight(1.0))), ids(&ignored));
+}
+
+#[test]
 fn train_on_a_text_only_catalog_gives_the_items_and_params_of_a_build_that_trained() {
     let (reference, _) = reference();
     let out = scratch("train-later");

@@ -387,6 +387,24 @@ pub(crate) fn short_json(t: &localrec::scorer::train::ShortTuning) -> serde_json
     serde_json::json!({"tolerance": t.tolerance, "users": t.chosen.1.users, "chosen": one(t.chosen), "most_accurate": one(t.most_accurate)})
 }
 
+/// The cross-domain search: the chosen foreign blend against the popularity chart on
+/// simulated users with foreign likes alone, and each foreign weight beside own events.
+pub(crate) fn foreign_json(f: &localrec::scorer::cross::ForeignTuning) -> serde_json::Value {
+    let metrics = |s: &MetricSums| {
+        let (r, n20, _) = s.means();
+        serde_json::json!({"users": s.users, "recall@20": r, "ndcg@20": n20})
+    };
+    let weights: Vec<serde_json::Value> =
+        f.weights.iter().map(|(w, s)| serde_json::json!({"weight": w, "held_out": metrics(s)})).collect();
+    serde_json::json!({
+        "weight": f.weight,
+        "blend": super::eval::blend_json(&f.blend),
+        "alone": metrics(&f.alone),
+        "alone_popularity": metrics(&f.alone_popularity),
+        "weights": weights,
+    })
+}
+
 /// The tuning part of a build or train report.
 pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
     let metrics = |s: &MetricSums| {
@@ -400,6 +418,9 @@ pub(crate) fn tuning_json(t: &Tuning) -> serde_json::Value {
     }
     if let Some(s) = &t.scenario {
         out["scenario"] = scenario_json(s, &s.sums, metrics);
+    }
+    if let Some(f) = &t.foreign {
+        out["foreign"] = foreign_json(f);
     }
     if let Some(r) = &t.rating {
         let (mean, item, head) = r.errors.rmse();

@@ -26,23 +26,23 @@ use localrec::{Encoder, Error, ErrorKind, Result};
 pub struct EvalArgs {
     /// Items file (JSON lines, CSV or ML-1M movies.dat), for the item texts.
     #[arg(long)]
-    items: PathBuf,
+    pub(crate) items: PathBuf,
     /// Split folder: train.csv, {validation,test}_{foldin,holdout}.csv, and optionally
     /// cold_items.txt, cold_train.csv, cold_test_{foldin,holdout}.csv.
     #[arg(long)]
-    splits: PathBuf,
+    pub(crate) splits: PathBuf,
     /// Model folder for the item texts' embeddings.
     #[arg(long, default_value = super::DEFAULT_MODEL_DIR)]
-    model: PathBuf,
+    pub(crate) model: PathBuf,
     /// Print one JSON object instead of tables.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Encoder backend.
     #[arg(long, default_value = "cpu")]
-    backend: NativeBackend,
+    pub(crate) backend: NativeBackend,
     /// Hyper-parameters: chosen on the validation users within --tune-budget, or fixed.
     #[command(flatten)]
-    tune: super::tuning::TuneArgs,
+    pub(crate) tune: super::tuning::TuneArgs,
     /// An interaction log with timestamps or a scenario column (e.g. ML-1M's
     /// ratings_pos.dat.gz), joined to the split's rows by user and item id: the
     /// scenario ablation runs when its events have scenarios.
@@ -55,11 +55,16 @@ pub struct EvalArgs {
     /// Share of the best held-out accuracy (Recall@20 + NDCG@20) the short-profile blend
     /// (at most 5 events) may give up for lists less like the popularity chart.
     #[arg(long, default_value_t = localrec::scorer::train::SHORT_TOLERANCE)]
-    short_tolerance: f64,
+    pub(crate) short_tolerance: f64,
+    /// Run the cross-domain protocol instead (docs/cross-domain.md): the items split into
+    /// two domains (genre-halves), a model of domain B only, and each user's domain-A
+    /// likes ranking domain B as foreign events.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(localrec::catalog::domains::DOMAIN_SPLITS))]
+    pub(crate) cross_domain: Option<String>,
 }
 
 /// Scenario of each (user id, catalog item) of a log, and the scenario names.
-struct ScenarioLog {
+pub(crate) struct ScenarioLog {
     names: Vec<String>,
     of: HashMap<(String, u32), u32>,
 }
@@ -106,7 +111,7 @@ fn blends(hybrid: Blend) -> [Blend; 5] {
 const ABLATION: [(&str, fn(&Blend) -> f32); 3] =
     [("without_item_item", |b| b.item_item), ("without_semantic", |b| b.semantic), ("without_popularity", |b| b.popularity)];
 
-struct Stderr;
+pub(crate) struct Stderr;
 
 impl TrainProgress for Stderr {
     fn stage(&mut self, name: &str) {
@@ -120,13 +125,13 @@ impl TrainProgress for Stderr {
 
 /// The candidates: catalog indices of the items in the training file, in ascending
 /// item id (numeric when every id is a number), which is the protocol's tie order.
-struct Candidates {
-    catalog: Vec<u32>,
-    position: HashMap<u32, u32>,
+pub(crate) struct Candidates {
+    pub(crate) catalog: Vec<u32>,
+    pub(crate) position: HashMap<u32, u32>,
 }
 
 impl Candidates {
-    fn new(items: &[SourceItem], mut catalog: Vec<u32>) -> Candidates {
+    pub(crate) fn new(items: &[SourceItem], mut catalog: Vec<u32>) -> Candidates {
         catalog.sort_unstable();
         catalog.dedup();
         let numeric: Option<Vec<u64>> = catalog.iter().map(|&i| items[i as usize].id.parse().ok()).collect();
@@ -143,13 +148,13 @@ impl Candidates {
     }
 }
 
-fn read_split(dir: &Path, name: &str, index: &HashMap<&str, u32>) -> Result<Interactions> {
+pub(crate) fn read_split(dir: &Path, name: &str, index: &HashMap<&str, u32>) -> Result<Interactions> {
     let path = dir.join(name);
     parse_interactions(&read_input(&path)?, &path.display().to_string(), index)
 }
 
 /// Users x candidates, value 1 per (user, item) pair.
-fn matrix(rows: &Interactions, candidates: &Candidates) -> Result<Csr> {
+pub(crate) fn matrix(rows: &Interactions, candidates: &Candidates) -> Result<Csr> {
     let triplets: Vec<(u32, u32, f32)> =
         rows.rows.iter().filter_map(|r| candidates.position.get(&r.item).map(|&p| (r.user, p, 1.0))).collect();
     let mut csr = Csr::from_triplets(rows.users.len(), candidates.catalog.len(), &triplets)?;
@@ -161,7 +166,7 @@ fn matrix(rows: &Interactions, candidates: &Candidates) -> Result<Csr> {
 /// Evaluation users from a fold-in and a held-out file, by user id; items outside
 /// the candidates are dropped, as the protocol says. With a scenario log, each item's
 /// scenario (all of a user's, or none).
-fn users(
+pub(crate) fn users(
     fold_in: &Interactions,
     held_out: &Interactions,
     candidates: &Candidates,
@@ -200,19 +205,37 @@ fn users(
         .collect()
 }
 
-fn blend_json(b: &Blend) -> serde_json::Value {
+pub(crate) fn blend_json(b: &Blend) -> serde_json::Value {
     let plain = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::NAN);
     serde_json::json!({"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity)})
 }
 
-fn row(s: &MetricSums) -> serde_json::Value {
+pub(crate) fn row(s: &MetricSums) -> serde_json::Value {
     let (r, n20, n100) = s.means();
     let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
     serde_json::json!({"recall@20": round(r), "ndcg@20": round(n20), "ndcg@100": round(n100)})
 }
 
+/// Every item's text embedding (row-major) and the width.
+pub(crate) fn embed_items(model: &Path, backend: NativeBackend, items: &[SourceItem]) -> Result<(Vec<f32>, usize)> {
+    let encoder = Encoder::load(&read_model_dir(model)?, &backend.device()?)?;
+    let dims = encoder.dims();
+    let t = Instant::now();
+    let mut embeddings = Vec::with_capacity(items.len() * dims);
+    for chunk in items.chunks(256) {
+        let texts: Vec<String> = chunk.iter().map(SourceItem::encoder_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        embeddings.extend_from_slice(&encoder.embed(&refs)?.data);
+    }
+    eprintln!("encoded {} item texts in {:.1} s", items.len(), t.elapsed().as_secs_f64());
+    Ok((embeddings, dims))
+}
+
 /// `localrec eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
+    if let Some(split) = &args.cross_domain {
+        return super::cross_domain::eval(&args, split);
+    }
     let started = Instant::now();
     localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let items_name = args.items.display().to_string();
@@ -231,16 +254,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         train_rows.users.len()
     );
 
-    let encoder = Encoder::load(&read_model_dir(&args.model)?, &args.backend.device()?)?;
-    let dims = encoder.dims();
-    let t = Instant::now();
-    let mut embeddings = Vec::with_capacity(items.len() * dims);
-    for chunk in items.chunks(256) {
-        let texts: Vec<String> = chunk.iter().map(SourceItem::encoder_text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        embeddings.extend_from_slice(&encoder.embed(&refs)?.data);
-    }
-    eprintln!("encoded {} item texts in {:.1} s", items.len(), t.elapsed().as_secs_f64());
+    let (embeddings, dims) = embed_items(&args.model, args.backend, &items)?;
     let candidate_embeddings = |c: &Candidates| -> Vec<f32> {
         c.catalog.iter().flat_map(|&i| embeddings[i as usize * dims..(i as usize + 1) * dims].iter().copied()).collect()
     };
