@@ -12,7 +12,7 @@
 
 use super::metrics::MetricSums;
 use super::model::{Blend, INTEREST_WEIGHT, ItemSide};
-use super::train::{EvalUser, ForeignTable, accuracy, evaluate_with};
+use super::train::{EvalUser, ForeignTable, best_on_grid, evaluate_with};
 use super::rank::Scorer;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -137,9 +137,6 @@ pub fn tune_foreign(scorer: &Scorer, users: &[EvalUser], blend: Blend) -> Result
     let targets: [Vec<u32>; 2] =
         [false, true].map(|h| (0..items.len as u32).filter(|&i| half[i as usize] == h).collect());
     let has_item_item = scorer.params().is_some_and(|p| p.item_rank > 0);
-    let best = |sums: &[MetricSums]| -> Option<usize> {
-        (0..sums.len()).reduce(|b, i| if accuracy(&sums[i]) > accuracy(&sums[b]) { i } else { b })
-    };
     // Each direction ranks only its target half; the sums of both add up.
     let by_target = |list: &[EvalUser], h: bool| -> Vec<EvalUser> {
         list.iter().filter(|u| u.held_out.first().is_some_and(|&i| half[i as usize] == h)).cloned().collect()
@@ -162,14 +159,14 @@ pub fn tune_foreign(scorer: &Scorer, users: &[EvalUser], blend: Blend) -> Result
     grid.push(popularity);
     let sums = run(&alone, &grid, 1.0)?;
     let alone_popularity = sums[grid.len() - 1];
-    let chosen = best(&sums[..grid.len() - 1]).ok_or_else(|| Error::new(ErrorKind::Input, "no foreign blend grid"))?;
+    let chosen = best_on_grid(&sums[..grid.len() - 1]).ok_or_else(|| Error::new(ErrorKind::Input, "no foreign blend grid"))?;
     let mut weights = Vec::with_capacity(FOREIGN_WEIGHT_GRID.len());
     if mixed.len() >= MIN_FOREIGN_USERS {
         for &w in &FOREIGN_WEIGHT_GRID {
             weights.push((w, run(&mixed, &[blend], w)?[0]));
         }
     }
-    let weight = best(&weights.iter().map(|w| w.1).collect::<Vec<_>>()).map_or(1.0, |i| weights[i].0);
+    let weight = best_on_grid(&weights.iter().map(|w| w.1).collect::<Vec<_>>()).map_or(1.0, |i| weights[i].0);
     Ok(Some(ForeignTuning { weight, blend: grid[chosen], alone: sums[chosen], alone_popularity, weights }))
 }
 

@@ -722,7 +722,7 @@ pub fn accuracy(s: &MetricSums) -> f64 {
 }
 
 /// The index of the most accurate of `sums` (the first of equals).
-fn best_on_grid(sums: &[MetricSums]) -> Option<usize> {
+pub(crate) fn best_on_grid(sums: &[MetricSums]) -> Option<usize> {
     (0..sums.len()).reduce(|b, i| if accuracy(&sums[i]) > accuracy(&sums[b]) { i } else { b })
 }
 
