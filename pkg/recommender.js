@@ -346,8 +346,16 @@ export class Recommender {
     if (scenario !== undefined && typeof scenario !== 'string') throw inputError('recommend(): scenario must be a string');
     if (!Array.isArray(exclude)) throw inputError('recommend(): exclude must be an array of item ids');
     checkSignal(signal, 'recommend');
-    const { events: stored, interests, snapshots } = await this.store.all();
+    const { events: stored, interests: typed, snapshots } = await this.store.all();
     const { own: events, foreign, warnings } = eventsFor(this.catalog.manifest, stored, snapshots);
+    // Typed interests are the profile's too: one encoded for a catalog of another width
+    // (the site's other catalog) cannot be scored here.
+    const { dims } = this.catalog.manifest.encoder;
+    const interests = typed.filter((it) => it.embedding?.length === dims);
+    if (interests.length < typed.length) {
+      const n = typed.length - interests.length;
+      warnings.push(`${n} typed interest${n === 1 ? '' : 's'} left out: encoded for another catalog's encoder, not ${dims}-dim like this catalog's`);
+    }
     const now = Date.now();
     const age = (t) => (Number.isFinite(t) ? Math.max(0, (now - t) / DAY_MS) : 0);
     const embeddings = new Map();

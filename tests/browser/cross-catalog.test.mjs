@@ -295,7 +295,7 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
   await ctx.close();
 });
 
-test('a catalog of another encoder leaves foreign events out with one warning; a profile stored before catalogs were recorded is upgraded and kept', async () => {
+test('a catalog of another encoder leaves foreign events out with one warning (and typed interests of another width); a profile stored before catalogs were recorded is upgraded and kept', async () => {
   const { ctx, page, errors } = await pageIn();
   const r = await page.evaluate(async (other) => {
     const { Recommender } = await import('/pkg/index.js');
@@ -304,6 +304,21 @@ test('a catalog of another encoder leaves foreign events out with one warning; a
     for (const { itemId } of items) await a.record({ itemId, type: 'like' });
     const o = await Recommender.open('/other/', { backend: 'cpu', wait: 'all', profileName: 'enc' });
     const fresh = await Recommender.open('/other/', { backend: 'cpu', wait: 'all', profileName: 'empty' });
+    // A typed interest of another catalog's encoder width, as a site's other catalog would
+    // have stored it in the one profile.
+    await new Promise((resolve, reject) => {
+      const req = indexedDB.open('localrec-profile:enc');
+      req.onsuccess = () => {
+        const tx = req.result.transaction('interests', 'readwrite');
+        tx.objectStore('interests').add({ text: 'wide', embedding: Array.from({ length: 8 }, () => 0.5), time: Date.now() });
+        tx.oncomplete = () => {
+          req.result.close();
+          resolve();
+        };
+        tx.onerror = () => reject(tx.error);
+      };
+      req.onerror = () => reject(req.error);
+    });
     const withForeign = await o.recommend({ k: 10 });
     const without = await fresh.recommend({ k: 10 });
     const name = o.catalog.manifest.name;
@@ -354,6 +369,7 @@ test('a catalog of another encoder leaves foreign events out with one warning; a
   assert.match(about[0], /^3 events recorded against other catalogs \(ml-latest-small-a: all-MiniLM-L6-v2, 384 dims\) left out/);
   assert.match(about[0], /another-encoder, 384 dims/);
   assert.ok(r.withForeign.every((x) => !x.because?.foreign), 'no result is explained by a foreign event');
+  assert.deepEqual(r.warnings.filter((w) => /typed interest/.test(w)), ['1 typed interest left out: encoded for another catalog\'s encoder, not 384-dim like this catalog\'s']);
   assert.deepEqual(r.withForeign.map((x) => x.itemId), r.without, 'the foreign events are left out');
   assert.equal(r.legacySummary.events, 1, 'the upgrade keeps the stored event');
   assert.deepEqual(r.legacySummary.eventsByCatalog, { [NAME_A]: 1 }, 'an event without a catalog is the reading catalog\'s own');
