@@ -11,6 +11,9 @@
 #                benchDense) in .cache/bench-wasm, incremental like pkg; never in the package
 #   make catalog build the ml-latest-small catalog into .cache/catalogs/ml-latest-small
 #                (demo, browser tests, benchmarks); rebuilt only when it no longer verifies
+#   make domain-catalogs  ml-latest-small's two genre halves (`localrec domains`), each built
+#                into its own catalog (.cache/catalogs/ml-latest-small-a, -b) with a short
+#                tuner budget, for the cross-catalog browser test; kept while they verify
 #   make spark-catalog  the same catalog through the reference Spark job (examples/spark) in
 #                local mode (local[2]): MLlib ALS, texts encoded on the executors through
 #                `localrec embed --items`, one `localrec build --spark-als --embeddings` at the
@@ -57,6 +60,9 @@ MODEL := .cache/models/all-MiniLM-L6-v2
 WEB_MODEL := .cache/web-model/all-MiniLM-L6-v2
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/localrec.wasm
 CATALOG := .cache/catalogs/ml-latest-small
+DOMAIN_ITEMS := .cache/domains
+DOMAIN_A := .cache/catalogs/ml-latest-small-a
+DOMAIN_B := .cache/catalogs/ml-latest-small-b
 CATALOG_87K := .cache/catalogs/ml-32m-movies
 SPARK_CATALOG := .cache/catalogs/ml-latest-small-spark
 SPARK_WORK := .cache/spark-work
@@ -66,7 +72,7 @@ FUZZ_TARGETS := shard manifest scorer_params recommend_request model_config weig
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-types test-browser pkg catalog spark-catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog domain-catalogs spark-catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -81,7 +87,7 @@ setup-demo:
 setup-test:
 	./scripts/setup.sh test
 
-test: setup-test test-rust test-types pkg web-model catalog spark-catalog test-browser
+test: setup-test test-rust test-types pkg web-model catalog spark-catalog domain-catalogs test-browser
 
 test-rust:
 	$(CARGO) test --release --all-targets
@@ -117,6 +123,19 @@ catalog: cli
 	    && grep -q '"tuning": {' $(CATALOG)/manifest.json ); then \
 	  $(BIN) build --items data/ml-latest-small/movies.csv --interactions data/ml-latest-small/ratings.csv.gz \
 	    --scenario weekday-weekend --model $(MODEL) --out $(CATALOG) --name ml-latest-small; fi
+
+# Two catalogs of one site for tests/browser/cross-catalog.test.mjs: the items split by
+# genre into two halves (`localrec domains`), each half built with the whole rating log
+# (ratings of the other half's items are skipped) and a 10-second tuner budget, so the
+# builds stay lean. Kept while both verify (rerun: rm -r $(DOMAIN_A) $(DOMAIN_B)).
+domain-catalogs: cli
+	./scripts/fetch-model.sh
+	@if ! ( $(BIN) inspect $(DOMAIN_A) >/dev/null 2>&1 && $(BIN) inspect $(DOMAIN_B) >/dev/null 2>&1 ); then \
+	  $(BIN) domains --items data/ml-latest-small/movies.csv --out $(DOMAIN_ITEMS) && \
+	  for half in a b; do \
+	    $(BIN) build --items $(DOMAIN_ITEMS)/$$half.jsonl --interactions data/ml-latest-small/ratings.csv.gz \
+	      --tune-budget 10 --model $(MODEL) --out .cache/catalogs/ml-latest-small-$$half --name ml-latest-small-$$half || exit 1; \
+	  done; fi
 
 # The Spark job in local mode on 2 executor threads. Eight ALS iterations and no item-item
 # model (EASE's n x n solve on the driver is the part that does not scale, and the longest

@@ -193,6 +193,10 @@ serve({
   item: ({ itemId }) => opened().store.item(itemId),
   items: ({ offset, limit, quantized }) => opened().store.items(offset, limit, Boolean(quantized)),
   embedding: ({ itemId }) => opened().store.embedding(itemId) ?? null,
+  quantizedItem({ itemId }) {
+    const item = opened().store.quantizedItem(itemId);
+    return item ? { ...item, embedding: Int8Array.from(item.embedding) } : null;
+  },
   nearest({ vector, k, excludeId }) {
     const { store } = opened();
     const complete = store.status().complete;

@@ -135,6 +135,15 @@ export class Catalog extends WorkerOwner {
     return this.onLiveWorker('items', { offset, limit, quantized: Boolean(quantized) });
   }
 
+  /**
+   * The item with its stored int8 row: `{...item, scale, embedding: Int8Array}` (the
+   * embedding is `embedding[i] * scale`), or null when it is not loaded.
+   */
+  async quantizedItem(itemId) {
+    this.checkOpen();
+    return this.onLiveWorker('quantizedItem', { itemId: itemIdOf(itemId, 'quantizedItem') });
+  }
+
   /** The item's embedding (a Float32Array of `manifest.encoder.dims`), or null. */
   async embedding(itemId) {
     this.checkOpen();
@@ -171,7 +180,9 @@ export class Catalog extends WorkerOwner {
   /**
    * Ranks the loaded items for a profile passed in with the call (nothing is kept):
    * `{events: [{itemId, type, value?, ageDays?, scenario?}], interests: [{embedding,
-   * weight?, ageDays?}], k, diversity, exclude, scenario, rankBy, eventWeights}`.
+   * weight?, ageDays?}], foreign: [{embedding, type, value?, ageDays?}], k, diversity,
+   * exclude, scenario, rankBy, eventWeights}`; `foreign` are events on other catalogs'
+   * items, each with its item's embedding (this catalog's encoder's width).
    * Resolves `{results: [{itemId, score, item, because, predictedRating?}], partial,
    * warnings}`; events on items the catalog does not hold are ignored with a warning.
    * Items acted on are never returned.
@@ -179,12 +190,12 @@ export class Catalog extends WorkerOwner {
   async recommend(request, options) {
     this.checkOpen();
     const {
-      events = [], interests = [], k = DEFAULT_K, diversity = 0, exclude = [], scenario, rankBy, eventWeights,
+      events = [], interests = [], foreign = [], k = DEFAULT_K, diversity = 0, exclude = [], scenario, rankBy, eventWeights,
     } = optionsOf(request, 'recommend');
     const { signal } = optionsOf(options, 'recommend');
     checkK(k, 'recommend');
-    if (!Array.isArray(events) || !Array.isArray(interests) || !Array.isArray(exclude)) {
-      throw inputError('recommend(): events, interests and exclude must be arrays');
+    if (!Array.isArray(events) || !Array.isArray(interests) || !Array.isArray(foreign) || !Array.isArray(exclude)) {
+      throw inputError('recommend(): events, interests, foreign and exclude must be arrays');
     }
     checkDiversity(diversity, 'recommend');
     if (rankBy !== undefined) checkOneOf(rankBy, RANK_BY, 'rankBy', 'recommend');
@@ -193,6 +204,7 @@ export class Catalog extends WorkerOwner {
     const message = {
       events: events.map((e) => ({ ...e, itemId: String(e?.itemId) })),
       interests: interests.map((it) => ({ ...it, embedding: Array.from(it?.embedding ?? []) })),
+      ...(foreign.length ? { foreign: foreign.map((f) => ({ ...f, embedding: Array.from(f?.embedding ?? []) })) } : {}),
       k,
       diversity,
       exclude: exclude.map(String),

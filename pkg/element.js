@@ -265,7 +265,8 @@ export class LocalrecRecommendations extends Base {
 
   /** @private Titles of the items reasons name, and the type of the event each reason is. */
   async reasonTitles(rec, results) {
-    const ids = [...new Set(results.map((r) => r.because?.itemId).filter(Boolean))];
+    // An event of another catalog names its item's title itself (its id means nothing here).
+    const ids = [...new Set(results.filter((r) => !r.because?.foreign).map((r) => r.because?.itemId).filter(Boolean))];
     const items = await Promise.all(ids.map((id) => rec.catalog.item(id).catch(() => null)));
     return new Map(ids.map((id, i) => [id, items[i]?.title ?? null]));
   }
@@ -275,6 +276,7 @@ export class LocalrecRecommendations extends Base {
     const b = result.because;
     if (!b) return '';
     if (b.text) return `Matches “${b.text}”`;
+    if (b.foreign) return b.title ? `Because you ${VERBS[b.type] ?? 'liked'} ${b.title} (${b.catalog})` : '';
     const title = b.itemId ? titles.get(b.itemId) : null;
     if (!title) return '';
     return `Because you ${VERBS[b.type] ?? 'liked'} ${title}`;

@@ -67,6 +67,8 @@ export declare const limits: {
   readonly CATALOG_WAIT: readonly CatalogWait[];
   readonly STORAGE: readonly ProfileStorage[];
   readonly MAX_MANIFEST_BYTES: number;
+  /** Widest embedding a catalog (and so a profile's item snapshot) may hold. */
+  readonly MAX_EMBEDDING_DIMS: number;
   readonly DEFAULT_MAX_CATALOG_BYTES: number;
   readonly MAX_MODEL_MANIFEST_BYTES: number;
   readonly MAX_MODEL_FILE_BYTES: number;
@@ -349,6 +351,8 @@ export class Catalog {
   item(itemId: string | number): Promise<CatalogItem | null>;
   /** Loaded items in catalog order; with `quantized`, each has `scale` and int8 `embedding`. */
   items(options?: { offset?: number; limit?: number; quantized?: boolean }): Promise<(CatalogItem & { scale?: number; embedding?: number[] })[]>;
+  /** The item with its stored int8 row (`embedding[i] * scale` is its embedding), or null when it is not loaded. */
+  quantizedItem(itemId: string | number): Promise<(CatalogItem & { scale: number; embedding: Int8Array }) | null>;
   /** The item's embedding, or null when it is not loaded. */
   embedding(itemId: string | number): Promise<Float32Array | null>;
   /** The loaded items nearest to `vector` by cosine. Wrong width or `k` outside 1..MAX_K: `localrec/input`. */
@@ -384,9 +388,23 @@ export interface ProfileInterest {
   ageDays?: number;
 }
 
+/**
+ * An event on another catalog's item: the item's embedding (its catalog's int8 row times
+ * the scale, this catalog's encoder's width) stands in for the item.
+ */
+export interface ForeignEvent {
+  embedding: Float32Array | number[];
+  type: EventType;
+  /** The rating for 'rate'. */
+  value?: number;
+  ageDays?: number;
+}
+
 export interface RecommendRequest {
   events?: ProfileEvent[];
   interests?: ProfileInterest[];
+  /** Events on other catalogs' items (at most MAX_EVENTS). */
+  foreign?: ForeignEvent[];
   /** Results wanted (default 10, at most 1000). */
   k?: number;
   /** MMR diversity from 0 (none) to 1. */
@@ -424,8 +442,11 @@ export interface Recommendation {
   /** The blended score (standardized terms, weighted). */
   score: number;
   item: CatalogItem;
-  /** The history item (with the event's position) or interest that contributed most. */
-  because: { itemId?: string; event?: number; interest?: number; contribution: number } | null;
+  /**
+   * The history item (with the event's position), the interest, or the foreign event (its
+   * position in `foreign`) that contributed most.
+   */
+  because: { itemId?: string; event?: number; interest?: number; foreign?: number; contribution: number } | null;
   /** The rating head's prediction (the catalog's rating scale), when the catalog has one. */
   predictedRating?: number;
 }
@@ -447,6 +468,8 @@ export interface RecordEvent {
 export interface StoredEvent extends RecordEvent {
   itemId: string;
   time: number;
+  /** The catalog it was recorded against (its manifest's `name`); none for events stored before catalogs were recorded. */
+  catalog?: string;
   /** Its key in the profile. */
   id: number;
 }
@@ -495,10 +518,14 @@ export interface RecommenderResult {
   score: number;
   item: CatalogItem;
   /**
-   * The item acted on (its event's index and `type`) or the typed interest (its id and
-   * text) that contributed most.
+   * What contributed most: the item acted on (its event's index and `type`), the typed
+   * interest (its id and text), or an event recorded against another catalog (`foreign:
+   * true`, its `type`, the item's id, `catalog` and `title`).
    */
-  because?: { itemId?: string; event?: number; type?: EventType; interest?: number; interestId?: number; text?: string; contribution: number } | null;
+  because?: {
+    itemId?: string; event?: number; type?: EventType; interest?: number; interestId?: number; text?: string;
+    foreign?: true; catalog?: string; title?: string; contribution: number;
+  } | null;
   predictedRating?: number;
 }
 
@@ -520,8 +547,11 @@ export interface ProfileSummary {
   persisted: boolean | null;
   /** Why IndexedDB is not in use although it was asked for. */
   fallbackReason: string | null;
+  /** Events of every catalog. */
   events: number;
   eventsByType: Record<string, number>;
+  /** Events per catalog (manifest `name`); events from before catalogs were recorded count as this catalog's. */
+  eventsByCatalog: Record<string, number>;
   interests: { id: number; text: string; time: number }[];
   /** Distinct items with events. */
   items: number;
@@ -529,15 +559,43 @@ export interface ProfileSummary {
   lastEvent: number | null;
 }
 
-/** `profile.export()`: the whole profile, versioned. */
+/**
+ * What the profile keeps of an item with events, so that other catalogs can score with
+ * them: its catalog's int8 row in base64 (4 characters per 3 values), the scale, the
+ * encoder that embedded it, its title.
+ */
+export interface ProfileSnapshot {
+  catalog: string;
+  itemId: string;
+  encoder: { name: string; dims: number };
+  scale: number;
+  values: string;
+  title: string;
+}
+
+/** `profile.export()`: the whole profile (every catalog's events), versioned. */
 export interface ProfileDocument {
   format: 'localrec-profile';
-  version: 1;
+  version: 2;
   exportedAt: string;
+  /** The catalog it was exported from, and its encoder's name. */
   catalog: string;
   encoder: string;
-  events: RecordEvent[];
+  events: (RecordEvent & { catalog?: string })[];
   interests: { text: string; embedding: number[]; time: number }[];
+  snapshots: ProfileSnapshot[];
+}
+
+/** A document of the earlier version (one catalog's events, no snapshots): `import()` still reads it. */
+export interface ProfileDocumentV1 {
+  format: 'localrec-profile';
+  version: 1;
+  exportedAt?: string;
+  /** Its events are taken as this catalog's. */
+  catalog?: string;
+  encoder?: string;
+  events: RecordEvent[];
+  interests: { text: string; embedding: number[]; time?: number }[];
 }
 
 export interface Profile {
@@ -547,7 +605,7 @@ export interface Profile {
    * Replaces the profile; a bad document rejects with `localrec/input`, one the device
    * cannot store with `localrec/storage`; either way nothing changes.
    */
-  import(doc: ProfileDocument | string): Promise<ProfileSummary>;
+  import(doc: ProfileDocument | ProfileDocumentV1 | string): Promise<ProfileSummary>;
   /** Deletes the profile from this device, or rejects with `localrec/storage` saying what is still stored. */
   clear(): Promise<void>;
 }

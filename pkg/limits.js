@@ -26,13 +26,13 @@ export const MAX_SCENARIO_CHARS = 200;
 export const MAX_PROFILE_NAME_CHARS = 200;
 
 /** Largest profile document `import()` reads, in characters of JSON. */
-export const MAX_IMPORT_CHARS = 33554432;
+export const MAX_IMPORT_CHARS = 134217728;
 
 /** The profile export document's `format`. */
 export const PROFILE_FORMAT = 'localrec-profile';
 
 /** The profile export document's `version`. */
-export const PROFILE_VERSION = 1;
+export const PROFILE_VERSION = 2;
 
 /** Kinds of events a profile records. */
 export const EVENT_TYPES = Object.freeze(['view', 'click', 'like', 'dislike', 'rate', 'purchase']);

@@ -9,14 +9,25 @@
 // a write whose stored profile cannot even be read is rejected and changes nothing.
 // `replace` (import) and `clear` never settle for memory: they change the stored copy or
 // reject, so a profile the visitor deleted does not come back on reload.
+//
+// One profile serves every catalog of the site opened with its name. Each event keeps the
+// catalog it was recorded against (`catalog`, the manifest's name; events stored before
+// there was one have none and count as any reading catalog's own), and the profile keeps
+// one snapshot per (catalog, item) with events: the item's int8 embedding row, its scale,
+// the catalog's encoder and the title, written in the event's transaction. Another
+// catalog with the same encoder scores with those events without loading the first one.
 
 import { LocalrecError } from './errors.js';
 import {
-  EVENT_TYPES, MAX_EVENTS, MAX_IMPORT_CHARS, MAX_INTERESTS, MAX_ITEM_ID_CHARS, MAX_SCENARIO_CHARS, MAX_TEXT_CHARS,
-  PROFILE_FORMAT, PROFILE_VERSION, RATE_EVENT, RATING_RANGE,
+  EVENT_TYPES, MAX_EMBEDDING_DIMS, MAX_EVENTS, MAX_IMPORT_CHARS, MAX_INTERESTS, MAX_ITEM_ID_CHARS, MAX_SCENARIO_CHARS,
+  MAX_TEXT_CHARS, PROFILE_FORMAT, PROFILE_VERSION, RATE_EVENT, RATING_RANGE,
 } from './limits.js';
 
-const STORES = ['events', 'interests'];
+const STORES = ['events', 'interests', 'snapshots'];
+/** The events index by (catalog, item id): which snapshots still have events. */
+const ITEM_INDEX = 'item';
+/** Profile documents `import()` reads: version 1 (one catalog, no snapshots) and this one. */
+const READABLE_VERSIONS = [1, PROFILE_VERSION];
 /** How long `clear()` waits for other tabs to let go of the database before it gives up. */
 const DELETE_BLOCKED_MS = 5_000;
 
@@ -73,16 +84,34 @@ function abandon(tx) {
   }
 }
 
-/** Opens `name` at its current version (or `version`), creating missing stores on upgrade. */
+/** The key of an item's snapshot (and of its events in the `item` index). */
+function snapshotKey(catalog, itemId) {
+  return [catalog, itemId];
+}
+
+/** Whether `db` has every store and index this version uses. */
+function complete(db) {
+  if (!STORES.every((s) => db.objectStoreNames.contains(s))) return false;
+  return db.transaction('events', 'readonly').objectStore('events').indexNames.contains(ITEM_INDEX);
+}
+
+/**
+ * Opens `name` at its current version (or `version`), creating missing stores and indexes
+ * on upgrade; what is stored stays (events from before catalogs were recorded have no
+ * `catalog`, so the index leaves them out).
+ */
 function openDatabase(name, version) {
   return new Promise((resolve, reject) => {
     const request = version === undefined ? indexedDB.open(name) : indexedDB.open(name, version);
     request.onupgradeneeded = () => {
+      const db = request.result;
       for (const store of STORES) {
-        if (!request.result.objectStoreNames.contains(store)) {
-          request.result.createObjectStore(store, { keyPath: 'id', autoIncrement: true });
-        }
+        if (db.objectStoreNames.contains(store)) continue;
+        if (store === 'snapshots') db.createObjectStore(store, { keyPath: ['catalog', 'itemId'] });
+        else db.createObjectStore(store, { keyPath: 'id', autoIncrement: true });
       }
+      const events = request.transaction.objectStore('events');
+      if (!events.indexNames.contains(ITEM_INDEX)) events.createIndex(ITEM_INDEX, ['catalog', 'itemId']);
     };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -118,7 +147,7 @@ class IndexedDbBackend {
   static async open(name) {
     if (!idbAvailable()) throw new Error('IndexedDB is not available here');
     let db = await openDatabase(databaseName(name));
-    if (!STORES.every((s) => db.objectStoreNames.contains(s))) {
+    if (!complete(db)) {
       const version = db.version + 1;
       db.close();
       db = await openDatabase(databaseName(name), version);
@@ -135,22 +164,46 @@ class IndexedDbBackend {
   }
 
   /**
-   * Adds `value` to `store`, counting and adding in one transaction so that tabs writing at
-   * once cannot pass the cap together. At MAX_EVENTS the oldest events (lowest ids: the
-   * first recorded or imported) are deleted in the same transaction; at MAX_INTERESTS the
-   * add is refused.
+   * Adds an interest, counting and adding in one transaction so that tabs writing at once
+   * cannot pass the cap together; at MAX_INTERESTS the add is refused.
    */
   async add(store, value) {
     const tx = this.db.transaction(store, 'readwrite');
     try {
       const objects = tx.objectStore(store);
       const count = await promised(objects.count());
-      if (count >= capOf(store)) {
-        if (store !== 'events') throw capError(store);
-        const old = await promised(objects.getAllKeys(null, count - MAX_EVENTS + 1));
-        objects.delete(IDBKeyRange.bound(old[0], old[old.length - 1]));
-      }
+      if (count >= capOf(store)) throw capError(store);
       const id = await promised(objects.add(value));
+      await done(tx);
+      return id;
+    } catch (e) {
+      abandon(tx);
+      throw e;
+    }
+  }
+
+  /**
+   * Adds an event and its item's snapshot (when there is one) in one transaction. At
+   * MAX_EVENTS the oldest events (lowest ids: the first recorded or imported) are deleted
+   * in the same transaction, with the snapshots no event names any more.
+   */
+  async addEvent(event, snapshot) {
+    const tx = this.db.transaction(['events', 'snapshots'], 'readwrite');
+    try {
+      const events = tx.objectStore('events');
+      const snapshots = tx.objectStore('snapshots');
+      const count = await promised(events.count());
+      if (count >= MAX_EVENTS) {
+        const old = await promised(events.getAll(null, count - MAX_EVENTS + 1));
+        events.delete(IDBKeyRange.bound(old[0].id, old[old.length - 1].id));
+        const items = new Map(old.filter((e) => typeof e.catalog === 'string').map((e) => [`${e.catalog}\u0000${e.itemId}`, e]));
+        for (const e of items.values()) {
+          const key = snapshotKey(e.catalog, e.itemId);
+          if ((await promised(events.index(ITEM_INDEX).count(key))) === 0) snapshots.delete(key);
+        }
+      }
+      const id = await promised(events.add(event));
+      if (snapshot) snapshots.put(snapshot);
       await done(tx);
       return id;
     } catch (e) {
@@ -166,8 +219,8 @@ class IndexedDbBackend {
 
   async counts() {
     const tx = this.db.transaction(STORES, 'readonly');
-    const [events, interests] = await Promise.all(STORES.map((s) => promised(tx.objectStore(s).count())));
-    return { events, interests };
+    const [events, interests, snapshots] = await Promise.all(STORES.map((s) => promised(tx.objectStore(s).count())));
+    return { events, interests, snapshots };
   }
 
   async delete(store, id) {
@@ -183,19 +236,21 @@ class IndexedDbBackend {
 
   async all() {
     const tx = this.db.transaction(STORES, 'readonly');
-    const [events, interests] = await Promise.all(STORES.map((s) => promised(tx.objectStore(s).getAll())));
-    return { events, interests };
+    const [events, interests, snapshots] = await Promise.all(STORES.map((s) => promised(tx.objectStore(s).getAll())));
+    return { events, interests, snapshots };
   }
 
   /** Replaces everything in one transaction: it all lands, or nothing changes. */
-  async replace({ events, interests }) {
+  async replace({ events, interests, snapshots = [] }) {
     const tx = this.db.transaction(STORES, 'readwrite');
     try {
-      const [e, i] = STORES.map((s) => tx.objectStore(s));
+      const [e, i, s] = STORES.map((name) => tx.objectStore(name));
       e.clear();
       i.clear();
+      s.clear();
       for (const v of events) e.add(v);
       for (const v of interests) i.add(v);
+      for (const v of snapshots) s.put(v);
       await done(tx);
     } catch (e) {
       // A request that throws must not leave the clear committed without the adds.
@@ -217,32 +272,51 @@ function capError(store) {
   return new LocalrecError('localrec/input', `the profile holds ${capOf(store)} ${store}, the most it keeps; remove one first`);
 }
 
+/** The in-memory key of a snapshot. */
+function memoryKey(catalog, itemId) {
+  return `${catalog}\u0000${itemId}`;
+}
+
 /** The profile in this page's memory only (gone on reload). */
 class MemoryBackend {
-  constructor(initial = { events: [], interests: [] }) {
+  constructor(initial = { events: [], interests: [], snapshots: [] }) {
     this.kind = 'memory';
     this.data = { events: [...initial.events], interests: [...initial.interests] };
+    this.snapshots = new Map((initial.snapshots ?? []).map((s) => [memoryKey(s.catalog, s.itemId), s]));
     this.next = 1 + [...initial.events, ...initial.interests].reduce((m, v) => Math.max(m, v.id ?? 0), 0);
   }
 
-  /** Same caps as IndexedDB: the oldest events roll off, interests are refused. */
+  /** Same cap as IndexedDB: at MAX_INTERESTS an interest is refused. */
   async add(store, value) {
     const list = this.data[store];
-    if (list.length >= capOf(store)) {
-      if (store !== 'events') throw capError(store);
-      list.splice(0, list.length - MAX_EVENTS + 1);
-    }
+    if (list.length >= capOf(store)) throw capError(store);
     const id = this.next++;
     list.push({ ...value, id });
     return id;
   }
 
+  /** Same as IndexedDB: the oldest events roll off, with the snapshots no event names any more. */
+  async addEvent(event, snapshot) {
+    const list = this.data.events;
+    if (list.length >= MAX_EVENTS) {
+      const old = list.splice(0, list.length - MAX_EVENTS + 1);
+      const left = new Set(list.filter((e) => typeof e.catalog === 'string').map((e) => memoryKey(e.catalog, e.itemId)));
+      for (const e of old) {
+        if (typeof e.catalog === 'string' && !left.has(memoryKey(e.catalog, e.itemId))) this.snapshots.delete(memoryKey(e.catalog, e.itemId));
+      }
+    }
+    const id = this.next++;
+    list.push({ ...event, id });
+    if (snapshot) this.snapshots.set(memoryKey(snapshot.catalog, snapshot.itemId), snapshot);
+    return id;
+  }
+
   async count(store) {
-    return this.data[store].length;
+    return store === 'snapshots' ? this.snapshots.size : this.data[store].length;
   }
 
   async counts() {
-    return { events: this.data.events.length, interests: this.data.interests.length };
+    return { events: this.data.events.length, interests: this.data.interests.length, snapshots: this.snapshots.size };
   }
 
   async delete(store, id) {
@@ -250,25 +324,42 @@ class MemoryBackend {
   }
 
   async all() {
-    return { events: [...this.data.events], interests: [...this.data.interests] };
+    return { events: [...this.data.events], interests: [...this.data.interests], snapshots: [...this.snapshots.values()] };
   }
 
-  async replace({ events, interests }) {
+  async replace({ events, interests, snapshots = [] }) {
     this.data = { events: [], interests: [] };
     for (const v of events) this.data.events.push({ ...v, id: this.next++ });
     for (const v of interests) this.data.interests.push({ ...v, id: this.next++ });
+    this.snapshots = new Map(snapshots.map((s) => [memoryKey(s.catalog, s.itemId), s]));
   }
 
   close() {}
 }
 
-/** Copies only the known fields of an event, checked; throws a message on bad input. */
+/** Whether `id` is an item id as events and snapshots hold it. */
+function isItemId(id) {
+  return (typeof id === 'string' && id.length > 0 && id.length <= MAX_ITEM_ID_CHARS) || Number.isSafeInteger(id);
+}
+
+/** A catalog's name (its manifest's `name`) as events and snapshots hold it; throws a message otherwise. */
+function checkName(name, where, what) {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_ITEM_ID_CHARS) {
+    throw new Error(`${where}: ${what} must be a non-empty string of at most ${MAX_ITEM_ID_CHARS} characters`);
+  }
+}
+
+/**
+ * Copies only the known fields of an event, checked; throws a message on bad input.
+ * `catalog`, where given, is the name of the catalog it was recorded against.
+ */
 export function cleanEvent(e, where = 'event') {
   if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new Error(`${where} is not an object`);
-  const { itemId, type, value, scenario, time } = e;
-  if (!((typeof itemId === 'string' && itemId.length > 0 && itemId.length <= MAX_ITEM_ID_CHARS) || Number.isSafeInteger(itemId))) {
+  const { itemId, type, value, scenario, time, catalog } = e;
+  if (!isItemId(itemId)) {
     throw new Error(`${where}: itemId must be a non-empty string or a whole number`);
   }
+  if (catalog !== undefined && catalog !== null) checkName(catalog, where, 'catalog');
   if (!EVENT_TYPES.includes(type)) throw new Error(`${where}: type must be one of ${EVENT_TYPES.join(', ')}, not ${JSON.stringify(type)}`);
   if (value !== undefined && value !== null && !Number.isFinite(value)) throw new Error(`${where}: value must be a finite number`);
   const [lo, hi] = RATING_RANGE;
@@ -282,7 +373,63 @@ export function cleanEvent(e, where = 'event') {
   const out = { itemId: String(itemId), type, time: time ?? Date.now() };
   if (Number.isFinite(value)) out.value = value;
   if (typeof scenario === 'string') out.scenario = scenario;
+  if (typeof catalog === 'string') out.catalog = catalog;
   return out;
+}
+
+/** A snapshot's int8 values as base64 (the export's compact form: 4 characters per 3 values). */
+export function toBase64(values) {
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** `dims` int8 values from their base64; throws a message when it is not exactly that. */
+function fromBase64(text, dims, where) {
+  const wrong = `${where}: values must be the item's ${dims} int8 values in base64`;
+  // Checked before decoding, so that a hostile string costs nothing.
+  if (typeof text !== 'string' || text.length !== 4 * Math.ceil(dims / 3)) throw new Error(wrong);
+  let binary;
+  try {
+    binary = atob(text);
+  } catch {
+    throw new Error(wrong);
+  }
+  if (binary.length !== dims) throw new Error(wrong);
+  const out = new Int8Array(dims);
+  for (let i = 0; i < dims; i++) out[i] = (binary.charCodeAt(i) << 24) >> 24;
+  return out;
+}
+
+/**
+ * Copies only the known fields of an item snapshot (`{catalog, itemId, encoder: {name,
+ * dims}, scale, values, title}`, `values` an Int8Array or its base64), checked; throws a
+ * message on bad input.
+ */
+export function cleanSnapshot(snap, where = 'snapshot') {
+  if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) throw new Error(`${where} is not an object`);
+  const { catalog, itemId, encoder, scale, values, title } = snap;
+  checkName(catalog, where, 'catalog');
+  if (!isItemId(itemId)) throw new Error(`${where}: itemId must be a non-empty string or a whole number`);
+  if (encoder === null || typeof encoder !== 'object' || Array.isArray(encoder)) throw new Error(`${where}: encoder must be {name, dims}`);
+  const { name, dims } = encoder;
+  checkName(name, where, 'encoder.name');
+  if (!Number.isInteger(dims) || dims < 1 || dims > MAX_EMBEDDING_DIMS) {
+    throw new Error(`${where}: encoder.dims must be a whole number from 1 to ${MAX_EMBEDDING_DIMS}`);
+  }
+  if (!(Number.isFinite(scale) && scale >= 0)) throw new Error(`${where}: scale must be a finite number >= 0`);
+  let ints;
+  if (values instanceof Int8Array) {
+    if (values.length !== dims) throw new Error(`${where}: values must be the item's ${dims} int8 values`);
+    ints = Int8Array.from(values);
+  } else {
+    ints = fromBase64(values, dims, where);
+  }
+  if (title !== undefined && title !== null && (typeof title !== 'string' || title.length > MAX_TEXT_CHARS)) {
+    throw new Error(`${where}: title must be a string of at most ${MAX_TEXT_CHARS} characters`);
+  }
+  return { catalog, itemId: String(itemId), encoder: { name, dims }, scale, values: ints, title: title ?? '' };
 }
 
 /** Copies only the known fields of an interest, checked against the encoder's width. */
@@ -302,7 +449,9 @@ export function cleanInterest(it, dims, where = 'interest') {
 
 /**
  * Checks a profile document (`Profile.export()`'s shape, or its JSON text) and returns
- * its clean events and interests; throws a message naming the first problem.
+ * its clean events, interests and snapshots; throws a message naming the first problem.
+ * Version 1 (one catalog's events, no snapshots) still reads: its events are given the
+ * document's `catalog`, where it names one. Snapshots no event names are left out.
  */
 export function parseProfileDocument(doc, dims) {
   if (typeof doc === 'string') {
@@ -315,16 +464,37 @@ export function parseProfileDocument(doc, dims) {
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('the document is not an object');
   if (doc.format !== PROFILE_FORMAT) throw new Error(`format is ${JSON.stringify(doc.format)}, not ${JSON.stringify(PROFILE_FORMAT)}`);
-  if (doc.version !== PROFILE_VERSION) throw new Error(`version ${JSON.stringify(doc.version)} is not supported (this library reads ${PROFILE_VERSION})`);
+  if (!READABLE_VERSIONS.includes(doc.version)) {
+    throw new Error(`version ${JSON.stringify(doc.version)} is not supported (this library reads ${READABLE_VERSIONS.join(' and ')})`);
+  }
   const events = doc.events ?? [];
   const interests = doc.interests ?? [];
+  const snapshots = doc.version === 1 ? [] : doc.snapshots ?? [];
   if (!Array.isArray(events) || events.length > MAX_EVENTS) throw new Error(`events must be an array of at most ${MAX_EVENTS}`);
   if (!Array.isArray(interests) || interests.length > MAX_INTERESTS) {
     throw new Error(`interests must be an array of at most ${MAX_INTERESTS}`);
   }
+  if (!Array.isArray(snapshots) || snapshots.length > MAX_EVENTS) throw new Error(`snapshots must be an array of at most ${MAX_EVENTS}`);
+  let clean = events.map((e, i) => cleanEvent(e, `event ${i}`));
+  if (doc.version === 1) {
+    // Version 1 held one catalog's events, and named the catalog.
+    const catalog = typeof doc.catalog === 'string' && doc.catalog.length > 0 && doc.catalog.length <= MAX_ITEM_ID_CHARS ? doc.catalog : null;
+    clean = clean.map(({ catalog: _, ...e }) => (catalog ? { ...e, catalog } : e));
+  }
+  const named = new Set(clean.filter((e) => e.catalog).map((e) => memoryKey(e.catalog, e.itemId)));
+  const seen = new Set();
+  const kept = [];
+  snapshots.forEach((snap, i) => {
+    const s = cleanSnapshot(snap, `snapshot ${i}`);
+    const key = memoryKey(s.catalog, s.itemId);
+    if (seen.has(key)) throw new Error(`snapshot ${i}: a second snapshot of item ${JSON.stringify(s.itemId)} of catalog ${JSON.stringify(s.catalog)}`);
+    seen.add(key);
+    if (named.has(key)) kept.push(s);
+  });
   return {
-    events: events.map((e, i) => cleanEvent(e, `event ${i}`)),
+    events: clean,
     interests: interests.map((it, i) => cleanInterest(it, dims, `interest ${i}`)),
+    snapshots: kept,
   };
 }
 
@@ -451,9 +621,12 @@ export class ProfileStore {
     return op(this.backend);
   }
 
-  /** Adds an event; at MAX_EVENTS the oldest events roll off (in the same transaction). */
-  addEvent(event) {
-    return this.write((b) => b.add('events', event), 'record()');
+  /**
+   * Adds an event and its item's snapshot (or none) in one transaction; at MAX_EVENTS the
+   * oldest events roll off (in the same transaction), with snapshots no event names.
+   */
+  addEvent(event, snapshot = null) {
+    return this.write((b) => b.addEvent(event, snapshot), 'record()');
   }
 
   /** Adds an interest; at MAX_INTERESTS it is refused with 'localrec/input'. */
@@ -493,7 +666,10 @@ export class ProfileStore {
     return this.read((b) => b.count(store));
   }
 
-  /** Everything the profile holds: `{events, interests}`, each with its `id`, oldest first. */
+  /**
+   * Everything the profile holds: `{events, interests, snapshots}`, events and interests
+   * with their `id`, oldest first.
+   */
   all() {
     return this.read((b) => b.all());
   }
@@ -506,7 +682,7 @@ export class ProfileStore {
    * a deletion that would be undone by a reload.
    */
   replace(data) {
-    if (data.events.length === 0 && data.interests.length === 0) return this.clear();
+    if (data.events.length === 0 && data.interests.length === 0 && !data.snapshots?.length) return this.clear();
     if (this.requested !== 'indexeddb' || !idbAvailable()) return this.backend.replace(data);
     return this.exclusive(async () => {
       const refused = await this.replaceStored(data);
@@ -517,14 +693,15 @@ export class ProfileStore {
   }
 
   /**
-   * Deletes every event and interest: the stored copy's stores are emptied (or, if
+   * Deletes every event, interest and snapshot (of every catalog): the stored copy's stores are emptied (or, if
    * IndexedDB refuses that, the database deleted), or the call rejects with
    * 'localrec/storage' saying what is still stored on this device.
    */
   clear() {
-    if (this.requested !== 'indexeddb' || !idbAvailable()) return this.backend.replace({ events: [], interests: [] });
+    const empty = { events: [], interests: [], snapshots: [] };
+    if (this.requested !== 'indexeddb' || !idbAvailable()) return this.backend.replace(empty);
     return this.exclusive(async () => {
-      const refused = await this.replaceStored({ events: [], interests: [] });
+      const refused = await this.replaceStored(empty);
       if (!refused) return;
       const reasons = [refused];
       this.backend.close();

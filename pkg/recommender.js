@@ -11,7 +11,9 @@ import { LocalrecError, inputError } from './errors.js';
 import {
   BACKENDS, CATALOG_WAIT, DEFAULT_K, EVENT_TYPES, MAX_K, MAX_PROFILE_NAME_CHARS, PROFILE_FORMAT, PROFILE_VERSION, STORAGE,
 } from './limits.js';
-import { ProfileStore, cleanEvent, cleanInterest, parseProfileDocument } from './profile.js';
+import {
+  ProfileStore, cleanEvent, cleanInterest, cleanSnapshot, parseProfileDocument, toBase64,
+} from './profile.js';
 import { normalizeText, titlesFirst } from './search.js';
 
 const DAY_MS = 86_400_000;
@@ -27,21 +29,93 @@ function answerOf(results, partial, warnings) {
 
 /**
  * A result whose reason names what the page can show: the typed interest's id and text,
- * or the type of the event on the item it names.
+ * the type of the event on the item it names, or, for an event recorded against another
+ * catalog, that event's type, item id, catalog and the item's title.
  */
-function explained(result, events, interests) {
+function explained(result, events, interests, foreign) {
   const b = result.because;
   if (b && Number.isInteger(b.interest) && interests[b.interest]) {
     return { ...result, because: { ...b, interestId: interests[b.interest].id, text: interests[b.interest].text } };
   }
   if (b && Number.isInteger(b.event) && events[b.event]) return { ...result, because: { ...b, type: events[b.event].type } };
+  if (b && Number.isInteger(b.foreign) && foreign[b.foreign]) {
+    const { event, snapshot } = foreign[b.foreign];
+    return {
+      ...result,
+      because: {
+        type: event.type, foreign: true, itemId: event.itemId, catalog: event.catalog, title: snapshot.title, contribution: b.contribution,
+      },
+    };
+  }
   return result;
 }
 
+/** The key of an item of a catalog. */
+function itemKey(catalog, itemId) {
+  return `${catalog}\u0000${itemId}`;
+}
+
+/** A snapshot's embedding, as the catalog that stored it scores it (`values[i] * scale`). */
+function dequantized({ values, scale }) {
+  return Array.from(values, (q) => q * scale);
+}
+
+/** Names for a warning: the first few, then how many more. */
+function someOf(names) {
+  const list = [...names];
+  return list.length <= 3 ? list.join(', ') : `${list.slice(0, 3).join(', ')} and ${list.length - 3} more`;
+}
+
+/**
+ * Splits the profile's events for the catalog `manifest`: its own (recorded against it,
+ * or before events named their catalog) and those of other catalogs whose item snapshot
+ * was made with the same encoder (name and width). The rest are left out, each kind with
+ * one warning.
+ */
+function eventsFor(manifest, events, snapshots) {
+  const { name, encoder } = manifest;
+  const own = [];
+  const foreign = [];
+  const otherEncoder = new Map();
+  const unsnapped = new Set();
+  let otherCount = 0;
+  let unsnappedCount = 0;
+  const byItem = new Map(snapshots.map((s) => [itemKey(s.catalog, s.itemId), s]));
+  for (const event of events) {
+    if (typeof event.catalog !== 'string' || event.catalog === name) {
+      own.push(event);
+      continue;
+    }
+    const snapshot = byItem.get(itemKey(event.catalog, event.itemId));
+    if (!snapshot || snapshot.values?.length !== snapshot.encoder?.dims) {
+      unsnappedCount++;
+      unsnapped.add(event.catalog);
+    } else if (snapshot.encoder.name !== encoder.name || snapshot.encoder.dims !== encoder.dims) {
+      otherCount++;
+      otherEncoder.set(event.catalog, `${event.catalog}: ${snapshot.encoder.name}, ${snapshot.encoder.dims} dims`);
+    } else {
+      foreign.push({ event, snapshot });
+    }
+  }
+  const warnings = [];
+  if (otherCount) {
+    warnings.push(`${otherCount} event${otherCount === 1 ? '' : 's'} recorded against other catalogs (${someOf(otherEncoder.values())}) left out: their items were embedded by another encoder than this catalog's (${encoder.name}, ${encoder.dims} dims)`);
+  }
+  if (unsnappedCount) {
+    warnings.push(`${unsnappedCount} event${unsnappedCount === 1 ? '' : 's'} recorded against other catalogs (${someOf(unsnapped)}) left out: the profile holds no embedding of their items (not loaded when the event was recorded, or imported without one)`);
+  }
+  return { own, foreign, warnings };
+}
+
 /** What the profile holds, as the page may show it. */
-function summarize(data, store) {
+function summarize(data, store, catalog) {
   const byType = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0]));
   for (const e of data.events) byType[e.type] = (byType[e.type] ?? 0) + 1;
+  const byCatalog = {};
+  for (const e of data.events) {
+    const name = e.catalog ?? catalog;
+    byCatalog[name] = (byCatalog[name] ?? 0) + 1;
+  }
   const times = data.events.map((e) => e.time).filter(Number.isFinite);
   return {
     storage: store.storage,
@@ -50,8 +124,9 @@ function summarize(data, store) {
     fallbackReason: store.fallbackReason,
     events: data.events.length,
     eventsByType: byType,
+    eventsByCatalog: byCatalog,
     interests: data.interests.map(({ id, text, time }) => ({ id, text, time })),
-    items: new Set(data.events.map((e) => e.itemId)).size,
+    items: new Set(data.events.map((e) => itemKey(e.catalog ?? catalog, e.itemId))).size,
     firstEvent: times.length ? times.reduce((a, b) => Math.min(a, b), Infinity) : null,
     lastEvent: times.length ? times.reduce((a, b) => Math.max(a, b), 0) : null,
   };
@@ -66,10 +141,14 @@ class Profile {
 
   /** Counts and interests: what the profile holds, and where (`storage`, `persistent`). */
   async summary() {
-    return summarize(await this.owner.store.all(), this.owner.store);
+    return summarize(await this.owner.store.all(), this.owner.store, this.owner.catalog.manifest.name);
   }
 
-  /** The whole profile as a versioned JSON-ready document (events, interests with their vectors). */
+  /**
+   * The whole profile, every catalog's events included, as a versioned JSON-ready
+   * document: events (with their catalog), interests with their vectors, and the item
+   * snapshots (int8 values in base64) that let other catalogs score with the events.
+   */
   async export() {
     const data = await this.owner.store.all();
     return {
@@ -78,8 +157,11 @@ class Profile {
       exportedAt: new Date().toISOString(),
       catalog: this.owner.catalog.manifest.name,
       encoder: this.owner.catalog.manifest.encoder.name,
-      events: data.events.map(({ itemId, type, value, scenario, time }) => ({ itemId, type, value, scenario, time })),
+      events: data.events.map(({ itemId, type, value, scenario, time, catalog }) => ({ itemId, type, value, scenario, time, catalog })),
       interests: data.interests.map(({ text, embedding, time }) => ({ text, embedding, time })),
+      snapshots: data.snapshots.map(({ catalog, itemId, encoder, scale, values, title }) => ({
+        catalog, itemId, encoder: { name: encoder.name, dims: encoder.dims }, scale, values: toBase64(values), title,
+      })),
     };
   }
 
@@ -97,15 +179,15 @@ class Profile {
       throw inputError(`profile.import(): ${e.message}; the profile was not changed`);
     }
     await this.owner.store.replace(clean);
-    return summarize(await this.owner.store.all(), this.owner.store);
+    return summarize(await this.owner.store.all(), this.owner.store, this.owner.catalog.manifest.name);
   }
 
   /**
-   * Deletes every event and interest stored on this device, or rejects with
-   * `localrec/storage` saying what is still stored.
+   * Deletes every event (of every catalog), interest and item snapshot stored on this
+   * device, or rejects with `localrec/storage` saying what is still stored.
    */
   async clear() {
-    await this.owner.store.replace({ events: [], interests: [] });
+    await this.owner.store.clear();
   }
 }
 
@@ -205,8 +287,11 @@ export class Recommender {
   }
 
   /**
-   * Records an event in the profile (no network). Resolves with the event as stored. At
-   * MAX_EVENTS the oldest events roll off.
+   * Records an event in the profile (no network), against this catalog (`catalog`, its
+   * manifest's name), with a snapshot of the item (its int8 embedding row, scale, encoder
+   * and title) when the item is loaded, so that other catalogs with the same encoder can
+   * score with it. Resolves with the event as stored. At MAX_EVENTS the oldest events
+   * roll off.
    */
   async record(event) {
     this.checkOpen();
@@ -216,7 +301,15 @@ export class Recommender {
     } catch (e) {
       throw inputError(e.message);
     }
-    const id = await this.store.addEvent(clean);
+    const { name, encoder } = this.catalog.manifest;
+    clean.catalog = name;
+    const item = await this.catalog.quantizedItem(clean.itemId);
+    const snapshot = item
+      ? cleanSnapshot({
+        catalog: name, itemId: clean.itemId, encoder: { name: encoder.name, dims: encoder.dims }, scale: item.scale, values: item.embedding, title: item.title,
+      })
+      : null;
+    const id = await this.store.addEvent(clean, snapshot);
     return { ...clean, id };
   }
 
@@ -253,14 +346,32 @@ export class Recommender {
     if (scenario !== undefined && typeof scenario !== 'string') throw inputError('recommend(): scenario must be a string');
     if (!Array.isArray(exclude)) throw inputError('recommend(): exclude must be an array of item ids');
     checkSignal(signal, 'recommend');
-    const { events, interests } = await this.store.all();
+    const { events: stored, interests: typed, snapshots } = await this.store.all();
+    const { own: events, foreign, warnings } = eventsFor(this.catalog.manifest, stored, snapshots);
+    // Typed interests are the profile's too: one encoded for a catalog of another width
+    // (the site's other catalog) cannot be scored here.
+    const { dims } = this.catalog.manifest.encoder;
+    const interests = typed.filter((it) => it.embedding?.length === dims);
+    if (interests.length < typed.length) {
+      const n = typed.length - interests.length;
+      warnings.push(`${n} typed interest${n === 1 ? '' : 's'} left out: encoded for another catalog's encoder, not ${dims}-dim like this catalog's`);
+    }
     const now = Date.now();
     const age = (t) => (Number.isFinite(t) ? Math.max(0, (now - t) / DAY_MS) : 0);
+    const embeddings = new Map();
+    const embeddingOf = (snapshot) => {
+      const key = itemKey(snapshot.catalog, snapshot.itemId);
+      if (!embeddings.has(key)) embeddings.set(key, dequantized(snapshot));
+      return embeddings.get(key);
+    };
     const request = {
       events: events.map((e) => ({
         itemId: e.itemId, type: e.type, value: e.value, ageDays: age(e.time), ...(e.scenario ? { scenario: e.scenario } : {}),
       })),
       interests: interests.map((it) => ({ embedding: it.embedding, ageDays: age(it.time) })),
+      foreign: foreign.map(({ event, snapshot }) => ({
+        embedding: embeddingOf(snapshot), type: event.type, ...(Number.isFinite(event.value) ? { value: event.value } : {}), ageDays: age(event.time),
+      })),
       // A filter can only drop results: ask for more, keep the first k that pass.
       k: filter ? Math.min(MAX_K, Math.max(k * 5, k + 50)) : k,
       diversity,
@@ -273,7 +384,7 @@ export class Recommender {
     this.lastRecommendMs = performance.now() - t0;
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
-    return answerOf(results.map((r) => explained(r, events, interests)), answer.partial, answer.warnings);
+    return answerOf(results.map((r) => explained(r, events, interests, foreign)), answer.partial, [...answer.warnings, ...warnings]);
   }
 
   /** Items like `itemId`: `[{itemId, score, item}]`, with `results`, `partial` and `warnings`. */

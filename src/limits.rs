@@ -23,11 +23,11 @@ pub const MAX_SCENARIO_CHARS: usize = 200;
 /// Longest profile name in characters.
 pub const MAX_PROFILE_NAME_CHARS: usize = 200;
 /// Largest profile document `import()` reads, in characters of JSON.
-pub const MAX_IMPORT_CHARS: usize = 32 << 20;
+pub const MAX_IMPORT_CHARS: usize = 128 << 20;
 /// The profile export document's `format` and `version`.
 pub const PROFILE_FORMAT: &str = "localrec-profile";
 /// See [`PROFILE_FORMAT`].
-pub const PROFILE_VERSION: u32 = 1;
+pub const PROFILE_VERSION: u32 = 2;
 /// Kinds of events a profile records.
 pub const EVENT_TYPES: [&str; 6] = ["view", "click", "like", "dislike", "rate", "purchase"];
 /// The event type that carries a rating (`value`, in `RATING_RANGE`).

@@ -78,6 +78,8 @@ function reason(r) {
   const b = r.because;
   if (!b) return '';
   if (b.text) return `matches: ${b.text}`;
+  // An event recorded on another catalog of the site: its title and catalog come with it.
+  if (b.foreign) return b.title ? `because you liked ${b.title} (${b.catalog})` : '';
   if (b.itemId) return `because you liked ${titles.get(b.itemId) ?? 'a film you liked'}`;
   return '';
 }
@@ -152,7 +154,7 @@ async function redraw() {
   });
   const personal = summary.events > 0 || summary.interests.length > 0;
   // Reasons name the liked film; after a reload it may not have been on screen yet.
-  const unnamed = [...new Set(results.map((r) => r.because?.itemId).filter((id) => id && !titles.has(id)))];
+  const unnamed = [...new Set(results.filter((r) => !r.because?.foreign).map((r) => r.because?.itemId).filter((id) => id && !titles.has(id)))];
   await Promise.all(unnamed.map(async (id) => {
     const item = await rec.catalog.item(id).catch(() => null);
     if (item) titles.set(id, item.title);

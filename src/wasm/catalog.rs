@@ -170,6 +170,17 @@ impl WasmCatalog {
         self.store.quantized(index).map(|(_, row)| Int8Array::from(row))
     }
 
+    /// The item with its stored `scale` and int8 `embedding` values, as `items(.., true)`
+    /// gives them (`null` when it is not loaded): what a profile keeps of an item so that
+    /// other catalogs can score with its events.
+    #[wasm_bindgen(js_name = quantizedItem)]
+    pub fn quantized_item(&self, id: &str) -> Result<JsValue, JsValue> {
+        match self.store.index_of(id) {
+            Some(i) => to_js_value(&self.store.item_json(i, true)),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
     /// The `k` loaded items nearest to `query` (cosine): `[{itemId, score, item}]`;
     /// `excludeId` (optional) is left out. `k` past [`crate::limits::MAX_K`] is refused.
     pub fn nearest(&self, query: &[f32], k: usize, exclude_id: Option<String>) -> Result<JsValue, JsValue> {

@@ -86,20 +86,29 @@ function attemptImport(page, doc) {
 
 const summary = (page) => page.evaluate(() => window.rec.profile.summary());
 
-/** A profile document of `events` views on items `${prefix}0`, `${prefix}1`, ... and `interests` typed interests. */
-function profileDocument(page, { events, prefix = 'item-', interests = 0 }) {
-  return page.evaluate(({ events, prefix, interests }) => {
+/**
+ * A profile document of `events` views on items `${prefix}0`, `${prefix}1`, ... and
+ * `interests` typed interests; the first `snapshots` events are of another catalog
+ * ('elsewhere'), each item with its snapshot.
+ */
+function profileDocument(page, { events, prefix = 'item-', interests = 0, snapshots = 0 }) {
+  return page.evaluate(({ events, prefix, interests, snapshots }) => {
     const dims = window.rec.catalog.manifest.encoder.dims;
     return {
       format: 'localrec-profile',
-      version: 1,
-      events: Array.from({ length: events }, (_, i) => ({ itemId: `${prefix}${i}`, type: 'view', time: 1_700_000_000_000 + i })),
+      version: 2,
+      events: Array.from({ length: events }, (_, i) => ({
+        itemId: `${prefix}${i}`, type: 'view', time: 1_700_000_000_000 + i, ...(i < snapshots ? { catalog: 'elsewhere' } : {}),
+      })),
       interests: Array.from({ length: interests }, (_, i) => ({
         text: `interest ${i}`,
         embedding: Array.from({ length: dims }, (_, d) => (d === i % dims ? 1 : 0)),
       })),
+      snapshots: Array.from({ length: snapshots }, (_, i) => ({
+        catalog: 'elsewhere', itemId: `${prefix}${i}`, encoder: { name: 'all-MiniLM-L6-v2', dims }, scale: 0.01, values: btoa('\u0001'.repeat(dims)), title: `t${i}`,
+      })),
     };
-  }, { events, prefix, interests });
+  }, { events, prefix, interests, snapshots });
 }
 
 test('a write IndexedDB refuses once is retried on a fresh connection and stays in IndexedDB, so a reload shows it', async () => {
@@ -280,11 +289,11 @@ test('opening an IndexedDB profile asks navigator.storage.persist() without wait
   await ctx.close();
 });
 
-test('at MAX_EVENTS the oldest events roll off: two tabs recording at once keep exactly MAX_EVENTS, the newest, and the export imports again', async () => {
+test('at MAX_EVENTS the oldest events roll off, with their items\' snapshots: two tabs recording at once keep exactly MAX_EVENTS, the newest, and the export imports again', async () => {
   const { ctx, page: a, errors } = await freshPage();
   const { page: b } = await freshPage(ctx);
   await openRec(a, 'cap');
-  const doc = await profileDocument(a, { events: MAX_EVENTS - 10, prefix: 'old-' });
+  const doc = await profileDocument(a, { events: MAX_EVENTS - 10, prefix: 'old-', snapshots: 40 });
   await a.evaluate((doc) => window.rec.profile.import(doc), doc);
   await openRec(b, 'cap');
   const ids = (tab) => Array.from({ length: 20 }, (_, i) => `${tab}-${i}`);
@@ -309,6 +318,8 @@ test('at MAX_EVENTS the oldest events roll off: two tabs recording at once keep 
     }
     const memExport = await mem.profile.export();
     return {
+      snapshots: exported.snapshots.map((s) => s.itemId),
+      memSnapshots: memExport.snapshots.length,
       count: exported.events.length,
       first: exported.events[0].itemId,
       recordedKept: recorded.filter((id) => kept.has(id)).length,
@@ -326,6 +337,8 @@ test('at MAX_EVENTS the oldest events roll off: two tabs recording at once keep 
   assert.equal(r.recordedKept, 40, 'every newly recorded event is kept');
   assert.equal(r.droppedOld, 30, 'the 30 oldest imported events rolled off');
   assert.equal(r.first, 'old-30');
+  assert.deepEqual(r.snapshots, Array.from({ length: 10 }, (_, i) => `old-${30 + i}`), 'the snapshots of the items whose events rolled off went with them');
+  assert.equal(r.memSnapshots, 0, 'in memory too');
   assert.equal(r.importedOk, true, `the export was refused by import: ${r.importedMessage}`);
   assert.equal(r.afterEvents, MAX_EVENTS);
   assert.deepEqual(r.memRefused, [], 'record() at the cap rejected in memory');

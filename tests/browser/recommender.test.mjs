@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fullCatalogBrowser, FULL_CATALOG, SETTLE_SCRIPT } from './helpers.mjs';
+import { MAX_IMPORT_CHARS } from '../../pkg/limits.js';
 
 const shared = fullCatalogBrowser();
 
@@ -64,7 +65,7 @@ test('a profile survives a reload, two tabs recording at once lose no event, and
 
 test('import refuses malformed, oversized, wrong-version and hostile documents and keeps the profile; export round-trips; clear empties it', async () => {
   const { ctx, page, errors } = await pageIn();
-  const r = await page.evaluate(async () => {
+  const r = await page.evaluate(async (max) => {
     const { Recommender } = await import('/pkg/index.js');
     const rec = await Recommender.open('/full/', { backend: 'cpu', profileName: 'io' });
     await rec.record({ itemId: '1', type: 'like' });
@@ -76,11 +77,11 @@ test('import refuses malformed, oversized, wrong-version and hostile documents a
       notJson: '{"format": "localrec-profile", ',
       array: [],
       wrongFormat: { ...good, format: 'something-else' },
-      wrongVersion: { ...good, version: 2 },
+      wrongVersion: { ...good, version: 3 },
       badEvent: { ...good, events: [{ itemId: '1', type: 'stare' }] },
       badRating: { ...good, events: [{ itemId: '1', type: 'rate', value: Number.POSITIVE_INFINITY }] },
       tooMany: { ...good, events: Array.from({ length: 100_001 }, () => ({ itemId: '1', type: 'view' })) },
-      oversized: 'x'.repeat((32 << 20) + 1),
+      oversized: 'x'.repeat(max + 1),
       hostile: JSON.parse('{"format": "localrec-profile", "version": 1, "events": [{"itemId": "1", "type": "like", "__proto__": {"polluted": true}}], "interests": [{"text": "x", "embedding": [1, 2]}]}'),
     };
     const refused = {};
@@ -97,9 +98,9 @@ test('import refuses malformed, oversized, wrong-version and hostile documents a
     const again = await rec.profile.export();
     await rec.close();
     return { exported, refused, recs, warnings, cleared, popular, restored, again, polluted: ({}).polluted };
-  });
+  }, MAX_IMPORT_CHARS);
   assert.equal(r.exported.format, 'localrec-profile');
-  assert.equal(r.exported.version, 1);
+  assert.equal(r.exported.version, 2);
   assert.equal(r.exported.events.length, 3);
   for (const [name, outcome] of Object.entries(r.refused)) {
     assert.equal(outcome.ok, false, `${name} was accepted`);
@@ -107,7 +108,7 @@ test('import refuses malformed, oversized, wrong-version and hostile documents a
     assert.match(outcome.message, /profile was not changed/, name);
     assert.equal(outcome.events, 3, `${name}: the profile stays as it was`);
   }
-  assert.match(r.refused.wrongVersion.message, /version 2/);
+  assert.match(r.refused.wrongVersion.message, /version 3/);
   assert.equal(r.polluted, undefined);
   assert.equal(r.recs.length, 5);
   assert.ok(r.warnings.some((w) => /gone-from-the-catalog/.test(w)), 'an unknown item is kept but ignored, with a warning');

@@ -6,7 +6,7 @@ import {
 } from '../../pkg/index.js';
 import type {
   Answer, BackendInfo, Calibration, CatalogItem, CatalogManifest, CatalogStatus, ErrorCode, EventType, FileEntry,
-  Neighbours, ProfileDocument, ProfileSummary, Progress, RankBy, Recommendation, Recommendations, RecommenderResult,
+  ForeignEvent, Neighbours, ProfileDocument, ProfileDocumentV1, ProfileSnapshot, ProfileSummary, Progress, RankBy, Recommendation, Recommendations, RecommenderResult,
   ResultList, ScoredItem, SelectDetail, StoredEvent, WorkerMemory,
 } from '../../pkg/index.js';
 
@@ -17,6 +17,7 @@ async function element(): Promise<string[]> {
   el.addEventListener('localrec-select', (e) => {
     const detail: SelectDetail = e.detail;
     if (detail.because?.type === 'view') e.preventDefault();
+    if (detail.because?.foreign) void `${detail.because.title} (${detail.because.catalog})`;
   });
   el.addEventListener('localrec-render', (e) => void e.detail.results.map((r) => r.itemId));
   el.addEventListener('localrec-error', (e) => void e.detail.error);
@@ -66,6 +67,12 @@ export async function usesEveryExport(signal: AbortSignal): Promise<void> {
   const similar: Answer<ScoredItem> = await catalog.similar('1', { k: 5 });
   const recs: Recommendations = await catalog.recommend({ events: [{ itemId: '1', type: 'like' }], rankBy }, { signal });
   const first: Recommendation | undefined = recs.results[0];
+  const q = await catalog.quantizedItem('1');
+  const row: Int8Array | undefined = q?.embedding;
+  const dims: number = Math.min(limits.MAX_EMBEDDING_DIMS, manifest.encoder.dims);
+  const elsewhere: ForeignEvent = { embedding: Array.from(row ?? [], (v) => v * (q?.scale ?? 0)), type: 'like', ageDays: 1 };
+  const across: Recommendations = await catalog.recommend({ foreign: [elsewhere] });
+  const foreignIndex: number | undefined = across.results[0]?.because?.foreign;
   const why: string[] = recs.warnings;
 
   const rec = await Recommender.open('/catalog/', { profileName: 'site', onProgress, workerUrls: { catalog: '/w.js' } });
@@ -73,10 +80,17 @@ export async function usesEveryExport(signal: AbortSignal): Promise<void> {
   const list: ResultList<RecommenderResult> = await rec.recommend({ k: 10, diversity: 0.3, signal });
   const partial: boolean = list.partial;
   const same: RecommenderResult[] = list.results;
+  const why0 = list[0]?.because;
+  const because: string = why0?.foreign ? `Because you liked ${why0.title} (${why0.catalog})` : '';
+  const recordedIn: string | undefined = stored.catalog;
   const found: ResultList<ScoredItem> = await rec.search('space drama', { k: 5, signal });
   const like: ResultList<ScoredItem> = await rec.similar('1');
   const summary: ProfileSummary = await rec.profile.summary();
   const doc: ProfileDocument = await rec.profile.export();
+  const snapshot: ProfileSnapshot | undefined = doc.snapshots[0];
+  const old: ProfileDocumentV1 = { format: 'localrec-profile', version: 1, catalog: 'films', events: [{ itemId: '1', type: 'like' }], interests: [] };
+  await rec.profile.import(old);
+  const perCatalog: Record<string, number> = summary.eventsByCatalog;
   await rec.profile.import(JSON.stringify(doc));
   await rec.profile.clear();
   const info: BackendInfo = rec.backendInfo();
@@ -91,5 +105,6 @@ export async function usesEveryExport(signal: AbortSignal): Promise<void> {
       void code;
     }
   }
+  void [dims, across, foreignIndex, because, recordedIn, snapshot, perCatalog];
   void [names, types, codes, calibration, memory, ids, manifest, status, item, near, similar, first, why, stored, partial, same, found, like, summary, info];
 }
