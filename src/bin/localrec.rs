@@ -142,7 +142,10 @@ fn main() -> ExitCode {
         Command::Gc(args) => gc::gc(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::BenchCatalog(args) => bench_catalog::bench_catalog(args),
-        Command::Eval(args) => eval::eval(args),
+        Command::Eval(args) => match args.cross_domain.clone() {
+            Some(split) => cross_domain::eval(&args, &split),
+            None => eval::eval(args),
+        },
         Command::Domains(args) => cross_domain::domains(args),
         Command::Train(args) => train::train(args),
         Command::BenchScorer(args) => bench_scorer::bench_scorer(args),

@@ -215,7 +215,7 @@ pub fn eval(args: &EvalArgs, split: &str) -> Result<()> {
         println!("  {:<14} {:>6} {:>9} {:>9}", "model", "users", "Recall@20", "NDCG@20");
         for (m, v) in report[split].as_object().into_iter().flatten() {
             let f = |key: &str| v[key].as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
-            println!("  {:<14} {:>6} {:>9} {:>9}", m, v["users"], f("recall@20"), f("ndcg@20"));
+            println!("  {:<14} {:>6} {:>9} {:>9}", m, v["users"].to_string(), f("recall@20"), f("ndcg@20"));
         }
     }
     Ok(())

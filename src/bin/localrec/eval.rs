@@ -222,9 +222,6 @@ pub(crate) fn embed_items(model: &Path, backend: NativeBackend, items: &[SourceI
 
 /// `localrec eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
-    if let Some(split) = &args.cross_domain {
-        return super::cross_domain::eval(&args, split);
-    }
     let started = Instant::now();
     localrec::scorer::train::check_short_tolerance(args.short_tolerance)?;
     let items_name = args.items.display().to_string();
