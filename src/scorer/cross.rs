@@ -12,7 +12,7 @@
 
 use super::metrics::MetricSums;
 use super::model::{Blend, INTEREST_WEIGHT, ItemSide};
-use super::train::{EvalUser, ForeignTable, best_on_grid, evaluate_with};
+use super::evaluate::{EvalUser, ForeignTable, best_on_grid, evaluate_with};
 use super::rank::Scorer;
 use crate::error::{Error, ErrorKind, Result};
 

@@ -17,6 +17,8 @@ pub mod cross;
 #[cfg(feature = "publish")]
 pub mod ease;
 #[cfg(feature = "publish")]
+pub mod evaluate;
+#[cfg(feature = "publish")]
 pub mod imported;
 pub mod linalg;
 pub mod metrics;

@@ -32,7 +32,8 @@ use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, ItemSide, ScorerParams};
 use super::rank::Scorer;
 use super::sparse::Csr;
-use super::train::{EvalUser, TrainConfig, TrainProgress, accuracy, covered_items, evaluate, restrict_columns, tune_blend};
+use super::evaluate::{EvalUser, accuracy, evaluate};
+use super::train::{TrainConfig, TrainProgress, covered_items, restrict_columns, tune_blend};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Coarse ALS regularizations (a decade apart; the fine step is half a decade).
