@@ -196,7 +196,7 @@ class IndexedDbBackend {
       if (count >= MAX_EVENTS) {
         const old = await promised(events.getAll(null, count - MAX_EVENTS + 1));
         events.delete(IDBKeyRange.bound(old[0].id, old[old.length - 1].id));
-        const items = new Map(old.filter((e) => typeof e.catalog === 'string').map((e) => [`${e.catalog}\u0000${e.itemId}`, e]));
+        const items = new Map(old.filter((e) => typeof e.catalog === 'string').map((e) => [itemKey(e.catalog, e.itemId), e]));
         for (const e of items.values()) {
           const key = snapshotKey(e.catalog, e.itemId);
           if ((await promised(events.index(ITEM_INDEX).count(key))) === 0) snapshots.delete(key);
@@ -272,8 +272,8 @@ function capError(store) {
   return new LocalrecError('localrec/input', `the profile holds ${capOf(store)} ${store}, the most it keeps; remove one first`);
 }
 
-/** The in-memory key of a snapshot. */
-function memoryKey(catalog, itemId) {
+/** One text key for an item of a catalog (in memory: snapshots, and which items have events). */
+export function itemKey(catalog, itemId) {
   return `${catalog}\u0000${itemId}`;
 }
 
@@ -282,7 +282,7 @@ class MemoryBackend {
   constructor(initial = { events: [], interests: [], snapshots: [] }) {
     this.kind = 'memory';
     this.data = { events: [...initial.events], interests: [...initial.interests] };
-    this.snapshots = new Map((initial.snapshots ?? []).map((s) => [memoryKey(s.catalog, s.itemId), s]));
+    this.snapshots = new Map((initial.snapshots ?? []).map((s) => [itemKey(s.catalog, s.itemId), s]));
     this.next = 1 + [...initial.events, ...initial.interests].reduce((m, v) => Math.max(m, v.id ?? 0), 0);
   }
 
@@ -300,14 +300,14 @@ class MemoryBackend {
     const list = this.data.events;
     if (list.length >= MAX_EVENTS) {
       const old = list.splice(0, list.length - MAX_EVENTS + 1);
-      const left = new Set(list.filter((e) => typeof e.catalog === 'string').map((e) => memoryKey(e.catalog, e.itemId)));
+      const left = new Set(list.filter((e) => typeof e.catalog === 'string').map((e) => itemKey(e.catalog, e.itemId)));
       for (const e of old) {
-        if (typeof e.catalog === 'string' && !left.has(memoryKey(e.catalog, e.itemId))) this.snapshots.delete(memoryKey(e.catalog, e.itemId));
+        if (typeof e.catalog === 'string' && !left.has(itemKey(e.catalog, e.itemId))) this.snapshots.delete(itemKey(e.catalog, e.itemId));
       }
     }
     const id = this.next++;
     list.push({ ...event, id });
-    if (snapshot) this.snapshots.set(memoryKey(snapshot.catalog, snapshot.itemId), snapshot);
+    if (snapshot) this.snapshots.set(itemKey(snapshot.catalog, snapshot.itemId), snapshot);
     return id;
   }
 
@@ -331,7 +331,7 @@ class MemoryBackend {
     this.data = { events: [], interests: [] };
     for (const v of events) this.data.events.push({ ...v, id: this.next++ });
     for (const v of interests) this.data.interests.push({ ...v, id: this.next++ });
-    this.snapshots = new Map(snapshots.map((s) => [memoryKey(s.catalog, s.itemId), s]));
+    this.snapshots = new Map(snapshots.map((s) => [itemKey(s.catalog, s.itemId), s]));
   }
 
   close() {}
@@ -481,12 +481,12 @@ export function parseProfileDocument(doc, dims) {
     const catalog = typeof doc.catalog === 'string' && doc.catalog.length > 0 && doc.catalog.length <= MAX_ITEM_ID_CHARS ? doc.catalog : null;
     clean = clean.map(({ catalog: _, ...e }) => (catalog ? { ...e, catalog } : e));
   }
-  const named = new Set(clean.filter((e) => e.catalog).map((e) => memoryKey(e.catalog, e.itemId)));
+  const named = new Set(clean.filter((e) => e.catalog).map((e) => itemKey(e.catalog, e.itemId)));
   const seen = new Set();
   const kept = [];
   snapshots.forEach((snap, i) => {
     const s = cleanSnapshot(snap, `snapshot ${i}`);
-    const key = memoryKey(s.catalog, s.itemId);
+    const key = itemKey(s.catalog, s.itemId);
     if (seen.has(key)) throw new Error(`snapshot ${i}: a second snapshot of item ${JSON.stringify(s.itemId)} of catalog ${JSON.stringify(s.catalog)}`);
     seen.add(key);
     if (named.has(key)) kept.push(s);

@@ -12,7 +12,7 @@ import {
   BACKENDS, CATALOG_WAIT, DEFAULT_K, EVENT_TYPES, MAX_K, MAX_PROFILE_NAME_CHARS, PROFILE_FORMAT, PROFILE_VERSION, STORAGE,
 } from './limits.js';
 import {
-  ProfileStore, cleanEvent, cleanInterest, cleanSnapshot, parseProfileDocument, toBase64,
+  ProfileStore, cleanEvent, cleanInterest, cleanSnapshot, itemKey, parseProfileDocument, toBase64,
 } from './profile.js';
 import { normalizeText, titlesFirst } from './search.js';
 
@@ -48,11 +48,6 @@ function explained(result, events, interests, foreign) {
     };
   }
   return result;
-}
-
-/** The key of an item of a catalog. */
-function itemKey(catalog, itemId) {
-  return `${catalog}\u0000${itemId}`;
 }
 
 /** A snapshot's embedding, as the catalog that stored it scores it (`values[i] * scale`). */
