@@ -1,7 +1,8 @@
 //! EASE (Steck 2019), the item-item model `B = I - P diag(1/diag P)` with
 //! `P = (X^T X + lambda I)^-1`, and its low-rank factorization `B ~ A C^T` (a randomized
-//! range finder), so the device scores it like factors: `(x^T A) C^T`. Native only:
-//! the inverse is `O(n^3)` on the catalog's `n` interacted items.
+//! range finder, fitted to the training users' scores `X B`), so the device scores it
+//! like factors: `(x^T A) C^T`. Native only: the inverse is `O(n^3)` on the catalog's `n`
+//! interacted items.
 
 use rayon::prelude::*;
 
@@ -194,6 +195,46 @@ pub fn low_rank(b: &[f32], n: usize, rank: usize, power_iterations: usize, seed:
     Ok((y, c))
 }
 
+/// `B ~ A C^T` of rank `rank` fitted to what the model predicts rather than to `B`
+/// itself (reduced-rank regression): `C` (`n x rank`) has orthonormal columns spanning the
+/// dominant eigenspace of `B^T G B` (`G = X^T X`, the training users' item gram), the
+/// principal directions of the training users' scores `X B`, and `A = B C`. A user's
+/// scores `x^T B` are projected onto that space: `x^T A C^T = x^T B C C^T`.
+///
+/// Why not [`low_rank`]: it keeps `B`'s dominant singular directions whatever the users
+/// look like, but EASE's `B` has a flat spectrum, so much of what it predicts for real
+/// profiles lies outside them; weighting by `G` keeps the directions real profiles use.
+pub fn low_rank_for_users(
+    b: &[f32],
+    gram: &[f32],
+    n: usize,
+    rank: usize,
+    power_iterations: usize,
+    seed: u64,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    if b.len() != n * n || gram.len() != n * n || rank == 0 || rank > n {
+        return Err(Error::new(ErrorKind::Input, format!("low rank {rank} of a {n} x {n} matrix is not possible")));
+    }
+    let mut rng = SplitMix(seed ^ 0x5eed);
+    let omega: Vec<f32> = (0..n * rank).map(|_| rng.normal() as f32).collect();
+    let mut bt = vec![0.0f32; n * n];
+    bt.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
+        for (i, v) in row.iter_mut().enumerate() {
+            *v = b[i * n + j];
+        }
+    });
+    // M y = B^T (G (B y)), never forming the n x n product M.
+    let m_times = |y: &[f32]| times(&bt, n, n, &times(gram, n, n, &times(b, n, n, y, rank), rank), rank);
+    let mut y = m_times(&omega);
+    for _ in 0..power_iterations {
+        orthonormalize(&mut y, n, rank);
+        y = m_times(&y);
+    }
+    orthonormalize(&mut y, n, rank);
+    let a = times(b, n, n, &y, rank);
+    Ok((a, y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +292,48 @@ mod tests {
             }
         }
         assert!(low_rank(&b, n, 0, 2, 1).is_err());
+    }
+
+    #[test]
+    fn low_rank_for_users_keeps_what_users_of_a_low_rank_taste_are_predicted() {
+        // A full-rank B, and users whose rows span two directions only: their scores
+        // X B span two directions, so rank 2 fitted to them reproduces them exactly.
+        let (n, users) = (12, 40);
+        let mut rng = SplitMix(9);
+        let b: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
+        let basis: Vec<f32> = (0..2 * n).map(|_| rng.normal() as f32).collect();
+        let mut x = Vec::with_capacity(users * n);
+        for _ in 0..users {
+            let (s, t) = (rng.normal() as f32, rng.normal() as f32);
+            x.extend((0..n).map(|j| s * basis[j] + t * basis[n + j]));
+        }
+        let mut gram = vec![0.0f32; n * n];
+        for row in x.chunks_exact(n) {
+            for i in 0..n {
+                for j in 0..n {
+                    gram[i * n + j] += row[i] * row[j];
+                }
+            }
+        }
+        let (a, c) = low_rank_for_users(&b, &gram, n, 2, 2, 1).unwrap();
+        let mut worst = 0.0f32;
+        for row in x.chunks_exact(n) {
+            let xa: Vec<f32> = (0..2).map(|k| (0..n).map(|i| row[i] * a[i * 2 + k]).sum()).collect();
+            for j in 0..n {
+                let exact: f32 = (0..n).map(|i| row[i] * b[i * n + j]).sum();
+                let approx: f32 = (0..2).map(|k| xa[k] * c[j * 2 + k]).sum();
+                worst = worst.max((exact - approx).abs() / (1.0 + exact.abs()));
+            }
+        }
+        assert!(worst < 1e-3, "largest relative error {worst}");
+        // B's own rank-2 factors do not: its spectrum is flat, the users' is not.
+        let (a2, c2) = low_rank(&b, n, 2, 2, 1).unwrap();
+        let row = &x[..n];
+        let xa: Vec<f32> = (0..2).map(|k| (0..n).map(|i| row[i] * a2[i * 2 + k]).sum()).collect();
+        let off: f32 = (0..n)
+            .map(|j| ((0..n).map(|i| row[i] * b[i * n + j]).sum::<f32>() - (0..2).map(|k| xa[k] * c2[j * 2 + k]).sum::<f32>()).abs())
+            .sum();
+        assert!(off > 0.1, "b's own factors fit too: {off}");
+        assert!(low_rank_for_users(&b, &gram, n, 0, 2, 1).is_err());
     }
 }

@@ -181,11 +181,12 @@ pub fn train_reusing(
         progress.stage("item-item");
         let covered = covered_items(user_items, cfg.item_item_max);
         let m = covered.len();
+        let gram = ease::item_gram(&restrict_columns(user_items, &covered)?);
         let b = match &reuse.item_item {
             Some((lambda, b)) if *lambda == cfg.ease_lambda && b.len() == m * m => b.clone(),
-            _ => ease::ease(ease::item_gram(&restrict_columns(user_items, &covered)?), m, cfg.ease_lambda)?,
+            _ => ease::ease(gram.clone(), m, cfg.ease_lambda)?,
         };
-        let (a, c) = ease::low_rank(&b, m, r.min(m), 2, cfg.als.seed)?;
+        let (a, c) = ease::low_rank_for_users(&b, &gram, m, r.min(m), 2, cfg.als.seed)?;
         let rr = r.min(m);
         for (pos, &i) in covered.iter().enumerate() {
             let dst = &mut factors[i * record..(i + 1) * record];

@@ -216,9 +216,9 @@ impl Judge<'_> {
 
     /// Validation metrics of the hybrid, its blend tuned: ALS factors `q` and the rank
     /// `r` factors of the item-item model `b` (`m x m` over `covered`).
-    fn hybrid(&self, q: &[f32], cfg: &AlsConfig, b: &[f32], covered: &[usize], r: usize) -> Result<MetricSums> {
+    fn hybrid(&self, q: &[f32], cfg: &AlsConfig, b: &[f32], gram: &[f32], covered: &[usize], r: usize) -> Result<MetricSums> {
         let (k, m) = (cfg.factors, covered.len());
-        let (a, c) = ease::low_rank(b, m, r, 2, cfg.seed)?;
+        let (a, c) = ease::low_rank_for_users(b, gram, m, r, 2, cfg.seed)?;
         let width = k + 2 * r;
         let mut factors = vec![0.0f32; self.items.len * width];
         for (i, row) in factors.chunks_exact_mut(width).enumerate() {
@@ -522,6 +522,7 @@ pub fn tune(
     if search && opts.item_rank.is_none() && widths.len() > 1 {
         if let Some((_, b)) = &reuse.item_item {
             progress.stage("tuning: record layout");
+            let gram = ease::item_gram(&restrict_columns(user_items, &covered)?);
             let mut best: Option<(usize, usize, f64)> = None;
             let mut last_cost = 0.0f64;
             for (als_cfg, q) in &widths {
@@ -531,7 +532,7 @@ pub fn tune(
                     continue;
                 }
                 let t = Instant::now();
-                let sums = judge.hybrid(q, als_cfg, b, &covered, r)?;
+                let sums = judge.hybrid(q, als_cfg, b, &gram, &covered, r)?;
                 last_cost = t.elapsed().as_secs_f64();
                 let trial = Trial { setting: Setting::Layout { factors: k, item_rank: r }, sums, seconds: last_cost };
                 progress.trial(&trial);
