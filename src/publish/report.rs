@@ -26,8 +26,8 @@ fn trial_json(t: &Trial) -> serde_json::Value {
         Setting::Als { factors, reg, alpha, iterations } => serde_json::json!({
             "model": "als", "factors": factors, "reg": plain(reg), "alpha": plain(alpha), "iterations": iterations,
         }),
-        Setting::ItemItem { lambda, items } => {
-            serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda), "items": items})
+        Setting::ItemItem { lambda, items, rank } => {
+            serde_json::json!({"model": "item_item", "ease_lambda": plain(lambda), "items": items, "rank": rank})
         }
         Setting::Layout { factors, item_rank } => {
             serde_json::json!({"model": "hybrid", "factors": factors, "item_rank": item_rank})
@@ -47,6 +47,7 @@ pub fn search_json(r: &TuneReport) -> serde_json::Value {
             "reg": plain(r.reg),
             "alpha": plain(r.alpha),
             "ease_lambda": plain(r.ease_lambda),
+            "full_rank_ease_lambda": plain(r.full_rank_ease_lambda),
             "item_rank": r.item_rank,
             "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_mul(4),
         },

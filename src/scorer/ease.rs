@@ -169,40 +169,14 @@ fn orthonormalize(y: &mut [f32], n: usize, r: usize) {
     let _ = n;
 }
 
-/// `B ~ A C^T` of rank `rank`: `A` (`n x rank`) has orthonormal columns spanning B's
-/// dominant column space (a randomized range finder with `power_iterations` passes),
-/// `C = B^T A`. A user's item-item input is `x^T A`; item `j`'s score is that times `C_j`.
-pub fn low_rank(b: &[f32], n: usize, rank: usize, power_iterations: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
-    if b.len() != n * n || rank == 0 || rank > n {
-        return Err(Error::new(ErrorKind::Input, format!("low rank {rank} of a {n} x {n} matrix is not possible")));
-    }
-    let mut rng = SplitMix(seed ^ 0x5eed);
-    let omega: Vec<f32> = (0..n * rank).map(|_| rng.normal() as f32).collect();
-    let mut bt = vec![0.0f32; n * n];
-    bt.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
-        for (i, v) in row.iter_mut().enumerate() {
-            *v = b[i * n + j];
-        }
-    });
-    let mut y = times(b, n, n, &omega, rank);
-    for _ in 0..power_iterations {
-        orthonormalize(&mut y, n, rank);
-        let z = times(&bt, n, n, &y, rank);
-        y = times(b, n, n, &z, rank);
-    }
-    orthonormalize(&mut y, n, rank);
-    let c = times(&bt, n, n, &y, rank);
-    Ok((y, c))
-}
-
 /// `B ~ A C^T` of rank `rank` fitted to what the model predicts rather than to `B`
 /// itself (reduced-rank regression): `C` (`n x rank`) has orthonormal columns spanning the
 /// dominant eigenspace of `B^T G B` (`G = X^T X`, the training users' item gram), the
 /// principal directions of the training users' scores `X B`, and `A = B C`. A user's
 /// scores `x^T B` are projected onto that space: `x^T A C^T = x^T B C C^T`.
 ///
-/// Why not [`low_rank`]: it keeps `B`'s dominant singular directions whatever the users
-/// look like, but EASE's `B` has a flat spectrum, so much of what it predicts for real
+/// Why not `B`'s own truncated SVD: it keeps `B`'s dominant singular directions whatever
+/// the users look like, but EASE's `B` has a flat spectrum, so much of what it predicts for real
 /// profiles lies outside them; weighting by `G` keeps the directions real profiles use.
 pub fn low_rank_for_users(
     b: &[f32],
@@ -274,8 +248,35 @@ mod tests {
         assert!(b[1] > 0.5 && b[2].abs() < 1e-6, "{b:?}");
     }
 
+    /// The compression the catalogs used before: `B ~ A C^T` of rank `rank`, `A` (`n x rank`) has orthonormal columns spanning B's
+    /// dominant column space (a randomized range finder with `power_iterations` passes),
+    /// `C = B^T A`. A user's item-item input is `x^T A`; item `j`'s score is that times `C_j`.
+    fn low_rank(b: &[f32], n: usize, rank: usize, power_iterations: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+        if b.len() != n * n || rank == 0 || rank > n {
+            return Err(Error::new(ErrorKind::Input, format!("low rank {rank} of a {n} x {n} matrix is not possible")));
+        }
+        let mut rng = SplitMix(seed ^ 0x5eed);
+        let omega: Vec<f32> = (0..n * rank).map(|_| rng.normal() as f32).collect();
+        let mut bt = vec![0.0f32; n * n];
+        bt.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = b[i * n + j];
+            }
+        });
+        let mut y = times(b, n, n, &omega, rank);
+        for _ in 0..power_iterations {
+            orthonormalize(&mut y, n, rank);
+            let z = times(&bt, n, n, &y, rank);
+            y = times(b, n, n, &z, rank);
+        }
+        orthonormalize(&mut y, n, rank);
+        let c = times(&bt, n, n, &y, rank);
+        Ok((y, c))
+    }
+
     #[test]
-    fn low_rank_reproduces_a_low_rank_matrix() {
+    fn low_rank_reproduces_a_low_rank_matrix_for_any_users() {
+        // G = I: users along every item, so the fit is B's own rank-2 approximation.
         let n = 30;
         let u: Vec<f32> = (0..n * 2).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
         let mut b = vec![0.0f32; n * n];
@@ -284,14 +285,14 @@ mod tests {
                 b[i * n + j] = u[i * 2] * u[j * 2 + 1] + u[i * 2 + 1] * u[j * 2];
             }
         }
-        let (a, c) = low_rank(&b, n, 2, 2, 1).unwrap();
+        let identity: Vec<f32> = (0..n * n).map(|k| if k % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let (a, c) = low_rank_for_users(&b, &identity, n, 2, 2, 1).unwrap();
         for i in 0..n {
             for j in 0..n {
                 let approx: f32 = (0..2).map(|k| a[i * 2 + k] * c[j * 2 + k]).sum();
                 assert!((approx - b[i * n + j]).abs() < 1e-3, "({i},{j})");
             }
         }
-        assert!(low_rank(&b, n, 0, 2, 1).is_err());
     }
 
     #[test]

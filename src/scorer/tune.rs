@@ -28,6 +28,7 @@ use burn::prelude::Device;
 
 use super::als::{Als, AlsConfig};
 use super::ease;
+use super::linalg::{axpy, dot};
 use super::metrics::{MetricSums, top_k};
 use super::model::{Blend, ItemSide, ScorerParams};
 use super::rank::Scorer;
@@ -113,12 +114,15 @@ pub enum Setting {
         /// Sweeps done when scored.
         iterations: usize,
     },
-    /// Full-rank EASE alone, over the `items` most interacted items.
+    /// EASE alone, over the `items` most interacted items, at `rank` (`items`: full rank;
+    /// less: compressed as the catalog ships it, by [`ease::low_rank_for_users`]).
     ItemItem {
         /// L2 regularization.
         lambda: f32,
         /// Items it covered ([`EASE_SEARCH_ITEMS`] at most).
         items: usize,
+        /// Rank it was scored at.
+        rank: usize,
     },
     /// The hybrid (blend tuned) with ALS width `factors` and item-item rank `item_rank`.
     Layout {
@@ -149,8 +153,10 @@ pub struct TuneReport {
     pub reg: f32,
     /// ALS confidence scale.
     pub alpha: f32,
-    /// EASE regularization.
+    /// EASE regularization of the item-item model the catalog ships (chosen at its rank).
     pub ease_lambda: f32,
+    /// EASE regularization best at full rank: the tuned EASE reference `eval` reports.
+    pub full_rank_ease_lambda: f32,
     /// Item-item rank.
     pub item_rank: usize,
     /// Every trial, in the order run (the validation curve).
@@ -256,6 +262,27 @@ pub fn item_item_sums(b: &[f32], covered: &[usize], items: usize, users: &[EvalU
         }
         let mut scores = vec![f32::NEG_INFINITY; items];
         covered.iter().zip(&row).for_each(|(&i, &s)| scores[i] = s);
+        sums.add(&top_k(&scores, 100, &u.fold_in), &u.held_out);
+    }
+    sums
+}
+
+/// Validation metrics of the item-item model compressed to `B ~ A C^T` (`a`, `c`: `m x r`
+/// over `covered`), scored as the device does: `(x^T A) C^T`; items it does not cover
+/// rank last.
+fn low_rank_sums(a: &[f32], c: &[f32], r: usize, covered: &[usize], items: usize, users: &[EvalUser]) -> MetricSums {
+    let mut at = vec![usize::MAX; items];
+    covered.iter().enumerate().for_each(|(p, &i)| at[i] = p);
+    let mut sums = MetricSums::default();
+    for u in users {
+        let mut xa = vec![0.0f32; r];
+        for &i in &u.fold_in {
+            if let Some(&p) = at.get(i as usize).filter(|&&p| p != usize::MAX) {
+                axpy(1.0, &a[p * r..(p + 1) * r], &mut xa);
+            }
+        }
+        let mut scores = vec![f32::NEG_INFINITY; items];
+        covered.iter().zip(c.chunks_exact(r)).for_each(|(&i, ci)| scores[i] = dot(&xa, ci));
         sums.add(&top_k(&scores, 100, &u.fold_in), &u.held_out);
     }
     sums
@@ -446,6 +473,7 @@ pub fn tune(
     // 2. Item-item: lambda at full rank, the rank from what the budget leaves (a rank
     // past the covered items would only pad the records).
     let covered = covered_items(user_items, cfg.item_item_max);
+    let mut full_rank_lambda = f32::NAN;
     let room = max_dims.saturating_sub(cfg.als.factors) / 2;
     cfg.item_rank = opts.item_rank.unwrap_or(if search { room } else { base.item_rank.min(room) }.min(covered.len()));
     if cfg.item_rank > 0 && search && opts.ease_lambda.len() != 1 {
@@ -455,54 +483,80 @@ pub fn tune(
         let searched = covered_items(user_items, cfg.item_item_max.min(EASE_SEARCH_ITEMS));
         let m = searched.len();
         let gram = ease::item_gram(&restrict_columns(user_items, &searched)?);
+        // The catalog ships B compressed to `rank`, and the compression regularizes too,
+        // so the lambda is chosen for the compressed model (on ML-1M at rank 192 the
+        // full-rank best, 1000, lost 4% of validation Recall@20 to 200). The full-rank
+        // best is kept as well: it is the tuned EASE that `eval` compares against.
+        let rank = cfg.item_rank.min(m);
+        let seed = cfg.als.seed;
         let mut last_cost = 0.0f64;
-        let mut tried: Vec<(f32, f64)> = Vec::new();
+        // (lambda, accuracy at `rank`, accuracy at full rank)
+        let mut tried: Vec<(f32, f64, f64)> = Vec::new();
         let mut best_b: Option<(f32, f64, Vec<f32>)> = None;
-        let mut try_lambda = |lambda: f32, tried: &mut Vec<(f32, f64)>, trials: &mut Vec<Trial>, budget: &mut Budget, progress: &mut dyn TrainProgress| -> Result<()> {
+        let mut try_lambda = |lambda: f32, tried: &mut Vec<(f32, f64, f64)>, trials: &mut Vec<Trial>, budget: &mut Budget, progress: &mut dyn TrainProgress| -> Result<()> {
             if tried.iter().any(|t| t.0 == lambda) || !budget.fits(last_cost) {
                 return Ok(());
             }
             let t = Instant::now();
             let b = ease::ease(gram.clone(), m, lambda)?;
-            let sums = item_item_sums(&b, &searched, n, users);
-            last_cost = t.elapsed().as_secs_f64();
-            let trial = Trial { setting: Setting::ItemItem { lambda, items: m }, sums, seconds: last_cost };
-            progress.trial(&trial);
-            trials.push(trial);
-            tried.push((lambda, accuracy(&sums)));
-            if best_b.as_ref().is_none_or(|(_, s, _)| accuracy(&sums) > *s) {
-                best_b = Some((lambda, accuracy(&sums), b));
+            let full = item_item_sums(&b, &searched, n, users);
+            let full_seconds = t.elapsed().as_secs_f64();
+            let mut scored = vec![Trial { setting: Setting::ItemItem { lambda, items: m, rank: m }, sums: full, seconds: full_seconds }];
+            if rank < m {
+                let t = Instant::now();
+                let (a, c) = ease::low_rank_for_users(&b, &gram, m, rank, 2, seed)?;
+                let sums = low_rank_sums(&a, &c, rank, &searched, n, users);
+                scored.push(Trial { setting: Setting::ItemItem { lambda, items: m, rank }, sums, seconds: t.elapsed().as_secs_f64() });
+            }
+            last_cost = t.elapsed().as_secs_f64() + full_seconds;
+            let shipped = accuracy(&scored[scored.len() - 1].sums);
+            tried.push((lambda, shipped, accuracy(&full)));
+            for trial in scored {
+                progress.trial(&trial);
+                trials.push(trial);
+            }
+            if best_b.as_ref().is_none_or(|(_, s, _)| shipped > *s) {
+                best_b = Some((lambda, shipped, b));
             }
             Ok(())
         };
-        let score = |tried: &[(f32, f64)], l: f32| tried.iter().find(|t| t.0 == l).map(|t| t.1);
         if opts.ease_lambda.is_empty() {
             // Each lambda costs an n x n inverse, so walk the decades from the middle
-            // towards the better side until accuracy drops, then refine by half a decade.
-            let (lo, hi) = (EASE_LAMBDA_START, EASE_LAMBDA_START * 10.0);
-            try_lambda(lo, &mut tried, &mut trials, &mut budget, progress)?;
-            try_lambda(hi, &mut tried, &mut trials, &mut budget, progress)?;
-            if let (Some(a), Some(b)) = (score(&tried, lo), score(&tried, hi)) {
-                let (mut best, mut best_score, step) = if b > a { (hi, b, 4) } else { (lo, a, -4) };
-                loop {
-                    let next = decade_step(best, step);
-                    if !(EASE_LAMBDA_RANGE.0..=EASE_LAMBDA_RANGE.1).contains(&next) {
-                        break;
+            // towards the better side until accuracy drops, then refine by half a decade:
+            // for the model as shipped, then (reusing what was tried) at full rank.
+            let criteria: &[bool] = if rank < m { &[true, false] } else { &[true] };
+            for &shipped in criteria {
+                let score = |tried: &[(f32, f64, f64)], l: f32| {
+                    tried.iter().find(|t| t.0 == l).map(|t| if shipped { t.1 } else { t.2 })
+                };
+                let (lo, hi) = (EASE_LAMBDA_START, EASE_LAMBDA_START * 10.0);
+                try_lambda(lo, &mut tried, &mut trials, &mut budget, progress)?;
+                try_lambda(hi, &mut tried, &mut trials, &mut budget, progress)?;
+                if let (Some(a), Some(b)) = (score(&tried, lo), score(&tried, hi)) {
+                    let (mut best, mut best_score, step) = if b > a { (hi, b, 4) } else { (lo, a, -4) };
+                    loop {
+                        let next = decade_step(best, step);
+                        if !(EASE_LAMBDA_RANGE.0..=EASE_LAMBDA_RANGE.1).contains(&next) {
+                            break;
+                        }
+                        try_lambda(next, &mut tried, &mut trials, &mut budget, progress)?;
+                        match score(&tried, next) {
+                            Some(s) if s > best_score => (best, best_score) = (next, s),
+                            _ => break,
+                        }
                     }
-                    try_lambda(next, &mut tried, &mut trials, &mut budget, progress)?;
-                    match score(&tried, next) {
-                        Some(s) if s > best_score => (best, best_score) = (next, s),
-                        _ => break,
+                    for l in [decade_step(best, -2), decade_step(best, 2)] {
+                        try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
                     }
-                }
-                for l in [decade_step(best, -2), decade_step(best, 2)] {
-                    try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
                 }
             }
         } else {
             for &l in &opts.ease_lambda {
                 try_lambda(l, &mut tried, &mut trials, &mut budget, progress)?;
             }
+        }
+        if let Some(full) = tried.iter().fold(None::<(f32, f64)>, |b, t| if b.is_none_or(|b| t.2 > b.1) { Some((t.0, t.2)) } else { b }) {
+            full_rank_lambda = full.0;
         }
         if let Some((lambda, _, b)) = best_b {
             cfg.ease_lambda = lambda;
@@ -516,6 +570,7 @@ pub fn tune(
     } else if let Some(&l) = opts.ease_lambda.first() {
         cfg.ease_lambda = l;
     }
+    let full_rank_lambda = if full_rank_lambda.is_nan() { cfg.ease_lambda } else { full_rank_lambda };
 
     // 3. The record layout: which width k (and so rank r) the budget buys is chosen on
     // the hybrid (its blend tuned too), since a wider ALS leaves a lower-rank item-item.
@@ -553,6 +608,7 @@ pub fn tune(
         reg: cfg.als.reg,
         alpha: cfg.als.alpha,
         ease_lambda: cfg.ease_lambda,
+        full_rank_ease_lambda: full_rank_lambda,
         item_rank: cfg.item_rank,
         trials,
         skipped: budget.skipped,
@@ -639,6 +695,30 @@ mod tests {
         assert!(curve.iter().any(|t| matches!(t.0, Setting::Als { iterations: 6, .. })), "some settings were promoted");
         assert!(cfg.als.factors + 2 * cfg.item_rank <= 24, "the record fits the device budget");
         assert_eq!(run(), (cfg, curve, skipped));
+    }
+
+    #[test]
+    fn the_item_item_lambda_is_chosen_at_the_rank_that_ships() {
+        let m = tastes(240, 40, 0.5, 0.05, 1);
+        let (rest, held, _) = holdout_users(&m, 0.2, 3).unwrap();
+        let opts = TuneOptions { factors: vec![4], reg: vec![1.0], alpha: vec![4.0], item_rank: Some(3), ..TuneOptions::default() };
+        let (cfg, report, reuse) = tune(&rest, &held, &embeddings(40, 4), 4, &quick(), &opts, &Device::flex(), &mut ()).unwrap();
+        // The best lambda among the trials at `rank` (`None`: at full rank).
+        let best = |rank: Option<usize>| {
+            report
+                .trials
+                .iter()
+                .filter_map(|t| match t.setting {
+                    Setting::ItemItem { lambda, items, rank: r } if r == rank.unwrap_or(items) => Some((lambda, accuracy(&t.sums))),
+                    _ => None,
+                })
+                .fold(None::<(f32, f64)>, |b, c| if b.is_none_or(|b| c.1 > b.1) { Some(c) } else { b })
+                .map(|b| b.0)
+        };
+        assert_eq!(cfg.item_rank, 3);
+        assert_eq!(Some(cfg.ease_lambda), best(Some(3)), "{:?}", report.trials);
+        assert_eq!(Some(report.full_rank_ease_lambda), best(None), "{:?}", report.trials);
+        assert_eq!(reuse.item_item.map(|r| r.0), Some(cfg.ease_lambda), "training reuses the chosen model");
     }
 
     /// Validation accuracy of ALS at `reg` (alpha 4, k 8, 10 sweeps), as the tuner scores it.

@@ -280,7 +280,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut lines)?;
     lines.settle();
     eprintln!(
-        "chosen on {} validation users in {:.1} s ({} trials, {} skipped for the budget): k {}, reg {}, alpha {}, ease lambda {}, item-item rank {}",
+        "chosen on {} validation users in {:.1} s ({} trials, {} skipped for the budget): k {}, reg {}, alpha {}, ease lambda {} (full rank: {}), item-item rank {}",
         validation.len(),
         search.seconds,
         search.trials.len(),
@@ -289,6 +289,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         cfg.als.reg,
         cfg.als.alpha,
         cfg.ease_lambda,
+        search.full_rank_ease_lambda,
         cfg.item_rank
     );
     let t = Instant::now();
@@ -313,11 +314,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         hybrid.semantic,
         hybrid.popularity
     );
-    // The reference EASE at full rank (not what ships: the catalog holds rank `item_rank`).
+    // The reference: EASE at full rank with the lambda best at full rank (not what ships:
+    // the catalog holds rank `item_rank`, its lambda chosen at that rank).
     let covered = covered_items(&train_matrix, cfg.item_item_max);
     let ease_b = match reuse.item_item {
-        Some((lambda, b)) if lambda == cfg.ease_lambda => b,
-        _ => ease::ease(ease::item_gram(&restrict_columns(&train_matrix, &covered)?), covered.len(), cfg.ease_lambda)?,
+        Some((lambda, b)) if lambda == search.full_rank_ease_lambda => b,
+        _ => ease::ease(ease::item_gram(&restrict_columns(&train_matrix, &covered)?), covered.len(), search.full_rank_ease_lambda)?,
     };
     let grid = blend_grid(cfg.item_rank > 0, &SEMANTIC_GRID, &POPULARITY_GRID);
     let val_grid = evaluate(&scorer, &validation, &grid, None, 1.0)?;

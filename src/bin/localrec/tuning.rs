@@ -118,7 +118,8 @@ pub fn trial_line(t: &Trial) -> String {
         Setting::Als { factors, reg, alpha, iterations } => {
             format!("als k {factors} reg {reg} alpha {alpha} ({iterations} sweeps)")
         }
-        Setting::ItemItem { lambda, items } => format!("item-item lambda {lambda} ({items} items)"),
+        Setting::ItemItem { lambda, items, rank } if rank >= items => format!("item-item lambda {lambda} ({items} items, full rank)"),
+        Setting::ItemItem { lambda, items, rank } => format!("item-item lambda {lambda} ({items} items, rank {rank})"),
         Setting::Layout { factors, item_rank } => format!("hybrid k {factors}, item-item rank {item_rank}"),
     };
     format!("{what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
