@@ -245,47 +245,46 @@ impl Judge<'_> {
     }
 }
 
-/// Validation metrics of the item-item model `b` (`m x m` over `covered`, ascending
-/// catalog positions) at full rank: a user's score is `x^T B`, items it does not cover
-/// rank last.
-pub fn item_item_sums(b: &[f32], covered: &[usize], items: usize, users: &[EvalUser]) -> MetricSums {
-    let m = covered.len();
+/// Validation metrics of a model of the `covered` items (ascending catalog positions):
+/// `scores` gives their scores from a user's fold-in positions among them; items it does
+/// not cover rank last.
+fn covered_sums(covered: &[usize], items: usize, users: &[EvalUser], scores: impl Fn(&[usize]) -> Vec<f32>) -> MetricSums {
     let mut at = vec![usize::MAX; items];
     covered.iter().enumerate().for_each(|(p, &i)| at[i] = p);
     let mut sums = MetricSums::default();
     for u in users {
-        let mut row = vec![0.0f32; m];
-        for &i in &u.fold_in {
-            if let Some(&p) = at.get(i as usize).filter(|&&p| p != usize::MAX) {
-                row.iter_mut().zip(&b[p * m..(p + 1) * m]).for_each(|(s, &v)| *s += v);
-            }
-        }
-        let mut scores = vec![f32::NEG_INFINITY; items];
-        covered.iter().zip(&row).for_each(|(&i, &s)| scores[i] = s);
-        sums.add(&top_k(&scores, 100, &u.fold_in), &u.held_out);
+        let positions: Vec<usize> =
+            u.fold_in.iter().filter_map(|&i| at.get(i as usize).copied().filter(|&p| p != usize::MAX)).collect();
+        let mut all = vec![f32::NEG_INFINITY; items];
+        covered.iter().zip(scores(&positions)).for_each(|(&i, s)| all[i] = s);
+        sums.add(&top_k(&all, 100, &u.fold_in), &u.held_out);
     }
     sums
 }
 
-/// Validation metrics of the item-item model compressed to `B ~ A C^T` (`a`, `c`: `m x r`
-/// over `covered`), scored as the device does: `(x^T A) C^T`; items it does not cover
-/// rank last.
-fn low_rank_sums(a: &[f32], c: &[f32], r: usize, covered: &[usize], items: usize, users: &[EvalUser]) -> MetricSums {
-    let mut at = vec![usize::MAX; items];
-    covered.iter().enumerate().for_each(|(p, &i)| at[i] = p);
-    let mut sums = MetricSums::default();
-    for u in users {
-        let mut xa = vec![0.0f32; r];
-        for &i in &u.fold_in {
-            if let Some(&p) = at.get(i as usize).filter(|&&p| p != usize::MAX) {
-                axpy(1.0, &a[p * r..(p + 1) * r], &mut xa);
-            }
+/// Validation metrics of the item-item model `b` (`m x m` over `covered`) at full rank:
+/// a user's score is `x^T B`.
+pub fn item_item_sums(b: &[f32], covered: &[usize], items: usize, users: &[EvalUser]) -> MetricSums {
+    let m = covered.len();
+    covered_sums(covered, items, users, |positions| {
+        let mut row = vec![0.0f32; m];
+        for &p in positions {
+            axpy(1.0, &b[p * m..(p + 1) * m], &mut row);
         }
-        let mut scores = vec![f32::NEG_INFINITY; items];
-        covered.iter().zip(c.chunks_exact(r)).for_each(|(&i, ci)| scores[i] = dot(&xa, ci));
-        sums.add(&top_k(&scores, 100, &u.fold_in), &u.held_out);
-    }
-    sums
+        row
+    })
+}
+
+/// Validation metrics of the item-item model compressed to `B ~ A C^T` (`a`, `c`: `m x r`
+/// over `covered`), scored as the device does: `(x^T A) C^T`.
+fn low_rank_sums(a: &[f32], c: &[f32], r: usize, covered: &[usize], items: usize, users: &[EvalUser]) -> MetricSums {
+    covered_sums(covered, items, users, |positions| {
+        let mut xa = vec![0.0f32; r];
+        for &p in positions {
+            axpy(1.0, &a[p * r..(p + 1) * r], &mut xa);
+        }
+        c.chunks_exact(r).map(|ci| dot(&xa, ci)).collect()
+    })
 }
 
 /// The point `quarter_decades` steps from `v` on the grid `10^(j/4)`, rounded to 3
