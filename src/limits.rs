@@ -46,7 +46,7 @@ pub const CATALOG_WAIT: [&str; 3] = ["first", "manifest", "all"];
 /// Where a profile is kept.
 pub const STORAGE: [&str; 2] = ["indexeddb", "memory"];
 /// Largest catalog `manifest.json` read, in bytes.
-pub const MAX_MANIFEST_BYTES: usize = crate::catalog::manifest::MAX_MANIFEST_BYTES;
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 /// Widest embedding a catalog (and so a profile's item snapshot) may hold.
 pub const MAX_EMBEDDING_DIMS: usize = crate::catalog::shard::MAX_DIMS;
 /// Default cap on a catalog's shard bytes in one page (its items must fit in wasm memory).

@@ -6,14 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::shard::{MAX_DIMS, MAX_FACTOR_DIMS, MAX_SHARD_ITEMS, ShardExpectation};
 use crate::encoder::web::FileEntry;
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::limits::MAX_MANIFEST_BYTES;
 use crate::limits::MAX_MODEL_FILE_BYTES;
 
 /// Value of the manifest's `format` key.
 pub const FORMAT: &str = "localrec-catalog";
 /// The manifest version this code reads and writes.
 pub const VERSION: u32 = 1;
-/// Largest manifest a reader parses.
-pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 /// Most shards in one catalog.
 pub const MAX_SHARDS: usize = 100_000;
 /// Largest shard file.

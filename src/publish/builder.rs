@@ -23,7 +23,8 @@ use crate::catalog::{CatalogEncoder, CatalogItem, MANIFEST_FILE, Manifest, Quant
 use crate::encoder::ModelFiles;
 use crate::encoder::web::{self, FileEntry, ModelManifest, WebFile, sha256_hex};
 use crate::error::{Error, ErrorKind, Result};
-use crate::scorer::train::{LogExtras, Tuning};
+use crate::scorer::fit::Tuning;
+use crate::scorer::train::LogExtras;
 use crate::Encoder;
 
 /// Folder (under the output) of build state that is not part of the catalog.

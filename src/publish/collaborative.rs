@@ -12,7 +12,8 @@ use crate::catalog::{Collaborative, QuantizedRow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::scorer::imported::ImportedFactors;
 use crate::scorer::sparse::Csr;
-use crate::scorer::train::{LogExtras, TrainConfig, Tuning, train_tuned};
+use crate::scorer::fit::{Tuning, train_tuned};
+use crate::scorer::train::{LogExtras, TrainConfig};
 use crate::scorer::tune::TuneOptions;
 
 /// The collaborative side's settings, when a build trains one.

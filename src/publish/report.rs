@@ -7,7 +7,8 @@ use crate::catalog::input::Interactions;
 use crate::scorer::cross::ForeignTuning;
 use crate::scorer::metrics::MetricSums;
 use crate::scorer::model::Blend;
-use crate::scorer::train::{ScenarioTuning, ShortTuning, Tuning};
+use crate::scorer::fit::Tuning;
+use crate::scorer::train::{ScenarioTuning, ShortTuning};
 use crate::scorer::tune::{Setting, Trial, TuneReport};
 
 /// Through text, so that 0.1f32 reads 0.1, not 0.10000000149011612.

@@ -19,6 +19,8 @@ pub mod ease;
 #[cfg(feature = "publish")]
 pub mod evaluate;
 #[cfg(feature = "publish")]
+pub mod fit;
+#[cfg(feature = "publish")]
 pub mod imported;
 pub mod linalg;
 pub mod metrics;
@@ -29,5 +31,7 @@ pub mod rank;
 pub mod sparse;
 #[cfg(feature = "publish")]
 pub mod train;
+#[cfg(feature = "publish")]
+pub mod trial;
 #[cfg(feature = "publish")]
 pub mod tune;

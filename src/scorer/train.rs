@@ -3,7 +3,7 @@
 //! both (cold items get their factors from their text), a popularity bias, and the
 //! blend weights chosen on held-out users with the same ranking code the browser runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use burn::prelude::Device;
 
@@ -18,10 +18,9 @@ use super::rank::Scorer;
 use super::sparse::Csr;
 pub use super::evaluate::{EvalUser, ForeignTable, accuracy, evaluate, evaluate_with, split_by_scenario};
 use super::evaluate::best_on_grid;
-use super::tune::{self, Reuse, TuneOptions, TuneReport};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Training settings. The defaults are where the tuner ([`tune::tune`]) starts and what
+/// Training settings. The defaults are where the tuner ([`super::tune::tune`]) starts and what
 /// is used without a search (`--tune-budget 0`); they were chosen on ML-1M once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -93,6 +92,16 @@ impl Default for TrainConfig {
     }
 }
 
+/// Work the search already did that training the catalog's model on the same users can
+/// reuse (a retrain with unchanged choices skips ALS and the EASE inverse).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reuse {
+    /// Item factors of the chosen ALS setting at the config's sweep count.
+    pub als: Option<(AlsConfig, Vec<f32>)>,
+    /// The chosen EASE `B` over the covered items.
+    pub item_item: Option<(f32, Vec<f32>)>,
+}
+
 /// A trained item side: records `[q | a | c]` and biases for every item, and the params.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trained {
@@ -113,7 +122,7 @@ pub trait TrainProgress {
     /// ALS finished `iteration` of its iterations.
     fn als_iteration(&mut self, _iteration: usize) {}
     /// The tuner scored a setting on the held-out users.
-    fn trial(&mut self, _trial: &super::tune::Trial) {}
+    fn trial(&mut self, _trial: &super::trial::Trial) {}
 }
 
 impl TrainProgress for () {
@@ -615,29 +624,11 @@ pub struct RatingTuning {
     pub errors: RatingErrors,
 }
 
-/// What tuning on held-out users chose and measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tuning {
-    /// The hyper-parameter search (ALS, item-item): choices, trials, time.
-    pub search: TuneReport,
-    /// The chosen hybrid on the held-out users.
-    pub sums: MetricSums,
-    /// The short-profile blend on the held-out users cut to short profiles.
-    pub short: Option<ShortTuning>,
-    /// The scenario ablation, when the log has scenarios.
-    pub scenario: Option<ScenarioTuning>,
-    /// The rating head, when the log has ratings.
-    pub rating: Option<RatingTuning>,
-    /// The foreign weight and blend (cross-domain), when enough held-out users have
-    /// likes in both halves of the text space.
-    pub foreign: Option<super::cross::ForeignTuning>,
-}
-
 /// Rating regularizations searched on held-out users.
 pub const RATING_REG_GRID: [f32; 5] = [0.1, 0.3, 1.0, 3.0, 10.0];
 
 /// A held-out user's ratings, 80% to fold in and 20% to predict (seeded draw).
-fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> HeldRatings {
+pub(crate) fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> HeldRatings {
     let mut fold = Vec::new();
     let mut held = Vec::new();
     for &(item, value) in ratings {
@@ -647,11 +638,11 @@ fn split_ratings(ratings: &[(u32, f32)], rng: &mut super::als::SplitMix) -> Held
 }
 
 /// A held-out user's ratings: to fold in, and to predict.
-type HeldRatings = (Vec<Rated>, Vec<(u32, f32)>);
+pub(crate) type HeldRatings = (Vec<Rated>, Vec<(u32, f32)>);
 
 /// Chooses the rating head's regularization on held-out users' ratings, over the
 /// tuning model's item factors.
-fn tune_rating(
+pub(crate) fn tune_rating(
     model: &Trained,
     rest: &[(u32, u32, f32)],
     held: &[HeldRatings],
@@ -683,85 +674,6 @@ fn tune_rating(
         }
     }
     best.ok_or_else(|| Error::new(ErrorKind::Input, "no rating grid"))
-}
-
-/// Trains for a catalog: the hyper-parameters ([`tune::tune`] within `opts`), then the
-/// blend (and the scenario weights and the rating head's regularization, when the log has
-/// them) are tuned on held-out users with a model trained without them, then the item
-/// side is trained on every user with those choices.
-#[allow(clippy::too_many_arguments)]
-pub fn train_tuned(
-    user_items: &Csr,
-    embeddings: &[f32],
-    dims: usize,
-    cfg: &TrainConfig,
-    opts: &TuneOptions,
-    extras: &LogExtras,
-    device: &Device,
-    progress: &mut dyn TrainProgress,
-) -> Result<(Trained, Option<Tuning>)> {
-    let (rest, mut held, rows) = holdout_users(user_items, 0.1, cfg.als.seed)?;
-    let mut cfg = cfg.clone();
-    let mut tuned = None;
-    if held.len() >= 10 {
-        let held_rows: HashSet<u32> = rows.iter().copied().collect();
-        let scenario_of = |u: u32, items: &[u32]| -> Vec<u32> {
-            let s: Option<Vec<u32>> = items.iter().map(|&i| extras.scenarios.get(&(u, i)).copied()).collect();
-            s.unwrap_or_default()
-        };
-        for (user, &u) in held.iter_mut().zip(&rows) {
-            user.fold_in_scenarios = scenario_of(u, &user.fold_in);
-            user.held_out_scenarios = scenario_of(u, &user.held_out);
-        }
-        let rest_extras = LogExtras {
-            ratings: extras.ratings.iter().filter(|r| !held_rows.contains(&r.0)).copied().collect(),
-            ..extras.clone()
-        };
-        progress.stage("tuning on held-out users");
-        let (chosen, search, reuse) = tune::tune(&rest, &held, embeddings, dims, &cfg, opts, device, progress)?;
-        cfg = chosen;
-        let model = train_reusing(&rest, embeddings, dims, &cfg, &rest_extras, &reuse, progress)?;
-        let scorer = scorer_for(&model, embeddings, dims, device)?;
-        let (blend, sums) = tune_blend(&scorer, &held)?;
-        let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
-        progress.stage("cross-domain weights on held-out users");
-        let foreign = super::cross::tune_foreign(&scorer, &held, blend)?;
-        let scenario = if model.params.scenarios > 0 {
-            let by_scenario = split_by_scenario(&held);
-            if by_scenario.is_empty() { None } else { Some(tune_scenarios(&scorer, &by_scenario, blend)?) }
-        } else {
-            None
-        };
-        let rating = if model.params.rating.is_some() && rest_extras.has_ratings() {
-            let mut rng = super::als::SplitMix(cfg.als.seed ^ 0x4a71);
-            let mut by_user: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
-            for &(u, i, v) in &extras.ratings {
-                if held_rows.contains(&u) {
-                    by_user.entry(u).or_default().push((i, v));
-                }
-            }
-            let split: Vec<_> = rows.iter().filter_map(|u| by_user.get(u)).map(|r| split_ratings(r, &mut rng)).collect();
-            let t = tune_rating(&model, &rest_extras.ratings, &split, user_items.rows, embeddings, dims, &cfg)?;
-            cfg.rating_reg = t.reg;
-            Some(t)
-        } else {
-            None
-        };
-        tuned = Some((blend, short.chosen.0, Tuning { search, sums, short: Some(short), scenario, rating, foreign }));
-    }
-    progress.stage("final model on every user");
-    let mut trained = train(user_items, embeddings, dims, &cfg, extras, progress)?;
-    if let Some((blend, short, tuning)) = &tuned {
-        let scenario_weight = tuning.scenario.map_or(0.0, |s| s.chosen.weight);
-        trained.params.blend = Blend { scenario: scenario_weight, ..*blend };
-        trained.params.short_blend = Some(Blend { scenario: scenario_weight, ..*short });
-        trained.params.other_scenario_weight = tuning.scenario.map_or(1.0, |s| s.chosen.other_scenario_weight);
-        if let Some(f) = &tuning.foreign {
-            trained.params.foreign_weight = f.weight;
-            trained.params.foreign_blend = Some(Blend { scenario: scenario_weight, ..f.blend });
-        }
-    }
-    Ok((trained, tuned.map(|t| t.2)))
 }
 
 #[cfg(test)]

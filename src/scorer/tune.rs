@@ -34,7 +34,8 @@ use super::model::{Blend, ItemSide, ScorerParams};
 use super::rank::Scorer;
 use super::sparse::Csr;
 use super::evaluate::{EvalUser, accuracy, evaluate};
-use super::train::{TrainConfig, TrainProgress, covered_items, restrict_columns, tune_blend};
+use super::train::{Reuse, TrainConfig, TrainProgress, covered_items, restrict_columns, tune_blend};
+pub use super::trial::{Setting, Trial};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Coarse ALS regularizations (a decade apart; the fine step is half a decade).
@@ -100,50 +101,6 @@ impl Default for TuneOptions {
     }
 }
 
-/// One setting the tuner scored.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Setting {
-    /// ALS alone (the collaborative term) after `iterations` sweeps.
-    Als {
-        /// Factor count.
-        factors: usize,
-        /// L2 regularization.
-        reg: f32,
-        /// Confidence scale.
-        alpha: f32,
-        /// Sweeps done when scored.
-        iterations: usize,
-    },
-    /// EASE alone, over the `items` most interacted items, at `rank` (`items`: full rank;
-    /// less: compressed as the catalog ships it, by [`ease::low_rank_for_users`]).
-    ItemItem {
-        /// L2 regularization.
-        lambda: f32,
-        /// Items it covered ([`EASE_SEARCH_ITEMS`] at most).
-        items: usize,
-        /// Rank it was scored at.
-        rank: usize,
-    },
-    /// The hybrid (blend tuned) with ALS width `factors` and item-item rank `item_rank`.
-    Layout {
-        /// ALS factor count.
-        factors: usize,
-        /// Item-item rank.
-        item_rank: usize,
-    },
-}
-
-/// A scored setting: its validation metrics and the seconds it took (training and scoring).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Trial {
-    /// What was trained.
-    pub setting: Setting,
-    /// Validation metrics.
-    pub sums: MetricSums,
-    /// Wall time of the trial.
-    pub seconds: f64,
-}
-
 /// What the search chose and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TuneReport {
@@ -169,16 +126,6 @@ pub struct TuneReport {
     pub budget_seconds: f64,
     /// Held-out users it was scored on.
     pub users: usize,
-}
-
-/// Work the search already did that training the catalog's model on the same users can
-/// reuse (a retrain with unchanged choices skips ALS and the EASE inverse).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reuse {
-    /// Item factors of the chosen ALS setting at the config's sweep count.
-    pub als: Option<(AlsConfig, Vec<f32>)>,
-    /// The chosen EASE `B` over the covered items.
-    pub item_item: Option<(f32, Vec<f32>)>,
 }
 
 /// Wall-time accounting: whether a trial of an estimated cost still fits.
