@@ -9,10 +9,12 @@
 //!    the neighbours of the best at half a decade (twice, if the best moved); the best few go on (warm started, from
 //!    where they stopped) to the full sweep count; then the wider factor counts the
 //!    device budget allows, at the chosen `reg` and `alpha`.
-//! 2. Item-item: EASE at full rank, lambda walked a decade at a time from 100 towards the
-//!    better side until accuracy drops, then refined by half a decade, each scored by the
-//!    exact `x^T B` over the 2,000 most interacted items (one item gram matrix for every
-//!    lambda); the rank is the largest the device budget leaves beside the ALS factors.
+//! 2. Item-item: EASE's lambda walked a decade at a time from 100 towards the better side
+//!    until accuracy drops, then refined by half a decade, over the 2,000 most interacted
+//!    items (one item gram matrix for every lambda). Each lambda is scored compressed to
+//!    the rank the catalog ships (the largest the device budget leaves beside the ALS
+//!    factors), which chooses it, and at full rank (`x^T B`), whose best is reported as
+//!    the tuned EASE reference.
 //! 3. The record layout: each ALS width tried in full, with the item-item rank the budget
 //!    leaves beside it, scored as the hybrid (its blend tuned); the best is shipped.
 //!
