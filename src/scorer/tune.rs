@@ -526,36 +526,34 @@ pub fn tune(
     // A rank is also tried at half what the budget leaves: the compressed model is not
     // monotone in its rank (on ML-1M, rank 384 of B lost 2% of validation Recall@20 to
     // rank 192, and the hybrid then gave it weight 0), so a larger budget must not force it.
-    if search && opts.item_rank.is_none() && !widths.is_empty() {
-        if let Some((_, b)) = &reuse.item_item {
-            progress.stage("tuning: record layout");
-            let gram = ease::item_gram(&restrict_columns(user_items, &covered)?);
-            let mut best: Option<(usize, usize, f64)> = None;
-            let mut last_cost = 0.0f64;
-            let layouts = widths.iter().flat_map(|(als_cfg, q)| {
-                let most = (max_dims.saturating_sub(als_cfg.factors) / 2).min(covered.len());
-                let ranks = if most / 2 > 0 { vec![most, most / 2] } else { vec![most] };
-                ranks.into_iter().map(move |r| (als_cfg, q, r))
-            });
-            for (als_cfg, q, r) in layouts {
-                let k = als_cfg.factors;
-                if r == 0 || !budget.fits(last_cost) {
-                    continue;
-                }
-                let t = Instant::now();
-                let sums = judge.hybrid(q, als_cfg, b, &gram, &covered, r)?;
-                last_cost = t.elapsed().as_secs_f64();
-                let trial = Trial { setting: Setting::Layout { factors: k, item_rank: r }, sums, seconds: last_cost };
-                progress.trial(&trial);
-                trials.push(trial);
-                if best.is_none_or(|b| accuracy(&sums) > b.2) {
-                    best = Some((k, r, accuracy(&sums)));
-                }
+    if search && opts.item_rank.is_none() && !widths.is_empty() && let Some((_, b)) = &reuse.item_item {
+        progress.stage("tuning: record layout");
+        let gram = ease::item_gram(&restrict_columns(user_items, &covered)?);
+        let mut best: Option<(usize, usize, f64)> = None;
+        let mut last_cost = 0.0f64;
+        let layouts = widths.iter().flat_map(|(als_cfg, q)| {
+            let most = (max_dims.saturating_sub(als_cfg.factors) / 2).min(covered.len());
+            let ranks = if most / 2 > 0 { vec![most, most / 2] } else { vec![most] };
+            ranks.into_iter().map(move |r| (als_cfg, q, r))
+        });
+        for (als_cfg, q, r) in layouts {
+            let k = als_cfg.factors;
+            if r == 0 || !budget.fits(last_cost) {
+                continue;
             }
-            if let Some((k, r, _)) = best {
-                cfg.als.factors = k;
-                cfg.item_rank = r;
+            let t = Instant::now();
+            let sums = judge.hybrid(q, als_cfg, b, &gram, &covered, r)?;
+            last_cost = t.elapsed().as_secs_f64();
+            let trial = Trial { setting: Setting::Layout { factors: k, item_rank: r }, sums, seconds: last_cost };
+            progress.trial(&trial);
+            trials.push(trial);
+            if best.is_none_or(|b| accuracy(&sums) > b.2) {
+                best = Some((k, r, accuracy(&sums)));
             }
+        }
+        if let Some((k, r, _)) = best {
+            cfg.als.factors = k;
+            cfg.item_rank = r;
         }
     }
     reuse.als = widths.into_iter().find(|(c, _)| c.factors == cfg.als.factors && *c == cfg.als);
@@ -650,6 +648,14 @@ mod tests {
         assert_eq!(skipped, 0, "the budget covers the whole search");
         assert!(curve.iter().any(|t| matches!(t.0, Setting::Als { iterations: 6, .. })), "some settings were promoted");
         assert!(cfg.als.factors + 2 * cfg.item_rank <= 24, "the record fits the device budget");
+        // Each width's layout is tried at the rank the budget leaves and at half that.
+        let layouts: Vec<(usize, usize)> =
+            curve.iter().filter_map(|t| match t.0 { Setting::Layout { factors, item_rank } => Some((factors, item_rank)), _ => None }).collect();
+        assert!(!layouts.is_empty());
+        for &(k, _) in &layouts {
+            let most = (24 - k) / 2;
+            assert!(layouts.contains(&(k, most)) && layouts.contains(&(k, most / 2)), "{layouts:?}");
+        }
         assert_eq!(run(), (cfg, curve, skipped));
     }
 
@@ -672,6 +678,7 @@ mod tests {
                 .map(|b| b.0)
         };
         assert_eq!(cfg.item_rank, 3);
+        assert_ne!(best(Some(3)), best(None), "the data must tell the two criteria apart: {:?}", report.trials);
         assert_eq!(Some(cfg.ease_lambda), best(Some(3)), "{:?}", report.trials);
         assert_eq!(Some(report.full_rank_ease_lambda), best(None), "{:?}", report.trials);
         assert_eq!(reuse.item_item.map(|r| r.0), Some(cfg.ease_lambda), "training reuses the chosen model");
