@@ -212,6 +212,33 @@ class IndexedDbBackend {
     }
   }
 
+  /**
+   * Stores snapshots taken after their events were recorded (the item's shard had not
+   * loaded then), in one transaction: each only while an event still names its item and
+   * no snapshot of it is stored. Resolves with how many were stored.
+   */
+  async addSnapshots(list) {
+    const tx = this.db.transaction(['events', 'snapshots'], 'readwrite');
+    try {
+      const events = tx.objectStore('events').index(ITEM_INDEX);
+      const snapshots = tx.objectStore('snapshots');
+      let added = 0;
+      for (const snapshot of list) {
+        const key = snapshotKey(snapshot.catalog, snapshot.itemId);
+        const [named, stored] = await Promise.all([promised(events.count(key)), promised(snapshots.count(key))]);
+        if (named > 0 && stored === 0) {
+          snapshots.put(snapshot);
+          added++;
+        }
+      }
+      await done(tx);
+      return added;
+    } catch (e) {
+      abandon(tx);
+      throw e;
+    }
+  }
+
   async count(store) {
     const tx = this.db.transaction(store, 'readonly');
     return promised(tx.objectStore(store).count());
@@ -309,6 +336,20 @@ class MemoryBackend {
     list.push({ ...event, id });
     if (snapshot) this.snapshots.set(itemKey(snapshot.catalog, snapshot.itemId), snapshot);
     return id;
+  }
+
+  /** Same as IndexedDB: a snapshot lands only while an event names its item and none is stored. */
+  async addSnapshots(list) {
+    const named = new Set(this.data.events.filter((e) => typeof e.catalog === 'string').map((e) => itemKey(e.catalog, e.itemId)));
+    let added = 0;
+    for (const snapshot of list) {
+      const key = itemKey(snapshot.catalog, snapshot.itemId);
+      if (named.has(key) && !this.snapshots.has(key)) {
+        this.snapshots.set(key, snapshot);
+        added++;
+      }
+    }
+    return added;
   }
 
   async count(store) {
@@ -627,6 +668,14 @@ export class ProfileStore {
    */
   addEvent(event, snapshot = null) {
     return this.write((b) => b.addEvent(event, snapshot), 'record()');
+  }
+
+  /**
+   * Stores snapshots of items whose events were recorded before the item loaded, each
+   * only while an event names it and none is stored; resolves with how many landed.
+   */
+  addSnapshots(snapshots) {
+    return this.write((b) => b.addSnapshots(snapshots), 'recommend()');
   }
 
   /** Adds an interest; at MAX_INTERESTS it is refused with 'localrec/input'. */

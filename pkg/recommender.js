@@ -207,6 +207,8 @@ export class Recommender {
     this.closed = false;
     /** How long the last `recommend` took in the worker and back, in ms. */
     this.lastRecommendMs = null;
+    /** @private Ids of this catalog's events that a fully loaded catalog does not hold. */
+    this.notInCatalog = new Set();
     /** See, export, import and delete the profile. */
     this.profile = new Profile(this);
   }
@@ -284,9 +286,9 @@ export class Recommender {
   /**
    * Records an event in the profile (no network), against this catalog (`catalog`, its
    * manifest's name), with a snapshot of the item (its int8 embedding row, scale, encoder
-   * and title) when the item is loaded, so that other catalogs with the same encoder can
-   * score with it. Resolves with the event as stored. At MAX_EVENTS the oldest events
-   * roll off.
+   * and title) when the item is loaded (else the first `recommend()` after its shard
+   * loads takes it), so that other catalogs with the same encoder can score with it.
+   * Resolves with the event as stored. At MAX_EVENTS the oldest events roll off.
    */
   async record(event) {
     this.checkOpen();
@@ -296,16 +298,44 @@ export class Recommender {
     } catch (e) {
       throw inputError(e.message);
     }
+    clean.catalog = this.catalog.manifest.name;
+    const id = await this.store.addEvent(clean, await this.snapshotOf(clean.itemId));
+    return { ...clean, id };
+  }
+
+  /** @private The profile's snapshot of this catalog's item, or null while it is not loaded. */
+  async snapshotOf(itemId) {
     const { name, encoder } = this.catalog.manifest;
-    clean.catalog = name;
-    const item = await this.catalog.quantizedItem(clean.itemId);
-    const snapshot = item
+    const item = await this.catalog.quantizedItem(itemId);
+    return item
       ? cleanSnapshot({
-        catalog: name, itemId: clean.itemId, encoder: { name: encoder.name, dims: encoder.dims }, scale: item.scale, values: item.embedding, title: item.title,
+        catalog: name, itemId, encoder: { name: encoder.name, dims: encoder.dims }, scale: item.scale, values: item.embedding, title: item.title,
       })
       : null;
-    const id = await this.store.addEvent(clean, snapshot);
-    return { ...clean, id };
+  }
+
+  /**
+   * @private Takes the snapshots this catalog's events lack (recorded, or imported, before
+   * their item's shard loaded) of the items loaded now, so that other catalogs can score
+   * with those events too. `complete`: every shard is loaded, so an item still missing is
+   * not in the catalog and is not asked for again. Resolves with this call's warnings: a
+   * refused write changes nothing stored, and the next call tries again.
+   */
+  async fillSnapshots(events, snapshots, complete) {
+    const { name } = this.catalog.manifest;
+    const have = new Set(snapshots.map((s) => itemKey(s.catalog, s.itemId)));
+    const missing = new Set(events.filter((e) => e.catalog === name && !have.has(itemKey(name, e.itemId)) && !this.notInCatalog.has(e.itemId)).map((e) => e.itemId));
+    if (missing.size === 0) return [];
+    const taken = await Promise.all([...missing].map((id) => this.snapshotOf(id)));
+    if (complete) [...missing].filter((_, i) => !taken[i]).forEach((id) => this.notInCatalog.add(id));
+    const found = taken.filter(Boolean);
+    if (found.length === 0) return [];
+    try {
+      await this.store.addSnapshots(found);
+      return [];
+    } catch (e) {
+      return [`${found.length} item snapshot${found.length === 1 ? '' : 's'} for other catalogs could not be stored (${e.message}); the next recommend() tries again`];
+    }
   }
 
   /** Encodes `text` in the browser and adds it as an interest; resolves with `{id, text}`. */
@@ -377,6 +407,7 @@ export class Recommender {
     const t0 = performance.now();
     const answer = await this.catalog.recommend(request, { signal });
     this.lastRecommendMs = performance.now() - t0;
+    warnings.push(...(await this.fillSnapshots(events, snapshots, !answer.partial)));
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
     return answerOf(results.map((r) => explained(r, events, interests, foreign)), answer.partial, [...answer.warnings, ...warnings]);

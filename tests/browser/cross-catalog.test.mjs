@@ -4,7 +4,8 @@
 // move B's recommendations toward the liked items' neighbours, explained by the A item
 // and catalog, with no request beyond the static files of both catalogs; export, clear
 // and import cover both catalogs' events and item snapshots; a corrupt snapshot is refused
-// and changes nothing; a catalog of another encoder leaves the foreign events out with a
+// and changes nothing; events imported without snapshots get them from their catalog's
+// next recommend(); a catalog of another encoder leaves the foreign events out with a
 // warning; a database written before snapshots is upgraded with its events kept.
 
 import { test, before, after } from 'node:test';
@@ -179,7 +180,7 @@ test('likes recorded against catalog A move catalog B toward the liked items\' n
   for (const p of [...catalogFiles(DOMAIN_A, 'a'), ...catalogFiles(DOMAIN_B, 'b')]) assert.ok(paths.has(p), `the log holds ${p}`);
 });
 
-test('export, clear and import cover both catalogs\' events and snapshots; a version 1 document still imports; a corrupt snapshot is refused and nothing changes', async () => {
+test('export, clear and import cover both catalogs\' events and snapshots; a version 1 document still imports; a corrupt snapshot is refused and nothing changes; a catalog\'s recommend() takes the snapshots its events lack', async () => {
   const { ctx, page, errors } = await pageIn();
   const r = await page.evaluate(async () => {
     const { Recommender } = await import('/pkg/index.js');
@@ -232,6 +233,11 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
     // One of catalog A: its items' embeddings were never stored, so B cannot use them.
     await b.profile.import({ ...v1, catalog: 'ml-latest-small-a', events: [{ itemId: x.itemId, type: 'like' }, { itemId: y.itemId, type: 'like' }] });
     const unsnapped = await b.recommend({ k: 5 });
+    // Once A ranks with its shards loaded, it stores the snapshots those events lack, and B uses them.
+    const beforeFill = (await b.profile.export()).snapshots.length;
+    const aRecs = await a.recommend({ k: 5 });
+    const filled = await b.profile.export();
+    const afterFill = await b.recommend({ k: 20 });
     // In memory, events and snapshots are kept the same way.
     const mem = await Recommender.open('/a/', { backend: 'cpu', wait: 'all', storage: 'memory' });
     await mem.record({ itemId: x.itemId, type: 'like' });
@@ -240,10 +246,14 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
     const memAgain = await mem.profile.export();
     await mem.profile.clear();
     const memCleared = await mem.profile.export();
+    await mem.profile.import({ ...v1, catalog: 'ml-latest-small-a', events: [{ itemId: x.itemId, type: 'like' }, { itemId: 'not-in-a', type: 'like' }] });
+    await mem.recommend({ k: 5 });
+    const memFilled = await mem.profile.export();
     await Promise.all([a.close(), b.close(), mem.close()]);
     return {
       x, y, z, exported, cleared, imported, again, afterImport: afterImport.map((i) => i.itemId), refused, fromV1, v1Export, v1Recs: v1Recs.map((i) => i.itemId),
-      memDoc, memAgain, memCleared, unsnappedWarnings: unsnapped.warnings, unsnappedBecause: unsnapped.map((i) => i.because),
+      memDoc, memAgain, memCleared, memFilled, unsnappedWarnings: unsnapped.warnings, unsnappedBecause: unsnapped.map((i) => i.because),
+      beforeFill, aRecsWarnings: aRecs.warnings, filled, filledX: decode(snapshot(filled, x.itemId)), afterFillWarnings: afterFill.warnings, afterFillBecause: afterFill.map((i) => i.because),
       decodedX: decode(snapshot(exported, x.itemId)),
       decodedZ: decode(snapshot(exported, z.itemId)),
     };
@@ -288,9 +298,16 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
   assert.ok(!r.v1Recs.includes(r.z.itemId), 'and count as B\'s own');
   assert.deepEqual(r.unsnappedWarnings, [`2 events recorded against other catalogs (${NAME_A}) left out: the profile holds no embedding of their items (not loaded when the event was recorded, or imported without one)`]);
   assert.ok(r.unsnappedBecause.every((b) => !b?.foreign));
+  assert.equal(r.beforeFill, 0);
+  assert.deepEqual(r.aRecsWarnings, []);
+  assert.deepEqual(r.filled.snapshots.map((s) => [s.catalog, s.itemId]).sort(), [[NAME_A, r.x.itemId], [NAME_A, r.y.itemId]].sort(), 'A\'s recommend() took the snapshots its imported events lacked');
+  assert.deepEqual(r.filledX, r.x.embedding, 'the snapshot taken late holds the catalog\'s int8 row too');
+  assert.deepEqual(r.afterFillWarnings, [], 'B leaves none of A\'s events out any more');
+  assert.ok(r.afterFillBecause.some((b) => b?.foreign), `a result of B is explained by an A event: ${JSON.stringify(r.afterFillBecause)}`);
   assert.equal(r.memDoc.snapshots.length, 1, 'a memory profile keeps snapshots too');
   assert.deepEqual(strip(r.memAgain).snapshots, strip(r.exported).snapshots);
   assert.deepEqual([r.memCleared.events, r.memCleared.snapshots], [[], []]);
+  assert.deepEqual(r.memFilled.snapshots.map((s) => s.itemId), [r.x.itemId], 'in memory too, recommend() takes a missing snapshot (and none for an item the catalog lacks)');
   assert.deepEqual(errors, []);
   await ctx.close();
 });
