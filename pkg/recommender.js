@@ -326,15 +326,14 @@ export class Recommender {
     const have = new Set(snapshots.map((s) => itemKey(s.catalog, s.itemId)));
     const missing = new Set(events.filter((e) => e.catalog === name && !have.has(itemKey(name, e.itemId)) && !this.notInCatalog.has(e.itemId)).map((e) => e.itemId));
     if (missing.size === 0) return [];
-    const taken = await Promise.all([...missing].map((id) => this.snapshotOf(id)));
-    if (complete) [...missing].filter((_, i) => !taken[i]).forEach((id) => this.notInCatalog.add(id));
-    const found = taken.filter(Boolean);
-    if (found.length === 0) return [];
     try {
-      await this.store.addSnapshots(found);
+      const taken = await Promise.all([...missing].map((id) => this.snapshotOf(id)));
+      if (complete) [...missing].filter((_, i) => !taken[i]).forEach((id) => this.notInCatalog.add(id));
+      const found = taken.filter(Boolean);
+      if (found.length > 0) await this.store.addSnapshots(found);
       return [];
     } catch (e) {
-      return [`${found.length} item snapshot${found.length === 1 ? '' : 's'} for other catalogs could not be stored (${e.message}); the next recommend() tries again`];
+      return [`the snapshots of ${missing.size} item${missing.size === 1 ? '' : 's'} for other catalogs could not be stored (${e.message}); the next recommend() tries again`];
     }
   }
 
