@@ -272,7 +272,7 @@ pub fn synthetic_item(i: usize, dims: usize, factor_dims: usize, bias: bool) -> 
         meta: format!("{{\"year\":{}}}", 1990 + i),
         embedding: QuantizedRow::quantize(&e),
         factors: (0..factor_dims).map(|j| (((i * 7 + j * 3) % 11) as f32 - 5.0) * 0.1).collect(),
-        bias: bias.then(|| (i % 5) as f32 * 0.25 - 0.5),
+        bias: bias.then_some((i % 5) as f32 * 0.25 - 0.5),
     }
 }
 

@@ -114,21 +114,21 @@ impl BertConfig {
                 ),
             ));
         }
-        if let Some(archs) = &raw.architectures {
-            if let Some(bad) = archs.iter().find(|a| a.contains("ForCausalLM") || a.contains("LMHead")) {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!("config.json architecture `{bad}` is a decoder, not a sentence encoder"),
-                ));
-            }
+        if let Some(archs) = &raw.architectures
+            && let Some(bad) = archs.iter().find(|a| a.contains("ForCausalLM") || a.contains("LMHead"))
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("config.json architecture `{bad}` is a decoder, not a sentence encoder"),
+            ));
         }
-        if let Some(kind) = raw.position_embedding_type.as_deref() {
-            if kind != "absolute" {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!("config.json position_embedding_type `{kind}` is not supported (only `absolute`)"),
-                ));
-            }
+        if let Some(kind) = raw.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("config.json position_embedding_type `{kind}` is not supported (only `absolute`)"),
+            ));
         }
 
         let hidden_size = bounded(field(raw.hidden_size, "hidden_size")?, "hidden_size", MAX_HIDDEN)?;

@@ -154,7 +154,7 @@ impl PackedDense {
     /// As [`PackedDense::forward`].
     pub fn forward_into(&self, x: &[f32], gelu: bool, out: &mut Vec<f32>) {
         let (k, n) = (self.k, self.n);
-        let m = if k == 0 { 0 } else { x.len() / k };
+        let m = x.len().checked_div(k).unwrap_or(0);
         if let Some(strassen) = &self.strassen {
             strassen.forward_into(k, n, &self.bias, x, m, gelu, out);
             return;
@@ -252,10 +252,11 @@ const SUBTRACT_SECOND: u32 = 2;
 const TILE_KERNEL_PARAMS: [&str; 11] = ["a", "a_stride", "w", "len", "tiles", "out", "stride", "bias", "out2", "bias2", "signs"];
 
 /// The register-tiled product for `tiles` consecutive tiles of one panel, written into
-/// one or two destinations: for tile `t`, row `r` and column `c`, with `o = (t * TILE_ROWS
-/// + r) * stride + c`, `out[o]` becomes `bias[c] + sum` when `bias` is not null and
-/// `out[o] + sum` when it is, where `sum` adds `a[(t * TILE_ROWS + r) * a_stride + i] *
-/// w[i * PANEL + c]` over `i < len` in input order, one multiply-add each. When `out2` is
+/// one or two destinations: for tile `t`, row `r` and column `c`, with
+/// `o = (t * TILE_ROWS + r) * stride + c`, `out[o]` becomes `bias[c] + sum` when `bias`
+/// is not null and `out[o] + sum` when it is, where `sum` adds
+/// `a[(t * TILE_ROWS + r) * a_stride + i] * w[i * PANEL + c]` over `i < len` in input
+/// order, one multiply-add each. When `out2` is
 /// not null, `out2[o]` gets the same sum onto `bias2[c]` or onto itself. Bits of `signs`
 /// ([`SUBTRACT_FIRST`], [`SUBTRACT_SECOND`]) subtract the sum instead. The second
 /// destination and the signs serve Strassen's products, each of which feeds one or two

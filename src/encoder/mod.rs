@@ -90,7 +90,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        if self.dims == 0 { 0 } else { self.data.len() / self.dims }
+        self.data.len().checked_div(self.dims).unwrap_or(0)
     }
 
     /// Whether there are no rows.

@@ -519,6 +519,41 @@ pub fn normalize(v: &mut [f32]) {
     }
 }
 
+/// The item side and params of a loaded catalog (its verified part, in store order):
+/// embeddings dequantized to unit length, factors and biases as the shards hold them.
+/// A text-only catalog gives no params and empty records.
+pub fn from_store(store: &crate::catalog::CatalogStore) -> Result<(ItemSide, Option<ScorerParams>)> {
+    let d = store.dims();
+    let params = match &store.manifest().collaborative {
+        Some(c) => Some(ScorerParams::from_json(&c.params, c.dims, d)?),
+        None => None,
+    };
+    let record_dims = params.as_ref().map_or(0, ScorerParams::record_dims);
+    let n = store.len();
+    let mut side = ItemSide {
+        len: n,
+        record_dims,
+        factors: Vec::with_capacity(n * record_dims),
+        bias: Vec::with_capacity(n),
+        embedding_dims: d,
+        embeddings: Vec::with_capacity(n * d),
+        scales: Vec::with_capacity(n),
+    };
+    for i in 0..n as u32 {
+        let (Some(item), Some((scale, row))) = (store.item(i), store.quantized(i)) else {
+            return Err(Error::new(ErrorKind::Input, format!("store item {i} is missing")));
+        };
+        if item.factors.len() != record_dims {
+            return Err(Error::new(ErrorKind::Format, format!("item {:?} has {} factors, not {record_dims}", item.id, item.factors.len())));
+        }
+        side.factors.extend_from_slice(&item.factors);
+        side.bias.push(item.bias.unwrap_or(0.0));
+        side.push_embedding(scale, row);
+    }
+    side.check()?;
+    Ok((side, params))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,39 +641,4 @@ mod tests {
         assert!(err.to_string().contains(&format!("scenarios {} exceeds", u64::MAX)), "{err}");
         assert_eq!(p.record_dims(), usize::MAX, "the width saturates instead of wrapping");
     }
-}
-
-/// The item side and params of a loaded catalog (its verified part, in store order):
-/// embeddings dequantized to unit length, factors and biases as the shards hold them.
-/// A text-only catalog gives no params and empty records.
-pub fn from_store(store: &crate::catalog::CatalogStore) -> Result<(ItemSide, Option<ScorerParams>)> {
-    let d = store.dims();
-    let params = match &store.manifest().collaborative {
-        Some(c) => Some(ScorerParams::from_json(&c.params, c.dims, d)?),
-        None => None,
-    };
-    let record_dims = params.as_ref().map_or(0, ScorerParams::record_dims);
-    let n = store.len();
-    let mut side = ItemSide {
-        len: n,
-        record_dims,
-        factors: Vec::with_capacity(n * record_dims),
-        bias: Vec::with_capacity(n),
-        embedding_dims: d,
-        embeddings: Vec::with_capacity(n * d),
-        scales: Vec::with_capacity(n),
-    };
-    for i in 0..n as u32 {
-        let (Some(item), Some((scale, row))) = (store.item(i), store.quantized(i)) else {
-            return Err(Error::new(ErrorKind::Input, format!("store item {i} is missing")));
-        };
-        if item.factors.len() != record_dims {
-            return Err(Error::new(ErrorKind::Format, format!("item {:?} has {} factors, not {record_dims}", item.id, item.factors.len())));
-        }
-        side.factors.extend_from_slice(&item.factors);
-        side.bias.push(item.bias.unwrap_or(0.0));
-        side.push_embedding(scale, row);
-    }
-    side.check()?;
-    Ok((side, params))
 }

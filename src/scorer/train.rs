@@ -524,8 +524,8 @@ pub struct ShortTuning {
 }
 
 /// [`tune_blend`] for short profiles: each user's fold-in cut to `SHORT_PROFILE - 2`
-/// items drawn with `seed` (held-out items unchanged). Of the grid blends whose Recall@20
-/// + NDCG@20 is within `tolerance` (a share) of the best, the one whose lists share the
+/// items drawn with `seed` (held-out items unchanged). Of the grid blends whose
+/// Recall@20 + NDCG@20 is within `tolerance` (a share) of the best, the one whose lists share the
 /// least with the popularity top 20 (`MetricSums::popular_overlap`) is chosen.
 pub fn tune_short_blend(scorer: &Scorer, users: &[EvalUser], seed: u64, tolerance: f64) -> Result<ShortTuning> {
     check_short_tolerance(tolerance)?;
