@@ -180,7 +180,7 @@ test('likes recorded against catalog A move catalog B toward the liked items\' n
   for (const p of [...catalogFiles(DOMAIN_A, 'a'), ...catalogFiles(DOMAIN_B, 'b')]) assert.ok(paths.has(p), `the log holds ${p}`);
 });
 
-test('export, clear and import cover both catalogs\' events and snapshots; a version 1 document still imports; a corrupt snapshot is refused and nothing changes; a catalog\'s recommend() takes the snapshots its events lack', async () => {
+test('export, clear and import cover both catalogs\' events and snapshots; a version 1 document still imports; a corrupt snapshot is refused and nothing changes; a catalog\'s recommend() takes the snapshots its events lack, and a failure doing so is a warning', async () => {
   const { ctx, page, errors } = await pageIn();
   const r = await page.evaluate(async () => {
     const { Recommender } = await import('/pkg/index.js');
@@ -235,6 +235,13 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
     const unsnapped = await b.recommend({ k: 5 });
     // Once A ranks with its shards loaded, it stores the snapshots those events lack, and B uses them.
     const beforeFill = (await b.profile.export()).snapshots.length;
+    // A failure while taking them (here the catalog's worker) costs the answer nothing.
+    a.catalog.quantizedItem = async () => {
+      throw new Error('worker lost');
+    };
+    const aFailed = await a.recommend({ k: 5 });
+    delete a.catalog.quantizedItem;
+    const afterFailed = (await b.profile.export()).snapshots.length;
     const aRecs = await a.recommend({ k: 5 });
     const filled = await b.profile.export();
     const afterFill = await b.recommend({ k: 20 });
@@ -253,7 +260,7 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
     return {
       x, y, z, exported, cleared, imported, again, afterImport: afterImport.map((i) => i.itemId), refused, fromV1, v1Export, v1Recs: v1Recs.map((i) => i.itemId),
       memDoc, memAgain, memCleared, memFilled, unsnappedWarnings: unsnapped.warnings, unsnappedBecause: unsnapped.map((i) => i.because),
-      beforeFill, aRecsWarnings: aRecs.warnings, filled, filledX: decode(snapshot(filled, x.itemId)), afterFillWarnings: afterFill.warnings, afterFillBecause: afterFill.map((i) => i.because),
+      beforeFill, aFailed: { n: aFailed.length, warnings: aFailed.warnings }, afterFailed, aRecsWarnings: aRecs.warnings, filled, filledX: decode(snapshot(filled, x.itemId)), afterFillWarnings: afterFill.warnings, afterFillBecause: afterFill.map((i) => i.because),
       decodedX: decode(snapshot(exported, x.itemId)),
       decodedZ: decode(snapshot(exported, z.itemId)),
     };
@@ -299,6 +306,10 @@ test('export, clear and import cover both catalogs\' events and snapshots; a ver
   assert.deepEqual(r.unsnappedWarnings, [`2 events recorded against other catalogs (${NAME_A}) left out: the profile holds no embedding of their items (not loaded when the event was recorded, or imported without one)`]);
   assert.ok(r.unsnappedBecause.every((b) => !b?.foreign));
   assert.equal(r.beforeFill, 0);
+  assert.equal(r.aFailed.n, 5, 'a failure taking snapshots still answers');
+  assert.equal(r.aFailed.warnings.length, 1);
+  assert.match(r.aFailed.warnings[0], /snapshots of 2 items .*could not be stored \(worker lost\)/);
+  assert.equal(r.afterFailed, 0, 'and stores nothing');
   assert.deepEqual(r.aRecsWarnings, []);
   assert.deepEqual(r.filled.snapshots.map((s) => [s.catalog, s.itemId]).sort(), [[NAME_A, r.x.itemId], [NAME_A, r.y.itemId]].sort(), 'A\'s recommend() took the snapshots its imported events lacked');
   assert.deepEqual(r.filledX, r.x.embedding, 'the snapshot taken late holds the catalog\'s int8 row too');
