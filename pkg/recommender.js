@@ -65,7 +65,7 @@ function someOf(names) {
  * Splits the profile's events for the catalog `manifest`: its own (recorded against it,
  * or before events named their catalog) and those of other catalogs whose item snapshot
  * was made with the same encoder (name and width). The rest are left out, each kind with
- * one warning.
+ * one warning. Also returns the snapshots by `itemKey`.
  */
 function eventsFor(manifest, events, snapshots) {
   const { name, encoder } = manifest;
@@ -99,7 +99,7 @@ function eventsFor(manifest, events, snapshots) {
   if (unsnappedCount) {
     warnings.push(`${unsnappedCount} event${unsnappedCount === 1 ? '' : 's'} recorded against other catalogs (${someOf(unsnapped)}) left out: the profile holds no embedding of their items (not loaded when the event was recorded, or imported without one)`);
   }
-  return { own, foreign, warnings };
+  return { own, foreign, warnings, byItem };
 }
 
 /** What the profile holds, as the page may show it. */
@@ -317,14 +317,14 @@ export class Recommender {
   /**
    * @private Takes the snapshots this catalog's events lack (recorded, or imported, before
    * their item's shard loaded) of the items loaded now, so that other catalogs can score
-   * with those events too. `complete`: every shard is loaded, so an item still missing is
-   * not in the catalog and is not asked for again. Resolves with this call's warnings: a
-   * refused write changes nothing stored, and the next call tries again.
+   * with those events too (`byItem`: the stored snapshots by `itemKey`). `complete`: every
+   * shard is loaded, so an item still missing is not in the catalog and is not asked for
+   * again. Resolves with this call's warnings: a failure changes nothing stored, and the
+   * next call tries again.
    */
-  async fillSnapshots(events, snapshots, complete) {
+  async fillSnapshots(events, byItem, complete) {
     const { name } = this.catalog.manifest;
-    const have = new Set(snapshots.map((s) => itemKey(s.catalog, s.itemId)));
-    const missing = new Set(events.filter((e) => e.catalog === name && !have.has(itemKey(name, e.itemId)) && !this.notInCatalog.has(e.itemId)).map((e) => e.itemId));
+    const missing = new Set(events.filter((e) => e.catalog === name && !byItem.has(itemKey(name, e.itemId)) && !this.notInCatalog.has(e.itemId)).map((e) => e.itemId));
     if (missing.size === 0) return [];
     try {
       const taken = await Promise.all([...missing].map((id) => this.snapshotOf(id)));
@@ -371,7 +371,7 @@ export class Recommender {
     if (!Array.isArray(exclude)) throw inputError('recommend(): exclude must be an array of item ids');
     checkSignal(signal, 'recommend');
     const { events: stored, interests: typed, snapshots } = await this.store.all();
-    const { own: events, foreign, warnings } = eventsFor(this.catalog.manifest, stored, snapshots);
+    const { own: events, foreign, warnings, byItem } = eventsFor(this.catalog.manifest, stored, snapshots);
     // Typed interests are the profile's too: one encoded for a catalog of another width
     // (the site's other catalog) cannot be scored here.
     const { dims } = this.catalog.manifest.encoder;
@@ -406,7 +406,7 @@ export class Recommender {
     const t0 = performance.now();
     const answer = await this.catalog.recommend(request, { signal });
     this.lastRecommendMs = performance.now() - t0;
-    warnings.push(...(await this.fillSnapshots(events, snapshots, !answer.partial)));
+    warnings.push(...(await this.fillSnapshots(events, byItem, !answer.partial)));
     let results = answer.results;
     if (filter) results = results.filter((r) => filter(r.item)).slice(0, k);
     return answerOf(results.map((r) => explained(r, events, interests, foreign)), answer.partial, [...answer.warnings, ...warnings]);

@@ -191,12 +191,17 @@ pub fn train_reusing(
         let covered = covered_items(user_items, cfg.item_item_max);
         let m = covered.len();
         let gram = ease::item_gram(&restrict_columns(user_items, &covered)?);
-        let b = match &reuse.item_item {
-            Some((lambda, b)) if *lambda == cfg.ease_lambda && b.len() == m * m => b.clone(),
-            _ => ease::ease(gram.clone(), m, cfg.ease_lambda)?,
+        // The tuner's matrix is used in place (an m x m copy is tens of MB on ML-1M).
+        let computed;
+        let b: &[f32] = match &reuse.item_item {
+            Some((lambda, b)) if *lambda == cfg.ease_lambda && b.len() == m * m => b,
+            _ => {
+                computed = ease::ease(gram.clone(), m, cfg.ease_lambda)?;
+                &computed
+            }
         };
-        let (a, c) = ease::low_rank_for_users(&b, &gram, m, r.min(m), 2, cfg.als.seed)?;
         let rr = r.min(m);
+        let (a, c) = ease::low_rank_for_users(b, &gram, m, rr, 2, cfg.als.seed)?;
         for (pos, &i) in covered.iter().enumerate() {
             let dst = &mut factors[i * record..(i + 1) * record];
             dst[k..k + rr].copy_from_slice(&a[pos * rr..(pos + 1) * rr]);
