@@ -236,11 +236,22 @@ impl Manifest {
         })
     }
 
-    /// Serialises the manifest (pretty, with a final newline).
+    /// Serialises the manifest (pretty, with a final newline; compact where pretty would
+    /// pass what a reader reads, as deeply nested params would). A manifest that no
+    /// reader would read even compact is refused rather than written.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        let mut out = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::with_source(ErrorKind::Format, "cannot serialise the manifest", e))?;
+        let failed = |e| Error::with_source(ErrorKind::Format, "cannot serialise the manifest", e);
+        let mut out = serde_json::to_vec_pretty(self).map_err(failed)?;
+        if out.len() >= MAX_MANIFEST_BYTES {
+            out = serde_json::to_vec(self).map_err(failed)?;
+        }
         out.push(b'\n');
+        if out.len() > MAX_MANIFEST_BYTES {
+            return Err(manifest_error(format!(
+                "the manifest would be {} bytes; readers take at most {MAX_MANIFEST_BYTES}",
+                out.len()
+            )));
+        }
         Ok(out)
     }
 }
@@ -301,6 +312,25 @@ mod tests {
     fn round_trips_through_json() {
         let m = sample();
         assert_eq!(Manifest::from_json(&m.to_json().unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_manifest_too_large_pretty_is_written_compact_and_one_too_large_for_readers_is_refused() {
+        let with_params = |value: serde_json::Value| {
+            let mut params = serde_json::Map::new();
+            params.insert("n".into(), value);
+            Manifest { collaborative: Some(Collaborative { dims: 8, bias: false, params, tuning: None }), ..sample() }
+        };
+        // 20,000 arrays nested 40 deep: 1.6 MB compact, far past the limit once indented
+        // (a parsed manifest the bounded fuzzer found written as 197 MB).
+        let nested = (0..40).fold(serde_json::json!(0), |v, _| serde_json::json!([v]));
+        let deep = with_params(serde_json::Value::Array(vec![nested; 20_000]));
+        let json = deep.to_json().unwrap();
+        assert!(json.len() < 2 << 20, "{} bytes", json.len());
+        assert_eq!(Manifest::from_json(&json).unwrap(), deep);
+        let huge = with_params(serde_json::Value::String("x".repeat(MAX_MANIFEST_BYTES)));
+        let err = huge.to_json().unwrap_err().to_string();
+        assert!(err.contains("readers take at most"), "{err}");
     }
 
     #[test]

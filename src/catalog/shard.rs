@@ -22,7 +22,7 @@ pub const MAX_SHARD_ITEMS: u32 = 10_000_000;
 /// Widest embedding.
 pub const MAX_DIMS: usize = 4096;
 /// Widest factor vector.
-pub const MAX_FACTOR_DIMS: usize = 1024;
+pub const MAX_FACTOR_DIMS: usize = 2048;
 /// Largest header a reader accepts (future versions may append fields).
 const MAX_HEADER_LEN: usize = 4096;
 

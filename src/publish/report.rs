@@ -33,6 +33,9 @@ fn trial_json(t: &Trial) -> serde_json::Value {
         Setting::Layout { factors, item_rank } => {
             serde_json::json!({"model": "hybrid", "factors": factors, "item_rank": item_rank})
         }
+        Setting::Autoencoder { hidden, latent, epochs } => {
+            serde_json::json!({"model": "autoencoder", "hidden": hidden, "latent": latent, "epochs": epochs})
+        }
     };
     v["validation"] = metrics(&t.sums);
     v["seconds"] = serde_json::json!((t.seconds * 100.0).round() / 100.0);
@@ -42,6 +45,7 @@ fn trial_json(t: &Trial) -> serde_json::Value {
 /// The search as JSON (build and train summaries, the manifest, `eval --json`): the chosen
 /// values, then every trial in the order run with its validation metrics.
 pub fn search_json(r: &TuneReport) -> serde_json::Value {
+    let vae_dims = r.vae.as_ref().map_or(0, |v| v.hidden + v.latent + 1);
     serde_json::json!({
         "chosen": {
             "factors": r.factors,
@@ -50,7 +54,8 @@ pub fn search_json(r: &TuneReport) -> serde_json::Value {
             "ease_lambda": plain(r.ease_lambda),
             "full_rank_ease_lambda": plain(r.full_rank_ease_lambda),
             "item_rank": r.item_rank,
-            "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_mul(4),
+            "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_add(vae_dims).saturating_mul(4),
+            "vae": r.vae.as_ref().map(|v| serde_json::json!({"hidden": v.hidden, "latent": v.latent, "epochs": v.epochs})),
         },
         "users": r.users,
         "budget_seconds": r.budget_seconds,
@@ -76,9 +81,10 @@ pub fn search_manifest_json(r: &TuneReport) -> serde_json::Value {
     v
 }
 
-/// A blend's four weights.
+/// A blend's weights of the collaborative, item-item, semantic, popularity and
+/// autoencoder terms.
 pub fn blend_json(b: &Blend) -> serde_json::Value {
-    serde_json::json!({"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity)})
+    serde_json::json!({"collaborative": plain(b.collaborative), "item_item": plain(b.item_item), "semantic": plain(b.semantic), "popularity": plain(b.popularity), "vae": plain(b.vae)})
 }
 
 /// The scenario ablation's four rows (none, lift, events, both) with their settings.

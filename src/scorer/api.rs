@@ -279,17 +279,18 @@ pub fn prepare(store: &CatalogStore, scorer: &Scorer, request: &RecommendRequest
                 semantic: 1.0,
                 popularity: 0.0,
                 scenario: 0.0,
+                vae: 0.0,
                 interest: super::model::INTEREST_WEIGHT,
             })
         }
-        Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: super::model::INTEREST_WEIGHT }),
+        Some("text") => Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: super::model::INTEREST_WEIGHT }),
         // The ALS term alone, `<p_u, q_i>`: what the collaborative model (Spark's, when
         // imported) recommends, so a publisher can compare it with the model's own output.
         Some("collaborative") => {
             if scorer.params().is_none_or(|p| p.als_dims == 0) {
                 return Err(Error::new(ErrorKind::Input, "rankBy \"collaborative\" needs a catalog with a collaborative side"));
             }
-            Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 })
+            Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 })
         }
         Some(other) => {
             return Err(Error::new(ErrorKind::Input, format!("rankBy {other:?} is not blend, similar, text or collaborative")));

@@ -43,13 +43,39 @@ pub fn synthetic(n: usize, k: usize, r: usize, d: usize) -> (ItemSide, ScorerPar
         }
     }
     let params = ScorerParams {
-        blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05, scenario: 0.0, interest: crate::scorer::model::INTEREST_WEIGHT },
+        blend: Blend { collaborative: 1.0, item_item: 0.5, semantic: 0.2, popularity: 0.05, scenario: 0.0, vae: 0.0, interest: crate::scorer::model::INTEREST_WEIGHT },
         ..ScorerParams::untuned(k, r, 100.0, 10.0, gram)
     };
     side.len = n;
     side.factors = factors;
     side.bias = bias;
     (side, params)
+}
+
+/// [`synthetic`]'s catalog with an autoencoder of `layers` encoder layers, `hidden` and
+/// `latent` wide: random first-layer rows, decoder columns and biases appended to each
+/// record, random shared weights in the params.
+pub fn with_autoencoder(items: ItemSide, params: ScorerParams, hidden: usize, latent: usize, layers: usize) -> (ItemSide, ScorerParams) {
+    use super::model::Matrix;
+    use super::vae::{EncoderLayer, VaeEncoder};
+    let mut rng = Lcg(11);
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.next() * 0.2).collect() };
+    let extra = hidden + latent + 1;
+    let old = items.record_dims;
+    let mut factors = Vec::with_capacity(items.len * (old + extra));
+    for i in 0..items.len {
+        factors.extend_from_slice(items.record(i));
+        factors.extend(draw(extra));
+    }
+    let layer = |w: Option<Matrix>, draw: &mut dyn FnMut(usize) -> Vec<f32>| EncoderLayer { w, b: draw(hidden), gain: vec![1.0; hidden], shift: draw(hidden) };
+    let mut encoder_layers = vec![layer(None, &mut draw)];
+    for _ in 1..layers.max(1) {
+        let w = Matrix { rows: hidden, cols: hidden, data: draw(hidden * hidden) };
+        encoder_layers.push(layer(Some(w), &mut draw));
+    }
+    let vae = VaeEncoder { hidden, latent, layers: encoder_layers, mu_w: Matrix { rows: hidden, cols: latent, data: draw(hidden * latent) }, mu_b: draw(latent) };
+    let params = ScorerParams { vae: Some(vae), blend: Blend { vae: 1.0, ..params.blend }, ..params };
+    (ItemSide { record_dims: old + extra, factors, ..items }, params)
 }
 
 /// `count` like events spread over `n` items.

@@ -87,7 +87,7 @@ fn foreign_blend_grid(has_item_item: bool) -> Vec<Blend> {
             for &semantic in &FOREIGN_TERM_GRID {
                 for &popularity in &FOREIGN_TERM_GRID {
                     if collaborative + ii + semantic > 0.0 {
-                        grid.push(Blend { collaborative, item_item: ii, semantic, popularity, scenario: 0.0, interest: INTEREST_WEIGHT });
+                        grid.push(Blend { collaborative, item_item: ii, semantic, popularity, scenario: 0.0, vae: 0.0, interest: INTEREST_WEIGHT });
                     }
                 }
             }
@@ -155,7 +155,7 @@ pub fn tune_foreign(scorer: &Scorer, users: &[EvalUser], blend: Blend) -> Result
         Ok(total)
     };
     let mut grid = foreign_blend_grid(has_item_item);
-    let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 };
+    let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, vae: 0.0, interest: 0.0 };
     grid.push(popularity);
     let sums = run(&alone, &grid, 1.0)?;
     let alone_popularity = sums[grid.len() - 1];

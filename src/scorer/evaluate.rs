@@ -150,7 +150,7 @@ pub fn evaluate_with(
                 None => top_k(scores, 100, &excluded),
             }
         };
-        let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 };
+        let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, vae: 0.0, interest: 0.0 };
         for (u, t) in chunk.iter().zip(&terms) {
             let popular = rank(&scorer.blend(t, &popularity, only, None).0, u);
             for (blend, sum) in blends.iter().zip(&mut sums) {

@@ -14,7 +14,7 @@ use super::model::Blend;
 use super::sparse::Csr;
 use super::train::{
     LogExtras, RatingTuning, ScenarioTuning, ShortTuning, TrainConfig, TrainProgress, Trained, holdout_users, scorer_for,
-    split_by_scenario, split_ratings, train, train_reusing, tune_blend, tune_rating, tune_scenarios, tune_short_blend,
+    split_by_scenario, split_ratings, train, train_reusing, tune_blend_with, tune_rating, tune_scenarios, tune_short_blend,
 };
 use super::tune::{TuneOptions, TuneReport, tune};
 use crate::error::Result;
@@ -70,11 +70,16 @@ pub fn train_tuned(
             ..extras.clone()
         };
         progress.stage("tuning on held-out users");
-        let (chosen, search, reuse) = tune(&rest, &held, embeddings, dims, &cfg, opts, device, progress)?;
+        let (chosen, mut search, reuse) = tune(&rest, &held, embeddings, dims, &cfg, opts, device, progress)?;
         cfg = chosen;
         let model = train_reusing(&rest, embeddings, dims, &cfg, &rest_extras, &reuse, progress)?;
         let scorer = scorer_for(&model, embeddings, dims, device)?;
-        let (blend, sums) = tune_blend(&scorer, &held)?;
+        let (blend, sums) = tune_blend_with(&scorer, &held, opts.vae_weight)?;
+        if blend.vae == 0.0 {
+            // Held-out users gave the autoencoder no weight: the catalog ships without it.
+            cfg.vae = None;
+            search.vae = None;
+        }
         let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
         progress.stage("cross-domain weights on held-out users");
         let foreign = tune_foreign(&scorer, &held, blend)?;

@@ -29,6 +29,7 @@ pub mod profile;
 pub mod rating;
 pub mod rank;
 pub mod sparse;
+pub mod vae;
 #[cfg(feature = "publish")]
 pub mod train;
 #[cfg(feature = "publish")]

@@ -12,6 +12,8 @@ use crate::catalog::shard::MAX_FACTOR_DIMS;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::EVENT_TYPES;
 
+use super::vae::VaeEncoder;
+
 /// Version of [`ScorerParams`]; a reader refuses others.
 pub const PARAMS_VERSION: u32 = 1;
 
@@ -30,6 +32,10 @@ pub struct Blend {
     /// The item's lift in the request's scenario (0 without one).
     #[serde(default)]
     pub scenario: f32,
+    /// `<z_u, d_i> + b_i`: the autoencoder's decoder logits for the profile's latent mean
+    /// (0 in catalogs without one).
+    #[serde(default)]
+    pub vae: f32,
     /// `<t_u, e_i>`: the typed interests' own text vector. Interaction logs hold no typed
     /// interests, so this weight is not tuned: it is [`INTEREST_WEIGHT`], strong enough
     /// that what a visitor types moves the list whatever their history.
@@ -50,7 +56,7 @@ fn interest_weight() -> f32 {
 
 impl Default for Blend {
     fn default() -> Self {
-        Blend { collaborative: 0.7, item_item: 0.3, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: INTEREST_WEIGHT }
+        Blend { collaborative: 0.7, item_item: 0.3, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: INTEREST_WEIGHT }
     }
 }
 
@@ -239,7 +245,11 @@ pub struct ScorerParams {
     pub event_weights: EventWeights,
     /// Half-life of an event's weight, in days (0: no decay).
     pub half_life_days: f32,
-    /// Scenario lift columns per record (after `[q | a | c]`), one per name of the
+    /// The autoencoder's shared encoder, when the catalog has one: its record columns
+    /// (each item's first-layer row, decoder column and decoder bias) follow `[q | a | c]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<VaeEncoder>,
+    /// Scenario lift columns per record (after the autoencoder's), one per name of the
     /// manifest's `scenarios`, in that order.
     #[serde(default)]
     pub scenarios: usize,
@@ -295,6 +305,7 @@ impl ScorerParams {
             text_map: None,
             event_weights: EventWeights::default(),
             half_life_days: 0.0,
+            vae: None,
             scenarios: 0,
             other_scenario_weight: 1.0,
             foreign_weight: 1.0,
@@ -303,16 +314,28 @@ impl ScorerParams {
         }
     }
 
-    /// Width of an item's factor record: `k + 2r`, the scenario lifts, the rating bias.
+    /// Width of an item's factor record: `k + 2r`, the autoencoder's columns, the scenario
+    /// lifts, the rating bias.
     /// Saturates rather than wraps: the widths come from a manifest, and [`ScorerParams::check`]
     /// caps each before any of this is used, so a sum past `usize` can only be refused.
     pub fn record_dims(&self) -> usize {
         self.scenario_column(self.scenarios).saturating_add(usize::from(self.rating.is_some()))
     }
 
+    /// Record column of the autoencoder's first-layer row (its decoder column follows at
+    /// `+ hidden`, the decoder bias at `+ hidden + latent`).
+    pub fn vae_column(&self) -> usize {
+        self.als_dims.saturating_add(self.item_rank.saturating_mul(2))
+    }
+
+    /// Record columns of the autoencoder (0 without one).
+    pub fn vae_dims(&self) -> usize {
+        self.vae.as_ref().map_or(0, VaeEncoder::record_dims)
+    }
+
     /// Record column of scenario `s`'s lift.
     pub fn scenario_column(&self, s: usize) -> usize {
-        self.als_dims.saturating_add(self.item_rank.saturating_mul(2)).saturating_add(s)
+        self.vae_column().saturating_add(self.vae_dims()).saturating_add(s)
     }
 
     /// Record column of the rating head's item bias.
@@ -346,9 +369,14 @@ impl ScorerParams {
                 return bad(format!("{name} {width} exceeds a record's {MAX_FACTOR_DIMS} factors"));
             }
         }
+        if let Some(vae) = &self.vae
+            && let Err(e) = vae.check()
+        {
+            return bad(format!("vae: {e}"));
+        }
         if self.record_dims() != record_dims {
             return bad(format!(
-                "als_dims + 2 * item_rank + scenarios (+ 1 with a rating head) = {} but records have {record_dims} factors",
+                "als_dims + 2 * item_rank + the autoencoder's hidden + latent + 1 + scenarios (+ 1 with a rating head) = {} but records have {record_dims} factors",
                 self.record_dims()
             ));
         }
@@ -376,7 +404,7 @@ impl ScorerParams {
         let blends = [("blend", Some(&self.blend)), ("short_blend", self.short_blend.as_ref()), ("foreign_blend", self.foreign_blend.as_ref())];
         for (name, blend) in blends {
             if let Some(b) = blend
-                && ![b.collaborative, b.item_item, b.semantic, b.popularity, b.scenario, b.interest].iter().all(|v| v.is_finite())
+                && ![b.collaborative, b.item_item, b.semantic, b.popularity, b.scenario, b.vae, b.interest].iter().all(|v| v.is_finite())
             {
                 return bad(format!("{name} holds a weight that is not a finite number"));
             }
@@ -560,7 +588,7 @@ mod tests {
 
     fn params() -> ScorerParams {
         ScorerParams {
-            short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0, scenario: 0.0, interest: INTEREST_WEIGHT }),
+            short_blend: Some(Blend { collaborative: 1.0, item_item: 0.0, semantic: 2.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: INTEREST_WEIGHT }),
             text_map: Some(Matrix { rows: 4, cols: 3, data: (0..12).map(|v| v as f32 * 0.25).collect() }),
             half_life_days: 30.0,
             ..ScorerParams::untuned(2, 1, 1.0, 10.0, vec![1.0, 0.5, 0.5, 2.0])
@@ -620,6 +648,53 @@ mod tests {
         let mut negative = params();
         negative.foreign_weight = -1.0;
         assert!(negative.check(4, 3).unwrap_err().to_string().contains("foreign_weight"));
+    }
+
+    #[test]
+    fn an_autoencoder_of_the_wrong_shape_or_value_is_refused() {
+        use crate::scorer::vae::{EncoderLayer, VaeEncoder};
+        let layer = |w: Option<Matrix>| EncoderLayer { w, b: vec![0.0; 3], gain: vec![1.0; 3], shift: vec![0.0; 3] };
+        let vae = VaeEncoder {
+            hidden: 3,
+            latent: 2,
+            layers: vec![layer(None), layer(Some(Matrix { rows: 3, cols: 3, data: vec![0.1; 9] }))],
+            mu_w: Matrix { rows: 3, cols: 2, data: vec![0.1; 6] },
+            mu_b: vec![0.0; 2],
+        };
+        // Records: [q (2) | a, c (1 each) | first layer (3) | decoder (2) | bias].
+        let with = |vae: VaeEncoder| ScorerParams { vae: Some(vae), ..params() };
+        let good = with(vae.clone());
+        assert_eq!((good.vae_column(), good.record_dims()), (4, 10));
+        let json = serde_json::to_value(&good).unwrap();
+        assert_eq!(ScorerParams::from_json(json.as_object().unwrap(), 10, 3).unwrap(), good);
+        let refused = |p: ScorerParams, records: usize, what: &str| {
+            let err = p.check(records, 3).unwrap_err().to_string();
+            assert!(err.contains(what), "{err}");
+        };
+        refused(good.clone(), 4, "records have 4");
+        let mut bad = vae.clone();
+        bad.layers[1].w = Some(Matrix { rows: 3, cols: 2, data: vec![0.1; 6] });
+        refused(with(bad), 10, "vae: layer 1");
+        let mut bad = vae.clone();
+        bad.layers[0].w = Some(Matrix { rows: 3, cols: 3, data: vec![0.1; 9] });
+        refused(with(bad), 10, "vae: layer 0");
+        let mut bad = vae.clone();
+        bad.layers[1].gain[2] = f32::INFINITY;
+        refused(with(bad), 10, "vae: layer 1");
+        let mut bad = vae.clone();
+        bad.mu_b.push(0.0);
+        refused(with(bad), 10, "vae: the latent head");
+        let mut bad = vae.clone();
+        bad.layers.clear();
+        refused(with(bad), 10, "vae: 0 layers");
+        let mut bad = vae.clone();
+        bad.hidden = usize::MAX;
+        refused(with(bad), 10, "vae: widths");
+        // A weight past f32's range in the JSON reads as infinity.
+        let mut huge = json.as_object().unwrap().clone();
+        huge["vae"]["mu_b"] = serde_json::json!([1e39, 0.0]);
+        let err = ScorerParams::from_json(&huge, 10, 3).unwrap_err().to_string();
+        assert!(err.contains("vae"), "{err}");
     }
 
     #[test]

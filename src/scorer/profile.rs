@@ -82,6 +82,10 @@ pub struct UserQuery {
     pub t: Vec<f32>,
     /// Norm of the interests' sum before normalizing.
     pub t_norm: f32,
+    /// `[z_u, 1]`: the autoencoder's latent mean for the profile's liked items and a 1
+    /// for the decoder bias (width `latent + 1`; empty without an autoencoder, zero
+    /// without a liked item).
+    pub z: Vec<f32>,
 }
 
 impl UserQuery {
@@ -194,7 +198,33 @@ pub fn user_query_with_foreign(
         Some(params) if k > 0 => fold_in(params, &contributors)?,
         _ => (Vec::new(), Vec::new()),
     };
-    Ok(UserQuery { p, a, s, chol, contributors, s_norm, t, t_norm })
+    let z = params.map_or_else(Vec::new, |p| autoencoder_input(items, p, &contributors));
+    Ok(UserQuery { p, a, s, chol, contributors, s_norm, t, t_norm, z })
+}
+
+/// `[z_u, 1]` for the catalog's autoencoder: the encoder's mean over the distinct items
+/// of the positive events (binary, as it was trained: a like counts once, whatever its
+/// type, weight or age); zeros without one, so the term drops out.
+fn autoencoder_input(items: &ItemSide, params: &ScorerParams, contributors: &[Contributor]) -> Vec<f32> {
+    let Some(vae) = &params.vae else { return Vec::new() };
+    let mut liked: Vec<usize> = contributors
+        .iter()
+        .filter(|c| c.weight > 0.0)
+        .filter_map(|c| match c.source {
+            Source::Event { item, .. } => Some(item as usize),
+            _ => None,
+        })
+        .collect();
+    liked.sort_unstable();
+    liked.dedup();
+    if liked.is_empty() {
+        return vec![0.0; vae.latent + 1];
+    }
+    let first = params.vae_column();
+    let rows: Vec<&[f32]> = liked.iter().map(|&i| &items.record(i)[first..first + vae.hidden]).collect();
+    let mut z = vae.latent(&rows);
+    z.push(1.0);
+    z
 }
 
 /// `[e, 1] W`: the text map's estimate of the user-side factors `[q | a]`.

@@ -46,13 +46,14 @@ impl Precision {
 /// Size of a full f32 item matrix above which the CPU backend goes compact.
 pub const COMPACT_ABOVE_BYTES: usize = 1 << 30;
 
-/// Score columns per user in the product: collaborative, item-item, semantic, interest.
-const TERMS: usize = 4;
+/// Score columns per user in the product: collaborative, item-item, semantic, interest,
+/// autoencoder.
+const TERMS: usize = 5;
 
-/// Rows per upload block with [`Precision::F32Blocks`].
-// 32,768 rows of 576 f32 values are 72 MiB, under WebGPU's default binding limit; small in
-// tests, so that they use several blocks.
-const BLOCK_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 15 };
+/// Bytes per upload block with [`Precision::F32Blocks`]: 64 MiB, under WebGPU's default
+/// binding limit (128 MiB) whatever the matrix's width (with the autoencoder's decoder a
+/// row can pass 1,000 f32 values); small in tests, so that they use several blocks.
+const BLOCK_BYTES: usize = if cfg!(test) { 1000 * 56 * 4 } else { 64 << 20 };
 
 /// The item matrix on a burn device and what ranking needs besides it.
 #[derive(Debug)]
@@ -60,7 +61,8 @@ pub struct Scorer {
     device: Device,
     items: ItemSide,
     params: Option<ScorerParams>,
-    /// `[n, k + r + d]`: each item's `[q | c | e]`, in row blocks (one block unless
+    /// `[n, k + r + v + d]`: each item's `[q | c | v | e]` (`v`: the autoencoder's decoder
+    /// column and bias, `latent + 1` wide, or nothing), in row blocks (one block unless
     /// [`Precision::F32Blocks`]).
     matrix: Vec<Tensor<2>>,
     bias: Vec<f32>,
@@ -80,6 +82,8 @@ pub struct Terms {
     pub semantic: Vec<f32>,
     /// `<t_u, e_i>` per item (the typed interests alone).
     pub interest: Vec<f32>,
+    /// `<z_u, d_i> + b_i` per item: the autoencoder's logits (zeros without one).
+    pub vae: Vec<f32>,
 }
 
 /// How to rank.
@@ -140,7 +144,7 @@ impl Scorer {
 
     /// [`Scorer::new`] with the matrix held as [`Precision::for_device`] chooses.
     pub fn for_device(items: ItemSide, params: Option<ScorerParams>, device: &Device) -> Result<Scorer> {
-        let width = params.as_ref().map_or(0, |p| p.als_dims + p.item_rank) + items.embedding_dims;
+        let width = params.as_ref().map_or(0, |p| p.als_dims + p.item_rank + decoder_dims(p)) + items.embedding_dims;
         let precision = Precision::for_device(device, items.len, width);
         Scorer::with_precision(items, params, device, precision)
     }
@@ -154,7 +158,10 @@ impl Scorer {
             return Err(Error::new(ErrorKind::Input, "item factors without scorer params"));
         }
         let (k, r) = params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
-        let width = k + r + items.embedding_dims;
+        // The decoder's columns `[d_i | b_i]` (after the first-layer row, which only the
+        // fold-in reads).
+        let (v0, v) = params.as_ref().map_or((0, 0), |p| (p.vae_column() + p.vae.as_ref().map_or(0, |e| e.hidden), decoder_dims(p)));
+        let width = k + r + v + items.embedding_dims;
         // Rows `range` of the matrix, converted as they are written: the host never holds
         // the whole matrix in a second precision.
         let rows = |range: std::ops::Range<usize>, out: &mut dyn FnMut(&[f32])| {
@@ -162,6 +169,7 @@ impl Scorer {
                 let record = items.record(i);
                 out(&record[..k]);
                 out(&record[k + r..k + 2 * r]);
+                out(&record[v0..v0 + v]);
                 out(&items.embedding(i));
             }
         };
@@ -173,27 +181,31 @@ impl Scorer {
             }
             Precision::Compact => {
                 // At least one column, so a text-only catalog still has a matrix.
-                let cols = (k + r).max(1);
+                let cols = (k + r + v).max(1);
                 let mut data = Vec::with_capacity(items.len * cols);
                 for i in 0..items.len {
                     let record = items.record(i);
                     data.extend_from_slice(&record[..k]);
                     data.extend_from_slice(&record[k + r..k + 2 * r]);
-                    if k + r == 0 {
+                    data.extend_from_slice(&record[v0..v0 + v]);
+                    if k + r + v == 0 {
                         data.push(0.0);
                     }
                 }
                 vec![Tensor::<2>::from_data(TensorData::new(data, [items.len, cols]), device)]
             }
-            Precision::F32Blocks => (0..items.len.div_ceil(BLOCK_ROWS).max(1))
-                .map(|b| {
-                    let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(items.len);
-                    let mut data = Vec::with_capacity(range.len() * width);
-                    let n = range.len();
-                    rows(range, &mut |v| data.extend_from_slice(v));
-                    Tensor::<2>::from_data(TensorData::new(data, [n, width]), device)
-                })
-                .collect(),
+            Precision::F32Blocks => {
+                let block = (BLOCK_BYTES / (4 * width.max(1))).max(1);
+                (0..items.len.div_ceil(block).max(1))
+                    .map(|b| {
+                        let range = b * block..((b + 1) * block).min(items.len);
+                        let mut data = Vec::with_capacity(range.len() * width);
+                        let n = range.len();
+                        rows(range, &mut |v| data.extend_from_slice(v));
+                        Tensor::<2>::from_data(TensorData::new(data, [n, width]), device)
+                    })
+                    .collect()
+            }
         };
         let standardize = |v: Vec<f32>| -> Vec<f32> {
             let (mean, std) = moments(&v);
@@ -241,15 +253,16 @@ impl Scorer {
     }
 
     /// # Shapes
-    /// - output: `[n, 4 * queries]`, columns per query: collaborative, item-item, semantic, interest
+    /// - output: `[n, 5 * queries]`, columns per query: collaborative, item-item, semantic,
+    ///   interest, autoencoder
     fn product(&self, queries: &[&UserQuery]) -> Result<Tensor<2>> {
-        let (k, r) = self.params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
+        let (k, r, v) = self.params.as_ref().map_or((0, 0, 0), |p| (p.als_dims, p.item_rank, decoder_dims(p)));
         let d = self.items.embedding_dims;
-        let width = k + r + d;
+        let width = k + r + v + d;
         let cols = TERMS * queries.len();
         let mut q = vec![0.0f32; width * cols];
         for (u, query) in queries.iter().enumerate() {
-            if query.p.len() != k || query.a.len() != r || query.s.len() != d || query.t.len() != d {
+            if query.p.len() != k || query.a.len() != r || query.s.len() != d || query.t.len() != d || query.z.len() != v {
                 return Err(Error::new(ErrorKind::Input, "a user query does not match the catalog's dimensions"));
             }
             let c = TERMS * u;
@@ -259,13 +272,16 @@ impl Scorer {
             for (j, v) in query.a.iter().enumerate() {
                 q[(k + j) * cols + c + 1] = *v;
             }
-            for (j, (v, w)) in query.s.iter().zip(&query.t).enumerate() {
-                q[(k + r + j) * cols + c + 2] = *v;
-                q[(k + r + j) * cols + c + 3] = *w;
+            for (j, x) in query.z.iter().enumerate() {
+                q[(k + r + j) * cols + c + 4] = *x;
+            }
+            for (j, (x, w)) in query.s.iter().zip(&query.t).enumerate() {
+                q[(k + r + v + j) * cols + c + 2] = *x;
+                q[(k + r + v + j) * cols + c + 3] = *w;
             }
         }
         if self.precision == Precision::Compact {
-            // The text rows are not on the device: keep `[q | c]`'s rows (or the one zero column).
+            // The text rows are not on the device: keep `[q | c | v]`'s rows (or the one zero column).
             let rows = self.matrix.first().map_or(1, |m| m.dims()[1]);
             q.truncate(rows * cols);
             q.resize(rows * cols, 0.0);
@@ -301,7 +317,7 @@ impl Scorer {
                 } else {
                     (column(2), column(3))
                 };
-                Terms { collaborative: column(0), item_item: column(1), semantic, interest }
+                Terms { collaborative: column(0), item_item: column(1), semantic, interest, vae: column(4) }
             })
             .collect())
     }
@@ -346,7 +362,7 @@ impl Scorer {
     /// Standardizes each term over `over` (all items when `None`) and blends; with a
     /// `scenario`, its item lifts count with the blend's scenario weight.
     /// Returns the scores and each term's effective multiplier (weight / std), which
-    /// explanations need.
+    /// explanations need (collaborative, item-item, semantic, interest).
     pub fn blend(&self, terms: &Terms, blend: &Blend, over: Option<&[u32]>, scenario: Option<usize>) -> (Vec<f32>, [f32; 4]) {
         let lift = scenario.and_then(|s| self.lift.get(s)).filter(|_| blend.scenario != 0.0);
         let pick =
@@ -360,6 +376,7 @@ impl Scorer {
             (&terms.item_item, scale(&terms.item_item, blend.item_item)),
             (&terms.semantic, scale(&terms.semantic, blend.semantic)),
             (&terms.interest, scale(&terms.interest, blend.interest)),
+            (&terms.vae, scale(&terms.vae, blend.vae)),
         ];
         let scores = (0..self.items.len)
             .map(|i| {
@@ -479,6 +496,11 @@ pub fn mmr(items: &ItemSide, pool: &[u32], scores: &[f32], k: usize, diversity: 
     picked
 }
 
+/// Columns of the autoencoder's decoder in the item matrix: `latent + 1`, or 0.
+fn decoder_dims(p: &ScorerParams) -> usize {
+    p.vae.as_ref().map_or(0, |e| e.latent + 1)
+}
+
 fn read_failed(e: impl std::fmt::Debug) -> Error {
     Error::new(ErrorKind::Backend, format!("reading scores from the device failed: {e:?}"))
 }
@@ -506,7 +528,7 @@ mod tests {
         let s = std::f32::consts::FRAC_1_SQRT_2;
         let items = ItemSide::new(6, factors, vec![3.0, 1.0, 2.0, 0.0], 2, &[1.0, 0.0, s, s, 0.0, 1.0, s, s]);
         let params = ScorerParams {
-            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
+            blend: Blend { collaborative: 0.5, item_item: 0.5, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 },
             ..ScorerParams::untuned(2, 2, 0.1, 10.0, gram)
         };
         Scorer::new(items, Some(params), &Device::flex()).unwrap()
@@ -553,7 +575,7 @@ mod tests {
     #[test]
     fn diversity_trades_a_near_duplicate_for_another_taste() {
         let s = scorer();
-        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 });
+        let blend = Some(Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 });
         let interest = [Interest { embedding: vec![1.0, 0.2], weight: 1.0, age_days: 0.0 }];
         let plain = recommend(&s, &[], &interest, RankOptions { k: 2, blend, ..Default::default() });
         let diverse = recommend(&s, &[], &interest, RankOptions { k: 2, blend, diversity: 0.9, ..Default::default() });

@@ -16,6 +16,7 @@ use super::model::{Blend, INTEREST_WEIGHT, ItemSide, Matrix, SHORT_PROFILE, Scor
 use super::rating::{self, RatingErrors, Rated};
 use super::rank::Scorer;
 use super::sparse::Csr;
+use super::vae::{self, VaeConfig, VaeModel};
 pub use super::evaluate::{EvalUser, ForeignTable, accuracy, evaluate, evaluate_with, split_by_scenario};
 use super::evaluate::best_on_grid;
 use crate::error::{Error, ErrorKind, Result};
@@ -51,6 +52,9 @@ pub struct TrainConfig {
     pub short_tolerance: f64,
     /// ALS item factors trained elsewhere (Spark), used instead of training ALS here.
     pub imported: Option<ImportedFactors>,
+    /// The autoencoder to train (for `epochs`), `None` for none: the tuner sets it when
+    /// held-out users chose one.
+    pub vae: Option<VaeConfig>,
 }
 
 /// What an interaction log says besides the positives: the scenario of each positive
@@ -88,6 +92,7 @@ impl Default for TrainConfig {
             scenario_prior: 10.0,
             short_tolerance: SHORT_TOLERANCE,
             imported: None,
+            vae: None,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Reuse {
     pub als: Option<(AlsConfig, Vec<f32>)>,
     /// The chosen EASE `B` over the covered items.
     pub item_item: Option<(f32, Vec<f32>)>,
+    /// The autoencoder trained with this config (its best epoch).
+    pub vae: Option<(VaeConfig, VaeModel)>,
 }
 
 /// A trained item side: records `[q | a | c]` and biases for every item, and the params.
@@ -165,7 +172,22 @@ pub fn train_reusing(
     let r = cfg.item_rank;
     let scenarios = extras.scenario_names.len();
     let has_rating = extras.has_ratings();
-    let record = k + 2 * r + scenarios + usize::from(has_rating);
+    let vae = match (&cfg.vae, &reuse.vae) {
+        (None, _) => None,
+        (Some(c), Some((used, model))) if c == used && model.items == n => Some(model.clone()),
+        (Some(c), _) => {
+            progress.stage("autoencoder");
+            let mut last = None;
+            vae::train(user_items, c, &Device::flex(), |_, model| {
+                last = Some(model.clone());
+                Ok(true)
+            })?;
+            last
+        }
+    };
+    let vae_dims = vae.as_ref().map_or(0, |m| m.encoder.record_dims());
+    let lifts_at = k + 2 * r + vae_dims;
+    let record = lifts_at + scenarios + usize::from(has_rating);
     let item_users = user_items.transpose();
     let counts: Vec<u32> = (0..n).map(|i| item_users.row(i).0.len() as u32).collect();
 
@@ -208,12 +230,16 @@ pub fn train_reusing(
             dst[k + r..k + r + rr].copy_from_slice(&c[pos * rr..(pos + 1) * rr]);
         }
     }
+    if let Some(model) = &vae {
+        for i in 0..n {
+            factors[i * record + k + 2 * r..i * record + lifts_at].iter_mut().zip(model.record(i)).for_each(|(d, v)| *d = v);
+        }
+    }
     if scenarios > 0 {
         progress.stage("scenario lifts");
         let lifts = scenario_lifts(user_items, extras, cfg.scenario_prior);
         for i in 0..n {
-            factors[i * record + k + 2 * r..i * record + k + 2 * r + scenarios]
-                .copy_from_slice(&lifts[i * scenarios..(i + 1) * scenarios]);
+            factors[i * record + lifts_at..i * record + lifts_at + scenarios].copy_from_slice(&lifts[i * scenarios..(i + 1) * scenarios]);
         }
     }
     let mut rating_head = None;
@@ -270,7 +296,14 @@ pub fn train_reusing(
             ScorerParams::untuned(k, r, cfg.als.reg, cfg.als.alpha, gram)
         }
     };
-    let params = ScorerParams { text_map, half_life_days: cfg.half_life_days, scenarios, rating: rating_head, ..params };
+    let params = ScorerParams {
+        text_map,
+        half_life_days: cfg.half_life_days,
+        vae: vae.map(|m| m.encoder),
+        scenarios,
+        rating: rating_head,
+        ..params
+    };
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
 }
 
@@ -464,15 +497,23 @@ pub fn scenario_ablation(scorer: &Scorer, users: &[EvalUser], blend: Blend, tune
     Ok(out)
 }
 
+/// Autoencoder weights searched on validation users (relative to the collaborative 1).
+/// Its logits rank well alone and differently from the linear terms, so the grid reaches
+/// past the others' weights: the linear terms can end up the minor part.
+pub const VAE_GRID: [f32; 6] = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0];
+
 /// The blend grid searched on validation users: collaborative fixed at 1, the other
-/// weights relative to it.
-pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
+/// weights relative to it; the autoencoder's from [`VAE_GRID`] when the catalog has one.
+pub fn blend_grid(has_item_item: bool, has_vae: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
     let item_item: &[f32] = if has_item_item { &[0.0, 0.25, 0.43, 0.67, 1.0, 1.5] } else { &[0.0] };
+    let vae: &[f32] = if has_vae { &VAE_GRID } else { &[0.0] };
     let mut grid = Vec::new();
-    for &ii in item_item {
-        for &sem in semantic {
-            for &pop in popularity {
-                grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop, scenario: 0.0, interest: INTEREST_WEIGHT });
+    for &v in vae {
+        for &ii in item_item {
+            for &sem in semantic {
+                for &pop in popularity {
+                    grid.push(Blend { collaborative: 1.0, item_item: ii, semantic: sem, popularity: pop, scenario: 0.0, vae: v, interest: INTEREST_WEIGHT });
+                }
             }
         }
     }
@@ -483,11 +524,11 @@ pub fn blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> 
 /// item-item model at weight 1), whose prior leans towards popular items when it has
 /// only a few events to go on.
 pub fn short_blend_grid(has_item_item: bool, semantic: &[f32], popularity: &[f32]) -> Vec<Blend> {
-    let mut grid = blend_grid(has_item_item, semantic, popularity);
+    let mut grid = blend_grid(has_item_item, false, semantic, popularity);
     if has_item_item {
         for &sem in semantic {
             for &pop in popularity {
-                grid.push(Blend { collaborative: 0.0, item_item: 1.0, semantic: sem, popularity: pop, scenario: 0.0, interest: INTEREST_WEIGHT });
+                grid.push(Blend { collaborative: 0.0, item_item: 1.0, semantic: sem, popularity: pop, scenario: 0.0, vae: 0.0, interest: INTEREST_WEIGHT });
             }
         }
     }
@@ -506,7 +547,18 @@ pub const SHORT_SEMANTIC_GRID: [f32; 7] = [0.0, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0];
 
 /// The grid blend with the best sum of Recall@20 and NDCG@20 on `users`, and its sums.
 pub fn tune_blend(scorer: &Scorer, users: &[EvalUser]) -> Result<(Blend, MetricSums)> {
-    let grid = blend_grid(scorer.params().is_some_and(|p| p.item_rank > 0), &SEMANTIC_GRID, &POPULARITY_GRID);
+    tune_blend_with(scorer, users, None)
+}
+
+/// [`tune_blend`] with the autoencoder's weight fixed at `vae` when given (a catalog
+/// without an autoencoder ignores it).
+pub fn tune_blend_with(scorer: &Scorer, users: &[EvalUser], vae: Option<f32>) -> Result<(Blend, MetricSums)> {
+    let params = scorer.params();
+    let has_vae = params.is_some_and(|p| p.vae.is_some());
+    let mut grid = blend_grid(params.is_some_and(|p| p.item_rank > 0), has_vae && vae.is_none(), &SEMANTIC_GRID, &POPULARITY_GRID);
+    if let Some(w) = vae.filter(|_| has_vae) {
+        grid.iter_mut().for_each(|b| b.vae = w);
+    }
     tune_on_grid(scorer, users, grid)
 }
 

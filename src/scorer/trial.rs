@@ -28,6 +28,15 @@ pub enum Setting {
         /// Rank it was scored at.
         rank: usize,
     },
+    /// The autoencoder alone after `epochs` epochs.
+    Autoencoder {
+        /// Encoder width.
+        hidden: usize,
+        /// Latent width.
+        latent: usize,
+        /// Epochs trained when scored.
+        epochs: usize,
+    },
     /// The hybrid (blend tuned) with ALS width `factors` and item-item rank `item_rank`.
     Layout {
         /// ALS factor count.

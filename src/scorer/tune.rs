@@ -18,6 +18,11 @@
 //! 3. The record layout: each ALS width tried in full, with the item-item rank the budget
 //!    leaves beside it and with half that, scored as the hybrid (its blend tuned); the
 //!    best is shipped.
+//! 4. The autoencoder ([`super::vae`]), when the device budget holds its columns beside
+//!    the linear models' [`LINEAR_RECORD_DIMS`] (they are set aside before step 1): trained
+//!    epoch by epoch, each scored alone on the held-out users, stopped [`VAE_PATIENCE`]
+//!    epochs past its best (or by the budget); the best epoch's model is kept. Whether it
+//!    ships is the blend's choice: a weight of 0 on held-out users leaves it out.
 //!
 //! Each trial is scored by the validation accuracy the blends are tuned on (Recall@20 +
 //! NDCG@20), with the scorer and ranking code the browser runs. The time budget is wall
@@ -39,6 +44,7 @@ use super::sparse::Csr;
 use super::evaluate::{EvalUser, accuracy, evaluate};
 use super::train::{Reuse, TrainConfig, TrainProgress, covered_items, restrict_columns, tune_blend};
 pub use super::trial::{Setting, Trial};
+use super::vae::{self, VaeConfig, VaeModel};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Coarse ALS regularizations (a decade apart; the fine step is half a decade).
@@ -64,12 +70,21 @@ pub const EASE_LAMBDA_START: f32 = 100.0;
 pub const EASE_SEARCH_ITEMS: usize = 2000;
 /// Smallest and largest EASE regularization searched.
 pub const EASE_LAMBDA_RANGE: (f32, f32) = (1.0, 100_000.0);
-/// Default [`TuneOptions::max_record_dims`]: 640 f32 columns (2,560 bytes per item), the
-/// ALS width 128 and item-item rank 256 the catalogs shipped before the tuner.
-pub const DEFAULT_RECORD_DIMS: usize = 640;
-/// Default [`TuneOptions::budget`], in seconds: the whole search on ML-1M (4,834 users,
-/// 3,495 items) takes about two minutes on 2 cores.
-pub const DEFAULT_BUDGET_SECONDS: u64 = 300;
+/// Record columns the linear models (ALS and item-item) keep before the autoencoder takes
+/// any: 640 f32 columns (2,560 bytes per item), the ALS width 128 and item-item rank 256
+/// the catalogs shipped before the tuner.
+pub const LINEAR_RECORD_DIMS: usize = 640;
+/// Narrowest autoencoder hidden width worth training when the budget cuts it.
+pub const VAE_MIN_HIDDEN: usize = 64;
+/// Epochs the autoencoder trains past its best validation accuracy before it stops.
+pub const VAE_PATIENCE: usize = 8;
+/// Default [`TuneOptions::max_record_dims`]: the linear models' 640 columns and the
+/// autoencoder's at its default widths (600 + 200 + 1): 1,441 f32 columns, 5,764 bytes
+/// per item.
+pub const DEFAULT_RECORD_DIMS: usize = LINEAR_RECORD_DIMS + 600 + 200 + 1;
+/// Default [`TuneOptions::budget`], in seconds: on ML-1M (4,834 users, 3,495 items) the
+/// linear search takes about two minutes on 2 cores and the autoencoder about five more.
+pub const DEFAULT_BUDGET_SECONDS: u64 = 600;
 
 /// What the tuner may choose from, and within what.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +103,11 @@ pub struct TuneOptions {
     pub ease_lambda: Vec<f32>,
     /// The item-item rank (`None`: the largest the budget leaves; 0: no item-item model).
     pub item_rank: Option<usize>,
+    /// The autoencoder to train (its epochs the most tried), `None` for none; its hidden
+    /// width is cut to what `max_record_dims` leaves beside [`LINEAR_RECORD_DIMS`].
+    pub vae: Option<VaeConfig>,
+    /// The autoencoder's blend weight, fixed instead of chosen on held-out users.
+    pub vae_weight: Option<f32>,
 }
 
 impl Default for TuneOptions {
@@ -100,6 +120,8 @@ impl Default for TuneOptions {
             alpha: Vec::new(),
             ease_lambda: Vec::new(),
             item_rank: None,
+            vae: Some(VaeConfig::default()),
+            vae_weight: None,
         }
     }
 }
@@ -119,6 +141,9 @@ pub struct TuneReport {
     pub full_rank_ease_lambda: f32,
     /// Item-item rank.
     pub item_rank: usize,
+    /// The autoencoder trained (its `epochs` the best on the held-out users), if any; the
+    /// caller drops it when the blend gives it no weight, so that this says what ships.
+    pub vae: Option<VaeConfig>,
     /// Every trial, in the order run (the validation curve).
     pub trials: Vec<Trial>,
     /// Trials skipped because the budget would not cover them (0: the search completed).
@@ -273,7 +298,10 @@ pub fn tune(
     let judge = Judge { users, items: ItemSide::new(0, Vec::new(), counts, dims, embeddings), device };
     let mut trials: Vec<Trial> = Vec::new();
     let mut cfg = base.clone();
-    let max_dims = opts.max_record_dims.max(1);
+    let search = !opts.budget.is_zero();
+    // The autoencoder's columns are set aside first; the linear models get the rest.
+    let vae_cfg = opts.vae.as_ref().filter(|_| search).and_then(|v| vae_for_budget(v, opts.max_record_dims, base.als.seed));
+    let max_dims = opts.max_record_dims.saturating_sub(vae_cfg.as_ref().map_or(0, |v| v.hidden + v.latent + 1)).max(1);
     let factor_choices: Vec<usize> = if opts.factors.is_empty() {
         // A fixed item-item rank takes its share of the budget first.
         let left = max_dims.saturating_sub(opts.item_rank.unwrap_or(0).saturating_mul(2)).max(1);
@@ -285,7 +313,6 @@ pub fn tune(
     } else {
         opts.factors.clone()
     };
-    let search = !opts.budget.is_zero();
     let mut reuse = Reuse::default();
     // Fully swept ALS factors at the chosen reg and alpha, one per width tried.
     let mut widths: Vec<(AlsConfig, Vec<f32>)> = Vec::new();
@@ -557,6 +584,42 @@ pub fn tune(
         }
     }
     reuse.als = widths.into_iter().find(|(c, _)| c.factors == cfg.als.factors && *c == cfg.als);
+
+    // 4. The autoencoder: its epoch chosen on the held-out users (without a search, the
+    // base's stands: a retrain's earlier choice).
+    if search {
+        cfg.vae = None;
+    }
+    if let Some(vcfg) = vae_cfg {
+        progress.stage("tuning: autoencoder");
+        let mut best: Option<(usize, f64, VaeModel)> = None;
+        let mut since_best = 0usize;
+        let mut last = Instant::now();
+        vae::train(user_items, &vcfg, device, |epoch, model| {
+            let sums = vae_sums(model, users);
+            let trial = Trial {
+                setting: Setting::Autoencoder { hidden: vcfg.hidden, latent: vcfg.latent, epochs: epoch + 1 },
+                sums,
+                seconds: last.elapsed().as_secs_f64(),
+            };
+            progress.trial(&trial);
+            let cost = trial.seconds;
+            trials.push(trial);
+            if best.as_ref().is_none_or(|b| accuracy(&sums) > b.1) {
+                best = Some((epoch + 1, accuracy(&sums), model.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            last = Instant::now();
+            Ok(since_best < VAE_PATIENCE && budget.fits(cost))
+        })?;
+        if let Some((epochs, _, model)) = best {
+            let chosen = VaeConfig { epochs, ..vcfg };
+            cfg.vae = Some(chosen.clone());
+            reuse.vae = Some((chosen, model));
+        }
+    }
     let report = TuneReport {
         factors: cfg.als.factors,
         reg: cfg.als.reg,
@@ -564,6 +627,7 @@ pub fn tune(
         ease_lambda: cfg.ease_lambda,
         full_rank_ease_lambda: full_rank_lambda,
         item_rank: cfg.item_rank,
+        vae: cfg.vae.clone(),
         trials,
         skipped: budget.skipped,
         seconds: budget.start.elapsed().as_secs_f64(),
@@ -571,6 +635,28 @@ pub fn tune(
         users: users.len(),
     };
     Ok((cfg, report, reuse))
+}
+
+/// The autoencoder `config` cut to the device budget: its columns (hidden + latent + 1)
+/// must leave [`LINEAR_RECORD_DIMS`] to the linear models; the hidden width shrinks to
+/// fit, down to [`VAE_MIN_HIDDEN`], below which there is none. Seeded with `seed`.
+pub fn vae_for_budget(config: &VaeConfig, max_record_dims: usize, seed: u64) -> Option<VaeConfig> {
+    let room = max_record_dims.checked_sub(LINEAR_RECORD_DIMS)?.checked_sub(config.latent + 1)?;
+    let hidden = config.hidden.min(room);
+    (hidden >= VAE_MIN_HIDDEN.min(config.hidden) && hidden > 0).then(|| VaeConfig { hidden, seed, ..config.clone() })
+}
+
+/// Validation metrics of the autoencoder alone, as the device scores it.
+fn vae_sums(model: &VaeModel, users: &[EvalUser]) -> MetricSums {
+    let mut sums = MetricSums::default();
+    for u in users {
+        let mut liked = u.fold_in.clone();
+        liked.sort_unstable();
+        liked.dedup();
+        let scores = model.scores(&model.fold_in(&liked));
+        sums.add(&top_k(&scores, 100, &u.fold_in), &u.held_out);
+    }
+    sums
 }
 
 /// The `(reg, alpha)` of the most accurate ALS trial after `iterations` sweeps (the
@@ -684,6 +770,56 @@ mod tests {
         assert_eq!(reuse.item_item.map(|r| r.0), Some(cfg.ease_lambda), "training reuses the chosen model");
     }
 
+    #[test]
+    fn the_autoencoder_keeps_its_best_epoch_on_held_out_users_within_the_device_budget() {
+        let m = tastes(240, 40, 0.5, 0.05, 1);
+        let (rest, held, _) = holdout_users(&m, 0.2, 3).unwrap();
+        let vae = VaeConfig { hidden: 100, latent: 8, layers: 2, epochs: 30, batch: 64, learning_rate: 1e-2, ..VaeConfig::default() };
+        // The budget leaves the autoencoder 64 hidden columns beside the linear models'.
+        let opts = TuneOptions {
+            factors: vec![4],
+            reg: vec![1.0],
+            alpha: vec![4.0],
+            item_rank: Some(0),
+            max_record_dims: LINEAR_RECORD_DIMS + 64 + 8 + 1,
+            vae: Some(vae),
+            ..TuneOptions::default()
+        };
+        let run = || tune(&rest, &held, &embeddings(40, 4), 4, &quick(), &opts, &Device::flex(), &mut ()).unwrap();
+        let (cfg, report, reuse) = run();
+        let curve: Vec<(usize, usize, f64)> = report
+            .trials
+            .iter()
+            .filter_map(|t| match t.setting {
+                Setting::Autoencoder { hidden, epochs, .. } => Some((hidden, epochs, accuracy(&t.sums))),
+                _ => None,
+            })
+            .collect();
+        assert!(curve.iter().all(|c| c.0 == 64), "the hidden width is cut to the budget: {curve:?}");
+        let best = curve.iter().fold(curve[0], |b, c| if c.2 > b.2 { *c } else { b });
+        let chosen = cfg.vae.clone().expect("an autoencoder was trained");
+        assert_eq!((chosen.hidden, chosen.epochs), (64, best.1), "{curve:?}");
+        assert!(curve.len() == 30 || curve.len() == best.1 + VAE_PATIENCE, "stops {VAE_PATIENCE} epochs past its best: {curve:?}");
+        assert!(best.2 > curve[0].2, "training improved on the first epoch: {curve:?}");
+        let (used, model) = reuse.vae.clone().expect("training reuses the best epoch's model");
+        assert_eq!(used, chosen);
+        // Training the catalog with that choice ships the best epoch's model in the records.
+        let trained = crate::scorer::train::train_reusing(&rest, &embeddings(40, 4), 4, &cfg, &Default::default(), &reuse, &mut ()).unwrap();
+        assert_eq!(trained.params.vae.as_ref(), Some(&model.encoder));
+        let (at, record) = (trained.params.vae_column(), trained.params.record_dims());
+        for i in [0, 17, 39] {
+            assert_eq!(trained.factors[i * record + at..i * record + at + 73], model.record(i).collect::<Vec<_>>()[..]);
+        }
+        let curve_of = |r: &TuneReport| r.trials.iter().map(|t| (t.setting, t.sums)).collect::<Vec<_>>();
+        let again = run();
+        assert_eq!((again.0, curve_of(&again.1)), (cfg.clone(), curve_of(&report)), "deterministic for a seed");
+        // A budget without room for 64 hidden columns trains none.
+        let tight = TuneOptions { max_record_dims: LINEAR_RECORD_DIMS + 63 + 8 + 1, ..opts.clone() };
+        let (cfg, report, reuse) = tune(&rest, &held, &embeddings(40, 4), 4, &quick(), &tight, &Device::flex(), &mut ()).unwrap();
+        assert!(cfg.vae.is_none() && reuse.vae.is_none() && report.vae.is_none());
+        assert!(!report.trials.iter().any(|t| matches!(t.setting, Setting::Autoencoder { .. })));
+    }
+
     /// Validation accuracy of ALS at `reg` (alpha 4, k 8, 10 sweeps), as the tuner scores it.
     fn als_accuracy(rest: &Csr, held: &[EvalUser], reg: f32) -> f64 {
         let cfg = AlsConfig { factors: 8, reg, alpha: 4.0, iterations: 10, ..AlsConfig::default() };
@@ -702,7 +838,7 @@ mod tests {
         let best = curve.iter().fold(curve[0], |b, c| if c.1 > b.1 { *c } else { b });
         let ends = curve[0].1.max(curve[10].1);
         assert!(best.1 > 1.05 * ends, "the data must have a clear best lambda: {curve:?}");
-        let opts = TuneOptions { factors: vec![8], alpha: vec![4.0], item_rank: Some(0), ..TuneOptions::default() };
+        let opts = TuneOptions { factors: vec![8], alpha: vec![4.0], item_rank: Some(0), vae: None, ..TuneOptions::default() };
         let base = TrainConfig { als: AlsConfig { iterations: 10, ..AlsConfig::default() }, ..TrainConfig::default() };
         let (cfg, report, _) = tune(&rest, &held, &embeddings(200, 4), 4, &base, &opts, &Device::flex(), &mut ()).unwrap();
         let chosen = curve.iter().find(|c| c.0 == cfg.als.reg).copied().unwrap_or((cfg.als.reg, 0.0));

@@ -213,9 +213,9 @@ export const FULL_CATALOG = path.join(root, '.cache/catalogs/ml-latest-small');
  * A catalog of `movies` movies of ml-latest-small (after the first `skip`), in shards of
  * about `shardBytes`, built with the real CLI and model into a scratch folder (rebuilt on
  * every run: the build is deterministic and takes seconds; with `republish`, over the
- * folder's previous build). Returns its folder.
+ * folder's previous build); `args` are more `build` flags. Returns its folder.
  */
-export function buildSmallCatalog(name, { movies, shardBytes, skip = 0, republish = false }) {
+export function buildSmallCatalog(name, { movies, shardBytes, skip = 0, republish = false, args = [] }) {
   const dir = path.join(root, 'target/tmp/browser-catalogs', name);
   // A republish builds over the published folder, as a publisher would.
   if (!republish) rmSync(dir, { recursive: true, force: true });
@@ -226,7 +226,7 @@ export function buildSmallCatalog(name, { movies, shardBytes, skip = 0, republis
   const out = path.join(dir, 'catalog');
   execFileSync(
     LOCALREC_BIN,
-    ['build', '--items', items, '--model', F32_MODEL, '--out', out, '--shard-bytes', String(shardBytes), '--name', name],
+    ['build', '--items', items, '--model', F32_MODEL, '--out', out, '--shard-bytes', String(shardBytes), '--name', name, ...args],
     { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 },
   );
   return out;

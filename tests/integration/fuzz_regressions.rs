@@ -218,7 +218,7 @@ fn seed_params() -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = shapes
         .iter()
         .map(|&(name, k, r, scenarios, rating, text_map, short, bias)| {
-            let record = k + 2 * r + scenarios + usize::from(rating);
+            let record = k + 2 * r + harness::TINY_VAE_DIMS + scenarios + usize::from(rating);
             let items: Vec<_> = (0..harness::PARAMS_ITEMS).map(|i| harness::synthetic_item(i, dims, record, bias)).collect();
             let params = ScorerParams {
                 rating: harness::tiny_params(&items, k, r, scenarios, dims).rating.filter(|_| rating),

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use localrec::native::NativeBackend;
 use localrec::scorer::metrics::top_k;
-use localrec::scorer::bench::{synthetic, synthetic_events};
+use localrec::scorer::bench::{synthetic, synthetic_events, with_autoencoder};
 use localrec::scorer::profile::user_query;
 use localrec::scorer::rank::{Precision, RankOptions, Scorer};
+use localrec::scorer::vae::VaeConfig;
 use localrec::{Error, ErrorKind, Result};
 
 /// `localrec bench-scorer` arguments.
@@ -24,6 +25,12 @@ pub struct BenchScorerArgs {
     /// Item-item rank r.
     #[arg(long, default_value_t = 128)]
     item_rank: usize,
+    /// Autoencoder hidden width (0: no autoencoder term).
+    #[arg(long, default_value_t = 0)]
+    vae_hidden: usize,
+    /// Autoencoder latent width.
+    #[arg(long, default_value_t = 200)]
+    vae_latent: usize,
     /// Events in the profile.
     #[arg(long, default_value_t = 20)]
     events: usize,
@@ -60,10 +67,17 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
             return Err(Error::new(ErrorKind::Input, format!("{n} items is fewer than --events {}", args.events)));
         }
         let (items, params) = synthetic(n, args.factors, args.item_rank, d);
+        // The trainer's encoder depth (RecVAE's 5 layers).
+        let (items, params) = if args.vae_hidden > 0 {
+            with_autoencoder(items, params, args.vae_hidden, args.vae_latent, VaeConfig::default().layers)
+        } else {
+            (items, params)
+        };
+        let decoder = if args.vae_hidden > 0 { args.vae_latent + 1 } else { 0 };
         let events = synthetic_events(n, args.events);
         let side_bytes = items.bytes_per_item() * n;
         // The browser's CPU rule: f16 once the f32 matrix passes 1 GiB.
-        let precision = Precision::cpu(n, args.factors + args.item_rank + d);
+        let precision = Precision::cpu(n, args.factors + args.item_rank + decoder + d);
         let scorer = Scorer::with_precision(items, Some(params), &device, precision)?;
         let matrix_bytes = scorer.matrix_bytes();
         let fold_in = best(args.repeat, || user_query(scorer.items(), scorer.params(), &events, &[]).map(|_| ()))?;
@@ -74,8 +88,8 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
             scorer.rank(&query, &terms, &RankOptions { k: 20, exclude: exclude.clone(), explain: true, ..Default::default() })?;
             Ok(())
         })?;
-        // The plain baseline: one precomputed f32 query against [q | c | e] rows, top-20.
-        let width = args.factors + args.item_rank + d;
+        // The plain baseline: one precomputed f32 query against [q | c | v | e] rows, top-20.
+        let width = args.factors + args.item_rank + decoder + d;
         let flat: Vec<f32> = (0..n * width).map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0 - 0.5).collect();
         let q: Vec<f32> = (0..width).map(|i| ((i * 40503) % 1000) as f32 / 1000.0 - 0.5).collect();
         let brute = best(args.repeat, || {
@@ -89,6 +103,7 @@ pub fn bench_scorer(args: BenchScorerArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "items": n, "factors": args.factors, "item_rank": args.item_rank, "events": args.events,
+                    "vae_hidden": args.vae_hidden, "vae_latent": if args.vae_hidden > 0 { args.vae_latent } else { 0 },
                     "fold_in_ms": fold_in, "fold_in_ms_per_event": fold_in / args.events as f64,
                     "recommend_ms": recommend, "brute_force_ms": brute, "ratio": recommend / brute,
                     "bytes_per_item": per_item, "matrix": format!("{precision:?}").to_lowercase(),

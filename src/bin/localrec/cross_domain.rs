@@ -185,7 +185,7 @@ pub fn eval(args: &EvalArgs, split: &str) -> Result<()> {
         foreign.weight
     );
 
-    let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 };
+    let popularity = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, vae: 0.0, interest: 0.0 };
     let semantic = Blend { semantic: 1.0, popularity: 0.0, ..popularity };
     let table = ForeignTable { embeddings: &snapshots, dims, weight: 1.0 };
     let mut report = serde_json::Map::new();

@@ -16,7 +16,7 @@ use localrec::scorer::ease;
 use localrec::publish::report::{blend_json, scenario_json, search_json, short_json};
 use localrec::scorer::train::{
     EvalUser, LogExtras, POPULARITY_GRID, SEMANTIC_GRID, TrainConfig, Trained, accuracy, blend_grid,
-    covered_items, evaluate, restrict_columns, scenario_ablation, scorer_for, split_by_scenario, train, train_reusing, tune_blend,
+    covered_items, evaluate, restrict_columns, scenario_ablation, scorer_for, split_by_scenario, train, train_reusing, tune_blend_with,
     tune_scenarios, tune_short_blend,
 };
 use localrec::scorer::tune::{item_item_sums, tune};
@@ -101,18 +101,22 @@ const MODELS: [&str; 5] = ["popularity", "collaborative", "semantic", "hybrid", 
 
 fn blends(hybrid: Blend) -> [Blend; 5] {
     [
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, interest: 0.0 },
-        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
-        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 1.0, scenario: 0.0, vae: 0.0, interest: 0.0 },
+        Blend { collaborative: 1.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 },
+        Blend { collaborative: 0.0, item_item: 0.0, semantic: 1.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 },
         hybrid,
-        Blend { collaborative: 0.0, item_item: 1.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, interest: 0.0 },
+        Blend { collaborative: 0.0, item_item: 1.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 0.0, interest: 0.0 },
     ]
 }
 
 /// The hybrid without one term: the best blend of the grid with that weight at 0, chosen
 /// on validation (what each term buys).
-const ABLATION: [(&str, fn(&Blend) -> f32); 3] =
-    [("without_item_item", |b| b.item_item), ("without_semantic", |b| b.semantic), ("without_popularity", |b| b.popularity)];
+const ABLATION: [(&str, fn(&Blend) -> f32); 4] = [
+    ("without_item_item", |b| b.item_item),
+    ("without_semantic", |b| b.semantic),
+    ("without_popularity", |b| b.popularity),
+    ("without_vae", |b| b.vae),
+];
 
 /// The candidates: catalog indices of the items in the training file, in ascending
 /// item id (numeric when every id is a number), which is the protocol's tie order.
@@ -276,7 +280,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let validation = split_users("validation", &candidates)?;
     let test = split_users("test", &candidates)?;
     let train_matrix = matrix(&train_rows, &candidates)?;
-    let (cfg, search, reuse) =
+    let (cfg, mut search, reuse) =
         tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut lines)?;
     lines.settle();
     eprintln!(
@@ -297,7 +301,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         train_reusing(&train_matrix, &candidate_embeddings(&candidates), dims, &cfg, &extras, &reuse, &mut lines)?;
     eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
     let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
-    let (hybrid, _) = tune_blend(&scorer, &validation)?;
+    let (hybrid, _) = tune_blend_with(&scorer, &validation, opts.vae_weight)?;
     let short = tune_short_blend(&scorer, &validation, cfg.als.seed, cfg.short_tolerance)?;
     for (what, (blend, sums)) in [("most accurate", short.most_accurate), ("chosen", short.chosen)] {
         let (sr, sn, _) = sums.means();
@@ -307,12 +311,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "blend chosen on {} validation users: collaborative {}, item-item {}, semantic {}, popularity {}",
+        "blend chosen on {} validation users: collaborative {}, item-item {}, semantic {}, popularity {}, autoencoder {}",
         validation.len(),
         hybrid.collaborative,
         hybrid.item_item,
         hybrid.semantic,
-        hybrid.popularity
+        hybrid.popularity,
+        hybrid.vae
     );
     // The reference: EASE at full rank with the lambda best at full rank (not what ships:
     // the catalog holds rank `item_rank`, its lambda chosen at that rank).
@@ -321,10 +326,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         Some((lambda, b)) if lambda == search.full_rank_ease_lambda => b,
         _ => ease::ease(ease::item_gram(&restrict_columns(&train_matrix, &covered)?), covered.len(), search.full_rank_ease_lambda)?,
     };
-    let grid = blend_grid(cfg.item_rank > 0, &SEMANTIC_GRID, &POPULARITY_GRID);
+    let has_vae = trained.params.vae.is_some();
+    let grid = blend_grid(cfg.item_rank > 0, has_vae, &SEMANTIC_GRID, &POPULARITY_GRID);
     let val_grid = evaluate(&scorer, &validation, &grid, None, 1.0)?;
     let ablated: Vec<(&str, Blend)> = ABLATION
         .iter()
+        .filter(|(name, _)| has_vae || *name != "without_vae")
         .filter_map(|(name, weight)| {
             let best = (0..grid.len())
                 .filter(|&g| weight(&grid[g]) == 0.0)
@@ -338,6 +345,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let mut models: serde_json::Map<String, serde_json::Value> =
             MODELS.iter().zip(&sums).map(|(m, s)| (m.to_string(), row(s))).collect();
         models.insert("ease".into(), row(&item_item_sums(&ease_b, &covered, candidates.catalog.len(), users)));
+        if has_vae {
+            let alone = Blend { collaborative: 0.0, item_item: 0.0, semantic: 0.0, popularity: 0.0, scenario: 0.0, vae: 1.0, interest: 0.0 };
+            models.insert("autoencoder".into(), row(&evaluate(&scorer, users, &[alone], None, 1.0)?[0]));
+        }
         let ablation_blends: Vec<Blend> = ablated.iter().map(|a| a.1).collect();
         for ((what, blend), s) in ablated.iter().zip(evaluate(&scorer, users, &ablation_blends, None, 1.0)?) {
             let mut v = row(&s);
@@ -347,6 +358,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         report.insert(name.into(), models.into());
     }
     report.insert("blend".into(), blend_json(&hybrid));
+    if hybrid.vae == 0.0 {
+        // As a build does: an autoencoder the blend leaves out is not part of the catalog.
+        search.vae = None;
+    }
     report.insert("tuning".into(), search_json(&search));
     report.insert("short_profile".into(), short_json(&short));
 
@@ -389,11 +404,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         // The cold model's items: the candidates and the cold items (which have no rows).
         let all: Vec<u32> = candidates.catalog.iter().chain(&cold_catalog).copied().collect();
         let cold_candidates = Candidates::new(&items, all);
+        // An autoencoder the blend leaves out is not trained again, as a build does.
+        let cold_cfg = TrainConfig { vae: cfg.vae.clone().filter(|_| hybrid.vae != 0.0), ..cfg.clone() };
         let cold_trained = train(
             &matrix(&cold_train, &cold_candidates)?,
             &candidate_embeddings(&cold_candidates),
             dims,
-            &cfg,
+            &cold_cfg,
             &LogExtras::default(),
             &mut lines,
         )?;

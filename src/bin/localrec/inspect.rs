@@ -443,8 +443,11 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
                 let rating = c.params.get("rating").filter(|v| !v.is_null()).map_or(String::new(), |r| {
                     format!(", rating head: mean {} on {}..{}", r["mean"], r["min"], r["max"])
                 });
+                let vae = c.params.get("vae").filter(|v| !v.is_null()).map_or(String::new(), |v| {
+                    format!(", autoencoder {}/{}", v["hidden"], v["latent"])
+                });
                 println!(
-                    "collaborative  {} dims{} (ALS {}, item-item rank {}, {} scenario lifts{rating}), blend {}",
+                    "collaborative  {} dims{} (ALS {}, item-item rank {}{vae}, {} scenario lifts{rating}), blend {}",
                     c.dims,
                     if c.bias { ", with bias" } else { "" },
                     get("als_dims"),

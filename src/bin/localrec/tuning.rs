@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use localrec::catalog::shard::MAX_FACTOR_DIMS;
 use localrec::scorer::train::TrainConfig;
-use localrec::scorer::tune::{DEFAULT_BUDGET_SECONDS, DEFAULT_RECORD_DIMS, Setting, Trial, TuneOptions};
+use localrec::scorer::vae::VaeConfig;
+use localrec::scorer::tune::{DEFAULT_BUDGET_SECONDS, DEFAULT_RECORD_DIMS, Setting, Trial, TuneOptions, vae_for_budget};
 use localrec::{Error, ErrorKind, Result};
 
 /// Hyper-parameters: chosen on held-out users within `--tune-budget`, or fixed by a flag.
@@ -17,7 +18,9 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = DEFAULT_BUDGET_SECONDS as f64)]
     tune_budget: f64,
     /// Most bytes of collaborative factors per item on the device (f32 columns of the
-    /// ALS factors and the item-item model's two rows); the tuner stays within it.
+    /// ALS factors, the item-item model's two rows and the autoencoder's first-layer row
+    /// and decoder column); the tuner stays within it. The autoencoder takes what is left
+    /// beyond the linear models' 2,560 bytes (none at 2,560 or less).
     #[arg(long, default_value_t = DEFAULT_RECORD_DIMS * 4)]
     factor_bytes: usize,
     /// ALS factors k (fixes it; default: chosen).
@@ -38,6 +41,10 @@ pub struct TuneArgs {
     /// ALS iterations.
     #[arg(long, default_value_t = 15)]
     iterations: usize,
+    /// Blend weight of the autoencoder term, the ALS term's being 1 (fixes it; 0: no
+    /// autoencoder; default: chosen on held-out users).
+    #[arg(long)]
+    vae_weight: Option<f32>,
 }
 
 impl TuneArgs {
@@ -61,6 +68,10 @@ impl TuneArgs {
         if !positive(self.reg) || !positive(self.ease_lambda) || !self.alpha.is_none_or(|a| a.is_finite() && a >= 0.0) {
             return bad("--reg and --ease-lambda must be > 0, --alpha >= 0");
         }
+        if !self.vae_weight.is_none_or(|w| w.is_finite() && w >= 0.0) {
+            return bad("--vae-weight must be a number >= 0");
+        }
+        let defaults = TuneOptions::default();
         Ok(TuneOptions {
             budget: Duration::from_secs_f64(self.tune_budget),
             max_record_dims: max_dims,
@@ -69,6 +80,8 @@ impl TuneArgs {
             alpha: self.alpha.into_iter().collect(),
             ease_lambda: self.ease_lambda.into_iter().collect(),
             item_rank: self.item_rank,
+            vae: defaults.vae.filter(|_| self.vae_weight != Some(0.0)),
+            vae_weight: self.vae_weight,
         })
     }
 
@@ -98,14 +111,25 @@ impl TuneArgs {
         cfg.als.reg = positive("reg").unwrap_or(cfg.als.reg);
         cfg.als.alpha = positive("alpha").unwrap_or(cfg.als.alpha);
         cfg.ease_lambda = positive("ease_lambda").unwrap_or(cfg.ease_lambda);
+        let vae = &chosen["vae"];
+        let count = |key: &str| vae[key].as_u64().and_then(|v| usize::try_from(v).ok()).filter(|v| (1..=MAX_FACTOR_DIMS).contains(v));
+        if let (Some(hidden), Some(latent), Some(epochs)) = (count("hidden"), count("latent"), count("epochs")) {
+            cfg.vae = Some(VaeConfig { hidden, latent, epochs, seed: cfg.als.seed, ..VaeConfig::default() });
+        }
         cfg
     }
 
-    /// Most record columns `k + 2r` a catalog may get (the shard plan is cut for it):
-    /// exactly those given, or what the byte budget allows.
+    /// Most record columns a catalog may get (the shard plan is cut for it): `k + 2r`
+    /// exactly as given and the autoencoder's columns when the budget holds one, or what
+    /// the byte budget allows.
     pub fn max_record_dims(&self) -> usize {
         match (self.factors, self.item_rank) {
-            (Some(k), Some(r)) => k.saturating_add(r.saturating_mul(2)),
+            (Some(k), Some(r)) => {
+                let budget = self.factor_bytes / 4;
+                let vae = VaeConfig::default();
+                let vae = vae_for_budget(&vae, budget, vae.seed).filter(|_| self.vae_weight != Some(0.0));
+                k.saturating_add(r.saturating_mul(2)).saturating_add(vae.map_or(0, |v| v.hidden + v.latent + 1))
+            }
             _ => self.factor_bytes / 4,
         }
     }
@@ -121,6 +145,7 @@ pub fn trial_line(t: &Trial) -> String {
         Setting::ItemItem { lambda, items, rank } if rank >= items => format!("item-item lambda {lambda} ({items} items, full rank)"),
         Setting::ItemItem { lambda, items, rank } => format!("item-item lambda {lambda} ({items} items, rank {rank})"),
         Setting::Layout { factors, item_rank } => format!("hybrid k {factors}, item-item rank {item_rank}"),
+        Setting::Autoencoder { hidden, latent, epochs } => format!("autoencoder {hidden}/{latent} after {epochs} epochs"),
     };
     format!("{what}: validation Recall@20 {r:.4}, NDCG@20 {n:.4} ({:.1} s)", t.seconds)
 }
