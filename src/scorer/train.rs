@@ -109,7 +109,7 @@ pub struct Reuse {
     pub vae: Option<(VaeConfig, VaeModel)>,
 }
 
-/// A trained item side: records `[q | a | c]` and biases for every item, and the params.
+/// A trained item side: records `[q | a | c | v | l | b]` (see [`ScorerParams::record_dims`]) and biases for every item, and the params.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trained {
     /// Scorer params (blend weights are the defaults until tuned).

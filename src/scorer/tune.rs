@@ -81,7 +81,7 @@ pub const VAE_PATIENCE: usize = 8;
 /// Default [`TuneOptions::max_record_dims`]: the linear models' 640 columns and the
 /// autoencoder's at its default widths (600 + 200 + 1): 1,441 f32 columns, 5,764 bytes
 /// per item.
-pub const DEFAULT_RECORD_DIMS: usize = LINEAR_RECORD_DIMS + 600 + 200 + 1;
+pub const DEFAULT_RECORD_DIMS: usize = LINEAR_RECORD_DIMS + vae::DEFAULT_HIDDEN + vae::DEFAULT_LATENT + 1;
 /// Default [`TuneOptions::budget`], in seconds: on ML-1M (4,834 users, 3,495 items) the
 /// linear search takes about two minutes on 2 cores and the autoencoder about five more.
 pub const DEFAULT_BUDGET_SECONDS: u64 = 600;

@@ -21,6 +21,10 @@ const NORM_EPS: f32 = 0.1;
 
 /// Most encoder layers a catalog may declare.
 pub const MAX_LAYERS: usize = 16;
+/// Default encoder width (RecVAE's published setting).
+pub const DEFAULT_HIDDEN: usize = 600;
+/// Default latent width (RecVAE's published setting).
+pub const DEFAULT_LATENT: usize = 200;
 
 /// One encoder layer: dense weights (`hidden x hidden`; none in the first layer, whose
 /// rows are per item and ship in the item records), a bias and a layer norm.
@@ -247,8 +251,8 @@ mod fitting {
     impl Default for VaeConfig {
         fn default() -> Self {
             VaeConfig {
-                hidden: 600,
-                latent: 200,
+                hidden: super::DEFAULT_HIDDEN,
+                latent: super::DEFAULT_LATENT,
                 layers: 5,
                 gamma: 0.005,
                 learning_rate: 5e-4,
