@@ -333,6 +333,13 @@ impl ScorerParams {
         self.vae.as_ref().map_or(0, VaeEncoder::record_dims)
     }
 
+    /// Record columns of the autoencoder's decoder column and bias, the part the item
+    /// matrix holds (empty without one).
+    pub fn vae_decoder(&self) -> std::ops::Range<usize> {
+        let start = self.vae_column().saturating_add(self.vae.as_ref().map_or(0, |e| e.hidden));
+        start..start.saturating_add(self.vae.as_ref().map_or(0, |e| e.latent + 1))
+    }
+
     /// Record column of scenario `s`'s lift.
     pub fn scenario_column(&self, s: usize) -> usize {
         self.vae_column().saturating_add(self.vae_dims()).saturating_add(s)

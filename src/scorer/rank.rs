@@ -144,7 +144,7 @@ impl Scorer {
 
     /// [`Scorer::new`] with the matrix held as [`Precision::for_device`] chooses.
     pub fn for_device(items: ItemSide, params: Option<ScorerParams>, device: &Device) -> Result<Scorer> {
-        let width = params.as_ref().map_or(0, |p| p.als_dims + p.item_rank + decoder_dims(p)) + items.embedding_dims;
+        let width = params.as_ref().map_or(0, |p| p.als_dims + p.item_rank + p.vae_decoder().len()) + items.embedding_dims;
         let precision = Precision::for_device(device, items.len, width);
         Scorer::with_precision(items, params, device, precision)
     }
@@ -160,7 +160,8 @@ impl Scorer {
         let (k, r) = params.as_ref().map_or((0, 0), |p| (p.als_dims, p.item_rank));
         // The decoder's columns `[d_i | b_i]` (after the first-layer row, which only the
         // fold-in reads).
-        let (v0, v) = params.as_ref().map_or((0, 0), |p| (p.vae_column() + p.vae.as_ref().map_or(0, |e| e.hidden), decoder_dims(p)));
+        let decoder = params.as_ref().map_or(0..0, ScorerParams::vae_decoder);
+        let v = decoder.len();
         let width = k + r + v + items.embedding_dims;
         // Rows `range` of the matrix, converted as they are written: the host never holds
         // the whole matrix in a second precision.
@@ -169,7 +170,7 @@ impl Scorer {
                 let record = items.record(i);
                 out(&record[..k]);
                 out(&record[k + r..k + 2 * r]);
-                out(&record[v0..v0 + v]);
+                out(&record[decoder.clone()]);
                 out(&items.embedding(i));
             }
         };
@@ -187,7 +188,7 @@ impl Scorer {
                     let record = items.record(i);
                     data.extend_from_slice(&record[..k]);
                     data.extend_from_slice(&record[k + r..k + 2 * r]);
-                    data.extend_from_slice(&record[v0..v0 + v]);
+                    data.extend_from_slice(&record[decoder.clone()]);
                     if k + r + v == 0 {
                         data.push(0.0);
                     }
@@ -256,7 +257,7 @@ impl Scorer {
     /// - output: `[n, 5 * queries]`, columns per query: collaborative, item-item, semantic,
     ///   interest, autoencoder
     fn product(&self, queries: &[&UserQuery]) -> Result<Tensor<2>> {
-        let (k, r, v) = self.params.as_ref().map_or((0, 0, 0), |p| (p.als_dims, p.item_rank, decoder_dims(p)));
+        let (k, r, v) = self.params.as_ref().map_or((0, 0, 0), |p| (p.als_dims, p.item_rank, p.vae_decoder().len()));
         let d = self.items.embedding_dims;
         let width = k + r + v + d;
         let cols = TERMS * queries.len();
@@ -494,11 +495,6 @@ pub fn mmr(items: &ItemSide, pool: &[u32], scores: &[f32], k: usize, diversity: 
         picked.push(chosen);
     }
     picked
-}
-
-/// Columns of the autoencoder's decoder in the item matrix: `latent + 1`, or 0.
-fn decoder_dims(p: &ScorerParams) -> usize {
-    p.vae.as_ref().map_or(0, |e| e.latent + 1)
 }
 
 fn read_failed(e: impl std::fmt::Debug) -> Error {

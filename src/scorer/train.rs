@@ -177,12 +177,7 @@ pub fn train_reusing(
         (Some(c), Some((used, model))) if c == used && model.items == n => Some(model.clone()),
         (Some(c), _) => {
             progress.stage("autoencoder");
-            let mut last = None;
-            vae::train(user_items, c, &Device::flex(), |_, model| {
-                last = Some(model.clone());
-                Ok(true)
-            })?;
-            last
+            Some(vae::train(user_items, c, &Device::flex(), |_, _| Ok(true))?)
         }
     };
     let vae_dims = vae.as_ref().map_or(0, |m| m.encoder.record_dims());

@@ -300,7 +300,12 @@ pub fn tune(
     let mut cfg = base.clone();
     let search = !opts.budget.is_zero();
     // The autoencoder's columns are set aside first; the linear models get the rest.
-    let vae_cfg = opts.vae.as_ref().filter(|_| search).and_then(|v| vae_for_budget(v, opts.max_record_dims, base.als.seed));
+    let vae_cfg = opts
+        .vae
+        .as_ref()
+        .filter(|_| search)
+        .and_then(|v| vae_for_budget(v, opts.max_record_dims))
+        .map(|v| VaeConfig { seed: base.als.seed, ..v });
     let max_dims = opts.max_record_dims.saturating_sub(vae_cfg.as_ref().map_or(0, |v| v.hidden + v.latent + 1)).max(1);
     let factor_choices: Vec<usize> = if opts.factors.is_empty() {
         // A fixed item-item rank takes its share of the budget first.
@@ -639,11 +644,11 @@ pub fn tune(
 
 /// The autoencoder `config` cut to the device budget: its columns (hidden + latent + 1)
 /// must leave [`LINEAR_RECORD_DIMS`] to the linear models; the hidden width shrinks to
-/// fit, down to [`VAE_MIN_HIDDEN`], below which there is none. Seeded with `seed`.
-pub fn vae_for_budget(config: &VaeConfig, max_record_dims: usize, seed: u64) -> Option<VaeConfig> {
+/// fit, down to [`VAE_MIN_HIDDEN`], below which there is none.
+pub fn vae_for_budget(config: &VaeConfig, max_record_dims: usize) -> Option<VaeConfig> {
     let room = max_record_dims.checked_sub(LINEAR_RECORD_DIMS)?.checked_sub(config.latent + 1)?;
     let hidden = config.hidden.min(room);
-    (hidden >= VAE_MIN_HIDDEN.min(config.hidden) && hidden > 0).then(|| VaeConfig { hidden, seed, ..config.clone() })
+    (hidden >= VAE_MIN_HIDDEN.min(config.hidden) && hidden > 0).then(|| VaeConfig { hidden, ..config.clone() })
 }
 
 /// Validation metrics of the autoencoder alone, as the device scores it.

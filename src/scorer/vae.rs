@@ -306,6 +306,8 @@ mod fitting {
         w: Vec<f32>,
         m: Vec<f32>,
         v: Vec<f32>,
+        /// The gradient, kept between steps (`items x hidden`, like `w`).
+        g: Vec<f32>,
         hidden: usize,
     }
 
@@ -324,7 +326,8 @@ mod fitting {
         /// One Adam step from the product's gradient `grad` (`rows x hidden`).
         fn step(&mut self, rows: &[Vec<(usize, f32)>], grad: &[f32], lr: f32, t: i32) {
             let h = self.hidden;
-            let mut g = vec![0.0f32; self.w.len()];
+            let g = &mut self.g;
+            g.fill(0.0);
             for (gr, row) in grad.chunks_exact(h).zip(rows) {
                 for &(c, value) in row {
                     g[c * h..(c + 1) * h].iter_mut().zip(gr).for_each(|(d, x)| *d += value * x);
@@ -332,7 +335,7 @@ mod fitting {
             }
             let (b1, b2) = (0.9f32, 0.999f32);
             let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-            for (((w, m), v), g) in self.w.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(g) {
+            for (((w, m), v), &g) in self.w.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(g.iter()) {
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
                 *w -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
@@ -428,13 +431,13 @@ mod fitting {
         m.add(s.log())
     }
 
-    /// Fits the autoencoder to `x` (users x items, binary). `on_epoch(epoch, model)` is
-    /// called after each epoch and returns whether to go on; training stops after
-    /// `config.epochs` or when it returns false.
-    pub fn train(x: &Csr, config: &VaeConfig, device: &Device, mut on_epoch: impl FnMut(usize, &VaeModel) -> Result<bool>) -> Result<()> {
+    /// Fits the autoencoder to `x` (users x items, binary) and returns the last epoch's
+    /// model. `on_epoch(epoch, model)` is called after each epoch and returns whether to
+    /// go on; training stops after `config.epochs` or when it returns false.
+    pub fn train(x: &Csr, config: &VaeConfig, device: &Device, mut on_epoch: impl FnMut(usize, &VaeModel) -> Result<bool>) -> Result<VaeModel> {
         let (n, m, h, l) = (x.rows, x.cols, config.hidden, config.latent);
-        if n == 0 || m == 0 || h == 0 || l == 0 || config.layers == 0 || config.batch == 0 {
-            return Err(Error::new(ErrorKind::Input, "the autoencoder needs users, items and non-zero widths"));
+        if n == 0 || m == 0 || h == 0 || l == 0 || config.layers == 0 || config.batch == 0 || config.epochs == 0 {
+            return Err(Error::new(ErrorKind::Input, "the autoencoder needs users, items, non-zero widths and an epoch"));
         }
         let mut rng = SplitMix(config.seed);
         let mut enc = Vec::new();
@@ -443,7 +446,7 @@ mod fitting {
             let inputs = if i == 0 { m } else { h };
             let w = glorot(&mut rng, inputs, h);
             if i == 0 {
-                first = Some(FirstLayer { m: vec![0.0; w.len()], v: vec![0.0; w.len()], w, hidden: h });
+                first = Some(FirstLayer { m: vec![0.0; w.len()], v: vec![0.0; w.len()], g: vec![0.0; w.len()], w, hidden: h });
             } else {
                 enc.push(Param::new(w, [inputs, h], device));
             }
@@ -466,6 +469,7 @@ mod fitting {
         let mut old_first = net.first.w.clone();
         let rows_tensor = |data: Vec<f32>, rows: usize| Tensor::<2>::from_data(TensorData::new(data, [rows, h]), device);
         let (mut t_enc, mut t_dec) = (0i32, 0i32);
+        let mut last = None;
         let keep = 1.0 - config.dropout;
         for epoch in 0..config.epochs {
             for pass in 0..=config.encoder_passes {
@@ -546,11 +550,14 @@ mod fitting {
                     old_first.clone_from(&net.first.w);
                 }
             }
-            if !on_epoch(epoch, &snapshot(&net, m, h, l)?)? {
+            let model = snapshot(&net, m, h, l)?;
+            let go_on = on_epoch(epoch, &model)?;
+            last = Some(model);
+            if !go_on {
                 break;
             }
         }
-        Ok(())
+        last.ok_or_else(|| Error::new(ErrorKind::Input, "the autoencoder trained no epoch"))
     }
 
     fn missing(what: &str) -> Error {
@@ -615,13 +622,7 @@ mod tests {
     }
 
     fn fit(x: &Csr, config: &VaeConfig) -> VaeModel {
-        let mut last = None;
-        train(x, config, &Device::flex(), |_, m| {
-            last = Some(m.clone());
-            Ok(true)
-        })
-        .unwrap();
-        last.unwrap()
+        train(x, config, &Device::flex(), |_, _| Ok(true)).unwrap()
     }
 
     #[test]

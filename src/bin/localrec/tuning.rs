@@ -126,8 +126,7 @@ impl TuneArgs {
         match (self.factors, self.item_rank) {
             (Some(k), Some(r)) => {
                 let budget = self.factor_bytes / 4;
-                let vae = VaeConfig::default();
-                let vae = vae_for_budget(&vae, budget, vae.seed).filter(|_| self.vae_weight != Some(0.0));
+                let vae = vae_for_budget(&VaeConfig::default(), budget).filter(|_| self.vae_weight != Some(0.0));
                 k.saturating_add(r.saturating_mul(2)).saturating_add(vae.map_or(0, |v| v.hidden + v.latent + 1))
             }
             _ => self.factor_bytes / 4,
