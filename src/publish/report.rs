@@ -55,8 +55,15 @@ pub fn search_json(r: &TuneReport) -> serde_json::Value {
             "full_rank_ease_lambda": plain(r.full_rank_ease_lambda),
             "item_rank": r.item_rank,
             "factor_bytes": r.factors.saturating_add(r.item_rank.saturating_mul(2)).saturating_add(vae_dims).saturating_mul(4),
-            "vae": r.vae.as_ref().map(|v| serde_json::json!({"hidden": v.hidden, "latent": v.latent, "epochs": v.epochs})),
+            "vae": r.vae.as_ref().map(|v| serde_json::json!({
+                "hidden": v.hidden, "latent": v.latent, "epochs": v.epochs,
+                "cold_weight": plain(r.vae_cold.as_ref().map_or(1.0, |c| c.chosen)),
+            })),
         },
+        "vae_cold": r.vae_cold.as_ref().map(|c| serde_json::json!({
+            "items": c.items,
+            "grid": c.grid.iter().map(|(w, s)| serde_json::json!({"weight": plain(*w), "validation": metrics(s)})).collect::<Vec<_>>(),
+        })),
         "users": r.users,
         "budget_seconds": r.budget_seconds,
         "seconds": (r.seconds * 10.0).round() / 10.0,

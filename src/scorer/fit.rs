@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use burn::prelude::Device;
 
 use super::als::SplitMix;
+use super::cold::tune_vae_cold;
 use super::cross::{ForeignTuning, tune_foreign};
 use super::metrics::MetricSums;
 use super::model::Blend;
@@ -80,6 +81,9 @@ pub fn train_tuned(
             cfg.vae = None;
             search.vae = None;
         }
+        progress.stage("autoencoder on simulated cold items");
+        search.vae_cold = tune_vae_cold(&model, &rest, embeddings, dims, &cfg, &held, &blend, device)?;
+        cfg.vae_cold = search.vae_cold.as_ref().map_or(1.0, |c| c.chosen);
         let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
         progress.stage("cross-domain weights on held-out users");
         let foreign = tune_foreign(&scorer, &held, blend)?;

@@ -13,6 +13,8 @@ pub mod als;
 pub mod api;
 pub mod bench;
 #[cfg(feature = "publish")]
+pub mod cold;
+#[cfg(feature = "publish")]
 pub mod cross;
 #[cfg(feature = "publish")]
 pub mod ease;

@@ -55,6 +55,11 @@ pub struct TrainConfig {
     /// The autoencoder to train (for `epochs`), `None` for none: the tuner sets it when
     /// held-out users chose one.
     pub vae: Option<VaeConfig>,
+    /// How much the autoencoder counts, relative to its blend weight, for an item whose
+    /// columns come from its text (no interactions): its mapped decoder column and bias
+    /// are moved toward the mapped-from items' mean by this factor (1: as mapped). Chosen
+    /// on simulated cold items ([`super::cold::tune_vae_cold`]).
+    pub vae_cold: f32,
 }
 
 /// What an interaction log says besides the positives: the scenario of each positive
@@ -93,6 +98,7 @@ impl Default for TrainConfig {
             short_tolerance: SHORT_TOLERANCE,
             imported: None,
             vae: None,
+            vae_cold: 1.0,
         }
     }
 }
@@ -197,8 +203,6 @@ pub fn train_reusing(
             als::train(user_items, &cfg.als, &mut |it| progress.als_iteration(it))?
         }
     };
-    let unknown = |i: usize| cfg.imported.as_ref().is_some_and(|f| !f.known[i]);
-
     let mut factors = vec![0.0f32; n * record];
     for i in 0..n {
         factors[i * record..i * record + k].copy_from_slice(&q[i * k..(i + 1) * k]);
@@ -250,24 +254,15 @@ pub fn train_reusing(
     let mut bias: Vec<f32> = counts.iter().map(|&c| (c as f32).ln_1p()).collect();
 
     progress.stage("text map");
-    // Targets per item: the record and the bias.
-    // Items an imported model does not know take their factors from the text map too.
-    let train_rows: Vec<usize> = (0..n).filter(|&i| counts[i] >= cfg.map_min_count && !unknown(i)).collect();
-    let cold: Vec<usize> = (0..n).filter(|&i| counts[i] == 0 || unknown(i)).collect();
-    let text_map = if train_rows.len() >= 2 {
-        let targets = record + 1;
-        let y: Vec<f32> = train_rows
-            .iter()
-            .flat_map(|&i| factors[i * record..(i + 1) * record].iter().copied().chain([bias[i]]))
-            .collect();
-        let w = ridge(embeddings, dims, &train_rows, &y, targets, cfg.text_reg)?;
-        for &i in &cold {
-            let mapped = apply_map(&w, dims, targets, &embeddings[i * dims..(i + 1) * dims]);
-            factors[i * record..(i + 1) * record].copy_from_slice(&mapped[..record]);
-            bias[i] = mapped[record];
+    let (map_rows, cold) = text_map_items(&counts, cfg);
+    let text_map = if map_rows.len() >= 2 {
+        let w = map_from_text(&mut factors, &mut bias, record, (embeddings, dims), &map_rows, &cold, cfg.text_reg)?;
+        if let Some(model) = &vae {
+            let decoder = k + 2 * r + model.encoder.hidden..lifts_at;
+            shrink_toward_mean(&mut factors, record, decoder, &map_rows, &cold, cfg.vae_cold);
         }
         // Ship the user-side columns [q | a]: a typed interest counts as such an item.
-        let user_cols = k + r;
+        let (targets, user_cols) = (record + 1, k + r);
         let data = (0..=dims).flat_map(|row| w[row * targets..row * targets + user_cols].iter().copied()).collect();
         Some(Matrix { rows: dims + 1, cols: user_cols, data })
     } else {
@@ -365,6 +360,59 @@ pub fn restrict_columns(m: &Csr, keep: &[usize]) -> Result<Csr> {
         }
     }
     Csr::from_triplets(m.rows, keep.len(), &triplets)
+}
+
+/// The items that train the text map (at least `map_min_count` interactions) and those
+/// that take every column from it (none, or unknown to an imported model), by their
+/// interaction `counts`.
+pub(super) fn text_map_items(counts: &[u32], cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
+    let unknown = |i: usize| cfg.imported.as_ref().is_some_and(|f| !f.known[i]);
+    let fit = (0..counts.len()).filter(|&i| counts[i] >= cfg.map_min_count && !unknown(i)).collect();
+    let mapped = (0..counts.len()).filter(|&i| counts[i] == 0 || unknown(i)).collect();
+    (fit, mapped)
+}
+
+/// Fits the text map on the `fit` items' records (`record` wide) and biases, and writes
+/// its estimate over the `mapped` items'. `text` is the unit embeddings and their width.
+/// Returns the map, `(dims + 1) x (record + 1)` (the bias last).
+pub(super) fn map_from_text(
+    factors: &mut [f32],
+    bias: &mut [f32],
+    record: usize,
+    text: (&[f32], usize),
+    fit: &[usize],
+    mapped: &[usize],
+    reg: f32,
+) -> Result<Vec<f32>> {
+    let (embeddings, dims) = text;
+    let targets = record + 1;
+    let y: Vec<f32> =
+        fit.iter().flat_map(|&i| factors[i * record..(i + 1) * record].iter().copied().chain([bias[i]])).collect();
+    let w = ridge(embeddings, dims, fit, &y, targets, reg)?;
+    for &i in mapped {
+        let estimate = apply_map(&w, dims, targets, &embeddings[i * dims..(i + 1) * dims]);
+        factors[i * record..(i + 1) * record].copy_from_slice(&estimate[..record]);
+        bias[i] = estimate[record];
+    }
+    Ok(w)
+}
+
+/// Moves the `mapped` items' record `columns` toward the `fit` items' mean by `scale`
+/// (`mean + scale (x - mean)`): among such items, the same as weighing those columns'
+/// term by `scale`; beside other items, an average item's value rather than none.
+fn shrink_toward_mean(factors: &mut [f32], record: usize, columns: std::ops::Range<usize>, fit: &[usize], mapped: &[usize], scale: f32) {
+    if scale == 1.0 || fit.is_empty() {
+        return;
+    }
+    let mut mean = vec![0.0f64; columns.len()];
+    for &i in fit {
+        mean.iter_mut().zip(&factors[i * record + columns.start..i * record + columns.end]).for_each(|(m, &v)| *m += v as f64);
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| (m / fit.len() as f64) as f32).collect();
+    for &i in mapped {
+        let row = &mut factors[i * record + columns.start..i * record + columns.end];
+        row.iter_mut().zip(&mean).for_each(|(v, &m)| *v = m + scale * (*v - m));
+    }
 }
 
 /// Ridge regression from `[e_i, 1]` (rows `rows` of `embeddings`) to `y` (one row of

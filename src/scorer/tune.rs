@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::Device;
 
 use super::als::{Als, AlsConfig};
+use super::cold::ColdTuning;
 use super::ease;
 use super::linalg::{axpy, dot};
 use super::metrics::{MetricSums, top_k};
@@ -144,6 +145,9 @@ pub struct TuneReport {
     /// The autoencoder trained (its `epochs` the best on the held-out users), if any; the
     /// caller drops it when the blend gives it no weight, so that this says what ships.
     pub vae: Option<VaeConfig>,
+    /// The autoencoder's weight on cold items, chosen by the caller after the blend
+    /// ([`super::cold::tune_vae_cold`]); `None` before or without one.
+    pub vae_cold: Option<ColdTuning>,
     /// Every trial, in the order run (the validation curve).
     pub trials: Vec<Trial>,
     /// Trials skipped because the budget would not cover them (0: the search completed).
@@ -633,6 +637,7 @@ pub fn tune(
         full_rank_ease_lambda: full_rank_lambda,
         item_rank: cfg.item_rank,
         vae: cfg.vae.clone(),
+        vae_cold: None,
         trials,
         skipped: budget.skipped,
         seconds: budget.start.elapsed().as_secs_f64(),
@@ -678,14 +683,14 @@ fn best_als(trials: &[Trial], iterations: usize) -> Option<(f32, f32)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::scorer::als::SplitMix;
     use crate::scorer::train::holdout_users;
 
     /// `users` users over four tastes of a quarter of the `items` each: a user likes each
     /// item of their taste with probability `p` and any other item with probability `noise`.
-    fn tastes(users: u32, items: u32, p: f64, noise: f64, seed: u64) -> Csr {
+    pub(crate) fn tastes(users: u32, items: u32, p: f64, noise: f64, seed: u64) -> Csr {
         let mut rng = SplitMix(seed);
         let mut t = Vec::new();
         for u in 0..users {

@@ -12,6 +12,7 @@ use localrec::native::{NativeBackend, read_input, read_model_dir};
 use localrec::scorer::metrics::MetricSums;
 use localrec::scorer::model::Blend;
 use localrec::scorer::sparse::Csr;
+use localrec::scorer::cold::tune_vae_cold;
 use localrec::scorer::ease;
 use localrec::publish::report::{blend_json, scenario_json, search_json, short_json};
 use localrec::scorer::train::{
@@ -280,7 +281,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let validation = split_users("validation", &candidates)?;
     let test = split_users("test", &candidates)?;
     let train_matrix = matrix(&train_rows, &candidates)?;
-    let (cfg, mut search, reuse) =
+    let (mut cfg, mut search, reuse) =
         tune(&train_matrix, &validation, &candidate_embeddings(&candidates), dims, &base, &opts, &device, &mut lines)?;
     lines.settle();
     eprintln!(
@@ -302,6 +303,19 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     eprintln!("trained on train.csv in {:.1} s", t.elapsed().as_secs_f64());
     let scorer = scorer_for(&trained, &candidate_embeddings(&candidates), dims, &device)?;
     let (hybrid, _) = tune_blend_with(&scorer, &validation, opts.vae_weight)?;
+    let t = Instant::now();
+    search.vae_cold = tune_vae_cold(&trained, &train_matrix, &candidate_embeddings(&candidates), dims, &cfg, &validation, &hybrid, &device)?;
+    if let Some(c) = &search.vae_cold {
+        cfg.vae_cold = c.chosen;
+        let curve: Vec<String> = c.grid.iter().map(|(s, m)| format!("{s}: {:.4}", m.means().0)).collect();
+        eprintln!(
+            "autoencoder weight on cold items chosen on {} simulated cold items in {:.1} s: {} (validation Recall@20 {})",
+            c.items,
+            t.elapsed().as_secs_f64(),
+            c.chosen,
+            curve.join(", ")
+        );
+    }
     let short = tune_short_blend(&scorer, &validation, cfg.als.seed, cfg.short_tolerance)?;
     for (what, (blend, sums)) in [("most accurate", short.most_accurate), ("chosen", short.chosen)] {
         let (sr, sn, _) = sums.means();
