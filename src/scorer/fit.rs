@@ -81,7 +81,9 @@ pub fn train_tuned(
             cfg.vae = None;
             search.vae = None;
         }
-        progress.stage("autoencoder on simulated cold items");
+        if blend.vae != 0.0 {
+            progress.stage("autoencoder on simulated cold items");
+        }
         search.vae_cold = tune_vae_cold(&model, &rest, embeddings, dims, &cfg, &held, &blend, device)?;
         cfg.vae_cold = search.vae_cold.as_ref().map_or(1.0, |c| c.chosen);
         let short = tune_short_blend(&scorer, &held, cfg.als.seed, cfg.short_tolerance)?;
