@@ -257,10 +257,6 @@ pub fn train_reusing(
     let (map_rows, cold) = text_map_items(&counts, cfg);
     let text_map = if map_rows.len() >= 2 {
         let w = map_from_text(&mut factors, &mut bias, record, (embeddings, dims), &map_rows, &cold, cfg.text_reg)?;
-        if let Some(model) = &vae {
-            let decoder = k + 2 * r + model.encoder.hidden..lifts_at;
-            shrink_toward_mean(&mut factors, record, decoder, &map_rows, &cold, cfg.vae_cold);
-        }
         // Ship the user-side columns [q | a]: a typed interest counts as such an item.
         let (targets, user_cols) = (record + 1, k + r);
         let data = (0..=dims).flat_map(|row| w[row * targets..row * targets + user_cols].iter().copied()).collect();
@@ -294,6 +290,9 @@ pub fn train_reusing(
         rating: rating_head,
         ..params
     };
+    if params.text_map.is_some() {
+        shrink_toward_mean(&mut factors, record, params.vae_decoder(), &map_rows, &cold, cfg.vae_cold);
+    }
     Ok(Trained { params, factors, bias, cold_items: cold.len() })
 }
 
@@ -401,7 +400,7 @@ pub(super) fn map_from_text(
 /// (`mean + scale (x - mean)`): among such items, the same as weighing those columns'
 /// term by `scale`; beside other items, an average item's value rather than none.
 fn shrink_toward_mean(factors: &mut [f32], record: usize, columns: std::ops::Range<usize>, fit: &[usize], mapped: &[usize], scale: f32) {
-    if scale == 1.0 || fit.is_empty() {
+    if scale == 1.0 || fit.is_empty() || columns.is_empty() {
         return;
     }
     let mut mean = vec![0.0f64; columns.len()];
