@@ -50,6 +50,9 @@
 #                popularity, collaborative, semantic, item-item, EASE, hybrid, ablation, cold
 #                items, the tuner's choices and validation curve
 #   make eval-baselines  EASE, iALS and popularity in Python (numpy, implicit) on both splits
+#   make eval-resplits  ml-latest-small's eval on the protocol's split and four re-drawn ones
+#                (split.py --seed 1..4), and the hybrid's margins over EASE per split and
+#                over all 500 test users (bench/quality/margins.py)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -72,7 +75,7 @@ FUZZ_TARGETS := shard manifest scorer_params recommend_request model_config weig
 # without it each input runs several times faster. FUZZ_SANITIZER=address turns it on.
 FUZZ_SANITIZER ?= none
 
-.PHONY: demo serve test test-rust test-types test-browser pkg catalog domain-catalogs spark-catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines cli web-model setup-demo setup-test clean
+.PHONY: demo serve test test-rust test-types test-browser pkg catalog domain-catalogs spark-catalog catalog-87k fuzz bench bench-native bench-catalog-native bench-catalog-browser bench-browser bench-scorer-native bench-scorer-browser bench-recommender bench-wasm eval eval-baselines eval-resplits cli web-model setup-demo setup-test clean
 
 # `make demo DEMO=87k` serves the 87k-title catalog (text only) instead of ml-latest-small.
 DEMO_CATALOG = $(if $(filter 87k,$(DEMO)),$(CATALOG_87K),$(CATALOG))
@@ -216,6 +219,20 @@ $(QUALITY_PY):
 	$(QUALITY_PY) -m pip install -q numpy==2.4.6 scipy==1.17.1 implicit==0.7.3 threadpoolctl==3.8.0
 $(MLS_SPLITS)/train.csv: bench/quality/split.py | $(QUALITY_PY)
 	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --out $(MLS_SPLITS)
+
+# A margin measured on 100 test users moves by a few percent with the draw of the users:
+# the same eval on re-drawn splits of ml-latest-small (seeds 1-4 beside the protocol's).
+RESPLIT_SEEDS := 1 2 3 4
+$(MLS_SPLITS)-seed%/train.csv: bench/quality/split.py | $(QUALITY_PY)
+	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --seed $* --out $(MLS_SPLITS)-seed$*
+eval-resplits: cli $(MLS_SPLITS)/train.csv $(foreach s,$(RESPLIT_SEEDS),$(MLS_SPLITS)-seed$(s)/train.csv)
+	./scripts/fetch-model.sh
+	@mkdir -p bench-results
+	$(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS) --model $(MODEL) --json > bench-results/eval-ml-latest-small.json
+	for s in $(RESPLIT_SEEDS); do \
+	  $(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS)-seed$$s --model $(MODEL) --json > bench-results/eval-ml-latest-small-seed$$s.json || exit 1; \
+	done
+	python3 bench/quality/margins.py bench-results/eval-ml-latest-small.json $(foreach s,$(RESPLIT_SEEDS),bench-results/eval-ml-latest-small-seed$(s).json)
 
 # The Python reference baselines (EASE, iALS, popularity) on both splits.
 eval-baselines: $(MLS_SPLITS)/train.csv | $(QUALITY_PY)

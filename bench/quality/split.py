@@ -8,7 +8,8 @@ The procedure is PROTOCOL.md's, step for step (binarize at rating >= 4, keep use
 continuing the same generator, the cold items from a second generator). Only the number
 of validation and test users is a parameter: ML-1M's 600 + 600 of 6,034 users would
 leave nothing to train on in a 610-user log. Run on ML-1M with `--users 600` it
-reproduces the shared split files byte for byte (`--check DIR` compares).
+reproduces the shared split files byte for byte (`--check DIR` compares). `--seed`
+replaces the partition's seed, for other draws of the same log (`make eval-resplits`).
 
     python bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz \
         --users 100 --out target/ml-latest-small-splits
@@ -56,13 +57,13 @@ def write_csv(path, rows):
             f.write(f"{u},{i}\n")
 
 
-def split(positives, users_each):
+def split(positives, users_each, seed=SPLIT_SEED):
     by_user = {}
     for u, i in positives:
         by_user.setdefault(u, []).append(i)
     kept = sorted(u for u, items in by_user.items() if len(items) >= 5)
     kept_pos = {(u, i) for u in kept for i in by_user[u]}
-    rng = np.random.default_rng(SPLIT_SEED)
+    rng = np.random.default_rng(seed)
     perm = rng.permutation(np.array(kept))
     validation = sorted(int(u) for u in perm[:users_each])
     test = sorted(int(u) for u in perm[users_each : 2 * users_each])
@@ -113,7 +114,7 @@ def split(positives, users_each):
         "test_users": len(test) - dropped["test"],
         "cold_items": len(cold),
         "cold_test_users": len(both),
-        "seeds": {"split": SPLIT_SEED, "cold": COLD_SEED},
+        "seeds": {"split": seed, "cold": COLD_SEED},
     }
     for name in ("validation_foldin", "validation_holdout", "test_foldin", "test_holdout",
                  "cold_train", "cold_test_foldin", "cold_test_holdout"):
@@ -126,9 +127,13 @@ def main():
     ap.add_argument("--ratings", required=True)
     ap.add_argument("--users", type=int, required=True, help="validation users, and as many test users")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=SPLIT_SEED,
+                    help="the user partition's and fold-in draw's seed (default the protocol's); "
+                         "other seeds give re-drawn splits of the same log, to see how much a "
+                         "margin measured on a few users moves")
     ap.add_argument("--check", help="a folder of split files this split must equal")
     args = ap.parse_args()
-    out, cold, stats = split(read_positives(args.ratings), args.users)
+    out, cold, stats = split(read_positives(args.ratings), args.users, args.seed)
     os.makedirs(args.out, exist_ok=True)
     for name, rows in out.items():
         write_csv(os.path.join(args.out, f"{name}.csv"), rows)
