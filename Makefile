@@ -207,30 +207,33 @@ bench-scorer-native: cli
 ML1M ?= ../shared/datasets/ml-1m
 MLS_SPLITS ?= .cache/splits/ml-latest-small
 QUALITY_PY := .cache/venv-quality/bin/python
+# ml-latest-small's eval on a split folder, and its split (PROTOCOL.md's procedure, 100 + 100 users).
+EVAL_MLS = $(BIN) eval --items data/ml-latest-small/movies.csv --model $(MODEL) --json --splits
+SPLIT_MLS = $(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100
 eval: cli $(MLS_SPLITS)/train.csv
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
 	$(BIN) eval --items $(ML1M)/movies.dat --splits $(ML1M)/splits --model $(MODEL) --json | tee bench-results/eval-ml1m.json
-	$(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS) --model $(MODEL) --json | tee bench-results/eval-ml-latest-small.json
+	$(EVAL_MLS) $(MLS_SPLITS) | tee bench-results/eval-ml-latest-small.json
 
 # ml-latest-small split with PROTOCOL.md's procedure and seeds (100 validation, 100 test users).
 $(QUALITY_PY):
 	python3 -m venv .cache/venv-quality
 	$(QUALITY_PY) -m pip install -q numpy==2.4.6 scipy==1.17.1 implicit==0.7.3 threadpoolctl==3.8.0
 $(MLS_SPLITS)/train.csv: bench/quality/split.py | $(QUALITY_PY)
-	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --out $(MLS_SPLITS)
+	$(SPLIT_MLS) --out $(MLS_SPLITS)
 
 # A margin measured on 100 test users moves by a few percent with the draw of the users:
 # the same eval on re-drawn splits of ml-latest-small (seeds 1-4 beside the protocol's).
 RESPLIT_SEEDS := 1 2 3 4
 $(MLS_SPLITS)-seed%/train.csv: bench/quality/split.py | $(QUALITY_PY)
-	$(QUALITY_PY) bench/quality/split.py --ratings data/ml-latest-small/ratings.csv.gz --users 100 --seed $* --out $(MLS_SPLITS)-seed$*
+	$(SPLIT_MLS) --seed $* --out $(MLS_SPLITS)-seed$*
 eval-resplits: cli $(MLS_SPLITS)/train.csv $(foreach s,$(RESPLIT_SEEDS),$(MLS_SPLITS)-seed$(s)/train.csv)
 	./scripts/fetch-model.sh
 	@mkdir -p bench-results
-	$(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS) --model $(MODEL) --json > bench-results/eval-ml-latest-small.json
+	$(EVAL_MLS) $(MLS_SPLITS) > bench-results/eval-ml-latest-small.json
 	for s in $(RESPLIT_SEEDS); do \
-	  $(BIN) eval --items data/ml-latest-small/movies.csv --splits $(MLS_SPLITS)-seed$$s --model $(MODEL) --json > bench-results/eval-ml-latest-small-seed$$s.json || exit 1; \
+	  $(EVAL_MLS) $(MLS_SPLITS)-seed$$s > bench-results/eval-ml-latest-small-seed$$s.json || exit 1; \
 	done
 	python3 bench/quality/margins.py bench-results/eval-ml-latest-small.json $(foreach s,$(RESPLIT_SEEDS),bench-results/eval-ml-latest-small-seed$(s).json)
 
